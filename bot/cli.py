@@ -1,0 +1,200 @@
+"""The `findimage` command line: index, search, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, FindImageError
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("findimage")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="findimage",
+        description="Search a shared image library by text or by example picture.",
+        epilog="Settings come from FINDIMAGE_* environment variables or a .env file; "
+        "see the README for the full list.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more details (-vv for debug)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    index = commands.add_parser(
+        "index",
+        help="index the image store (incremental)",
+        description="Bring the index in line with the image store: embed new and changed "
+        "pictures, drop the ones that are gone. Unchanged pictures are not embedded again.",
+    )
+    index.add_argument(
+        "path", nargs="?", type=Path, help="the image store root (default: FINDIMAGE_STORE)"
+    )
+    index.add_argument("--dry-run", action="store_true", help="only say what would change")
+    index.add_argument("--json", action="store_true", help="print a JSON report, no progress bar")
+    index.set_defaults(handler=_index)
+
+    search = commands.add_parser(
+        "search",
+        help="search by text, by a picture, or like an indexed picture",
+        description="Find the pictures closest to a description, a picture file, "
+        "or an already indexed picture.",
+    )
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("text", nargs="?", help="what to look for, in any language")
+    query.add_argument("--image", type=Path, metavar="FILE", help="find pictures like this file")
+    query.add_argument("--like", metavar="ID", help="find pictures like this indexed picture")
+    search.add_argument(
+        "-k", type=int, metavar="N", help="how many results (default: FINDIMAGE_TOP_K)"
+    )
+    search.add_argument("--in", dest="folder", metavar="FOLDER", help="only this folder and below")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=_search)
+
+    status = commands.add_parser(
+        "status", help="show the index and its models", description="Show what the index holds."
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        settings = load_settings()
+        return args.handler(args, settings)
+    except FindImageError as exc:
+        print(f"findimage: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("findimage: interrupted; run the same command again to carry on.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        log.debug("unexpected failure", exc_info=True)
+        print(
+            f"findimage: unexpected {type(exc).__name__}: {exc}. Run again with -v for details.",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            log.error("details", exc_info=True)
+        return EXIT_FAILURE
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.factory import build_indexer, build_store
+    from bot.presenters import report_dict
+
+    if args.path is not None:
+        settings = settings.model_copy(update={"store": args.path})
+    root = settings.require_store()
+    store = build_store(settings)
+    try:
+        report = build_indexer(settings, store).run(
+            root, dry_run=args.dry_run, progress=not args.json
+        )
+    finally:
+        store.close()
+    if args.json:
+        _print_json(report_dict(report))
+    elif report.dry_run:
+        print(f"Would embed up to {len(report.to_index)} pictures, remove {len(report.to_delete)}.")
+        for path in report.to_index:
+            print(f"  + {path}")
+        for path in report.to_delete:
+            print(f"  - {path}")
+    else:
+        print(
+            f"Indexed {report.indexed}, unchanged {report.unchanged}, "
+            f"removed {report.deleted}, skipped {len(report.skipped)}."
+        )
+        for skipped in report.skipped:
+            print(f"  skipped {skipped.path}: {skipped.reason}")
+    return EXIT_OK
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.factory import build_search_service
+    from bot.presenters import results_dict
+    from bot.search import SearchQuery
+
+    k = args.k if args.k is not None else settings.top_k
+    if k < 1:
+        raise ConfigError("-k must be at least 1.")
+    query = SearchQuery(k=k, folder=args.folder)
+    service = build_search_service(settings)
+    try:
+        if args.image is not None:
+            hits = service.by_image(_read_query_image(args.image), query)
+        elif args.like is not None:
+            hits = service.like(args.like, query)
+        else:
+            hits = service.by_text(args.text, query)
+    finally:
+        service.store.close()
+    if args.json:
+        _print_json(results_dict(hits))
+    elif not hits:
+        print("No pictures found.")
+    else:
+        for hit in hits:
+            print(f"{hit.score:.4f}  {hit.document.path}  ({hit.document.id})")
+    return EXIT_OK
+
+
+def _read_query_image(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.factory import build_store
+    from bot.presenters import status_dict
+
+    store = build_store(settings)
+    try:
+        data = status_dict(store.status())
+    finally:
+        store.close()
+    if args.json:
+        _print_json(data)
+    else:
+        for key, value in data.items():
+            print(f"{key.replace('_', ' ')}: {value if value is not None else '-'}")
+    return EXIT_OK
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbosity < 2:
+        # The model libraries chat on stderr (weights progress, advice); keep the user's view clean.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        for name in ("sentence_transformers", "transformers", "huggingface_hub", "urllib3"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

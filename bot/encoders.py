@@ -1,0 +1,139 @@
+"""CLIP encoders on sentence-transformers: pictures and text into one vector space."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+
+from bot.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from PIL import Image
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+HUB_PROBE_TIMEOUT_SECONDS = 5.0
+
+
+class TextEncoder(Protocol):
+    model_name: str
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class ImageEncoder(Protocol):
+    model_name: str
+
+    @property
+    def dims(self) -> int: ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+class ClipEncoder:
+    """One sentence-transformers model, loaded once on first use, thread-safe.
+
+    Returns L2-normalized float32 rows. `setting` names the environment variable that
+    points at this model, for the message shown when it cannot be loaded.
+    """
+
+    def __init__(self, model_name: str, setting: str, device: str = "auto", batch_size: int = 32):
+        self.model_name = model_name
+        self._setting = setting
+        self._device = None if device == "auto" else device
+        self._batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dims(self) -> int:
+        dims = self._load().get_embedding_dimension()
+        if dims is None:
+            dims = self.encode_texts(["dimension probe"]).shape[1]
+        return int(dims)
+
+    def load(self) -> None:
+        """Load the model now rather than on the first request."""
+        self._load()
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(list(texts))
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self._encode(list(images))
+
+    def _encode(self, inputs: list) -> np.ndarray:
+        model = self._load()
+        with self._lock:
+            vectors = model.encode(
+                inputs,
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def _load(self) -> SentenceTransformer:
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                self._model = _load_model(self.model_name, self._setting, self._device)
+        return self._model
+
+
+def _load_model(name: str, setting: str, device: str | None) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    is_local = Path(name).expanduser().exists()
+    try:
+        if is_local:
+            return SentenceTransformer(str(Path(name).expanduser()), device=device)
+        try:
+            return SentenceTransformer(name, device=device, local_files_only=True)
+        except OSError:
+            log.info("model %s is not cached; downloading it", name)
+        _require_hub(name, setting)
+        return SentenceTransformer(name, device=device)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        log.exception("loading model %s failed", name)
+        raise ModelLoadError(
+            f"Could not load the model '{name}': {_first_line(exc)}. "
+            f"Set {setting} to a folder holding a local copy of it."
+        ) from exc
+
+
+def _require_hub(name: str, setting: str) -> None:
+    """Fail in seconds, not minutes of retries, when the model hub cannot be reached."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        raise ModelLoadError(
+            f"Could not load the model '{name}': it is not cached and HF_HUB_OFFLINE is set. "
+            f"Set {setting} to a folder holding a local copy of it."
+        )
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        raise ModelLoadError(
+            f"Could not load the model '{name}': it is not cached and {host} cannot be reached "
+            f"({exc.strerror or exc}). Set {setting} to a folder holding a local copy of it."
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].rstrip(".") if text else type(exc).__name__

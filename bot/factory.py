@@ -1,0 +1,59 @@
+"""Builds the store, the encoders and the search service from the settings."""
+
+from __future__ import annotations
+
+from bot.documents import ModelInfo
+from bot.encoders import ClipEncoder
+from bot.search import SearchService
+from bot.settings import Settings
+from bot.stores.base import VectorStore
+from indexer.indexer import Indexer
+
+
+def build_store(settings: Settings) -> VectorStore:
+    if settings.backend == "elasticsearch":
+        from bot.stores.elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore.from_settings(settings)
+    from bot.stores.embedded import EmbeddedStore
+
+    return EmbeddedStore(settings.data_dir)
+
+
+def build_encoders(settings: Settings) -> tuple[ClipEncoder, ClipEncoder]:
+    """The image and the text encoder; one shared model when both settings name the same one."""
+    image = ClipEncoder(
+        settings.image_model, "FINDIMAGE_IMAGE_MODEL", settings.device, settings.batch_size
+    )
+    if settings.text_model == settings.image_model:
+        return image, image
+    text = ClipEncoder(
+        settings.text_model, "FINDIMAGE_TEXT_MODEL", settings.device, settings.batch_size
+    )
+    return image, text
+
+
+def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
+    image_encoder, text_encoder = build_encoders(settings)
+    return SearchService(
+        store=store or build_store(settings),
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        max_file_bytes=settings.max_file_bytes,
+    )
+
+
+def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
+    image_encoder, text_encoder = build_encoders(settings)
+    return Indexer(
+        store=store,
+        image_encoder=image_encoder,
+        models=lambda: ModelInfo(
+            image_model=image_encoder.model_name,
+            text_model=text_encoder.model_name,
+            dims=image_encoder.dims,
+        ),
+        batch_size=settings.batch_size,
+        decode_workers=settings.decode_workers,
+        max_file_bytes=settings.max_file_bytes,
+    )

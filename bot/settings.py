@@ -1,0 +1,108 @@
+"""Every setting findimage reads: FINDIMAGE_* environment variables and an optional .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
+DEFAULT_TEXT_MODEL = "sentence-transformers/clip-ViT-B-32-multilingual-v1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FINDIMAGE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # The library and its index.
+    store: Path | None = None
+    backend: Literal["embedded", "elasticsearch"] = "embedded"
+    data_dir: Path = Path(".findimage")
+
+    # Models and inference.
+    image_model: str = DEFAULT_IMAGE_MODEL
+    text_model: str = DEFAULT_TEXT_MODEL
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    decode_workers: int = Field(default=4, ge=1, le=64)
+
+    # Search.
+    top_k: int = Field(default=5, ge=1, le=100)
+    max_file_mb: float = Field(default=50, gt=0)
+    min_score: float = Field(default=0.0, ge=0, le=1)
+    duplicate_score: float = Field(default=0.97, ge=0, le=1)
+
+    # Elasticsearch.
+    es_url: str | None = None
+    es_cloud_id: str | None = None
+    es_api_key: SecretStr | None = None
+    es_user: str | None = None
+    es_password: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_verify_certs: bool = True
+    es_index: str = "findimage-images"
+    es_timeout: float = Field(default=10.0, gt=0)
+    es_text_model_id: str | None = None
+    text_vectors: Literal["query_vector_builder", "infer"] = "query_vector_builder"
+    es_num_candidates_factor: int = Field(default=10, ge=1, le=100)
+    es_index_type: Literal["hnsw", "int8_hnsw", "bbq_hnsw"] = "hnsw"
+    es_hnsw_m: int = Field(default=16, ge=2, le=512)
+    es_hnsw_ef_construction: int = Field(default=100, ge=2, le=3200)
+
+    # Slack, under the names Slack itself uses.
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret"),
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    port: int = Field(default=3000, ge=1, le=65535)
+    public_base_url: str | None = None
+    preview_secret: SecretStr | None = None
+    preview_ttl_seconds: int = Field(default=3600, ge=60)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    def require_store(self) -> Path:
+        if self.store is None:
+            raise ConfigError(
+                "No image store is set: pass a folder or set FINDIMAGE_STORE to the library's root."
+            )
+        if not self.store.is_dir():
+            raise ConfigError(
+                f"The image store {self.store} is not a folder: check FINDIMAGE_STORE."
+            )
+        return self.store
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a bad value into one plain ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"Invalid settings: {problems}.") from None
+
+
+def _env_name(location: tuple[int | str, ...]) -> str:
+    field = str(location[0]) if location else "?"
+    if field.startswith("SLACK_"):
+        return field
+    return f"FINDIMAGE_{field.upper()}"

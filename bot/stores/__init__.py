@@ -1,0 +1,1 @@
+"""Vector stores: one interface, an embedded and an Elasticsearch implementation."""

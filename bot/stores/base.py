@@ -1,0 +1,86 @@
+"""The interface every vector store implements, and the checks they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from bot.documents import Fingerprint, ImageDocument, ModelInfo, SearchHit, StoreStatus
+from bot.errors import ModelMismatchError
+
+
+class VectorStore(ABC):
+    """Documents with one L2-normalized float32 vector each, searchable by cosine kNN.
+
+    Implementations are safe to use from one writer and many readers at once, and a
+    search always sees what was committed before it started.
+    """
+
+    @abstractmethod
+    def models(self) -> ModelInfo | None:
+        """The models recorded for this index, or None if nothing was ever written."""
+
+    @abstractmethod
+    def record_models(self, models: ModelInfo) -> None:
+        """Record the models on an index that has none; refuse different ones."""
+
+    @abstractmethod
+    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> None:
+        """Insert or replace documents with their vectors, all in one batch."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents; unknown ids are ignored."""
+
+    @abstractmethod
+    def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
+        """The k documents closest to `vector`, best first.
+
+        `folder` keeps only documents in that folder or below it ("a/b" matches "a/b" and
+        "a/b/c", never "a/bc").
+        """
+
+    @abstractmethod
+    def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
+        """One document and its stored vector, or None."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many documents the index holds."""
+
+    @abstractmethod
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        """Every id in the index with what tells whether its file changed."""
+
+    @abstractmethod
+    def status(self) -> StoreStatus:
+        """What `findimage status` and the Slack home tab show."""
+
+    def close(self) -> None:  # noqa: B027 - stores without resources need nothing here
+        """Release connections and files."""
+
+
+def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
+    """Refuse to mix vectors of two different models in one index."""
+    if recorded is None or recorded == configured:
+        return
+    raise ModelMismatchError(
+        "The index was built with image model "
+        f"'{recorded.image_model}' and text model '{recorded.text_model}' ({recorded.dims} dims), "
+        f"but the settings name '{configured.image_model}' and '{configured.text_model}' "
+        f"({configured.dims} dims). Set FINDIMAGE_IMAGE_MODEL and FINDIMAGE_TEXT_MODEL back, "
+        "or rebuild the index with the new models."
+    )
+
+
+def folder_matches(folder: str, wanted: str) -> bool:
+    """True when `folder` is `wanted` or lies below it."""
+    wanted = wanted.strip("/")
+    return not wanted or folder == wanted or folder.startswith(wanted + "/")
+
+
+def cosine_score(cosine: float) -> float:
+    """Elasticsearch's cosine _score: (1 + cos) / 2, in [0, 1]."""
+    return float((1.0 + cosine) / 2.0)

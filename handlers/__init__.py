@@ -1,0 +1,1 @@
+"""Slack listeners, one module per Slack surface, each with register(app)."""

@@ -1,0 +1,202 @@
+"""Brings the index in line with the image store: new and changed pictures in, gone ones out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from tqdm import tqdm
+
+from bot.documents import Fingerprint, ImageDocument, ModelInfo, document_id
+from bot.encoders import ImageEncoder
+from bot.stores.base import VectorStore
+from indexer.pipeline import (
+    Copied,
+    Decoded,
+    Failed,
+    FilePreparer,
+    Prepared,
+    Unchanged,
+    prepare_in_threads,
+)
+from indexer.walk import StoreFile, WalkSkip, walk_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    dry_run: bool = False
+    to_index: list[str] = field(default_factory=list)
+    to_delete: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """What a run has to look at: files whose size or mtime moved, and ids whose file is gone."""
+
+    candidates: list[StoreFile]
+    unchanged: int
+    gone: dict[str, Fingerprint]
+    walk_skips: list[WalkSkip]
+
+
+class Indexer:
+    def __init__(
+        self,
+        store: VectorStore,
+        image_encoder: ImageEncoder,
+        models: Callable[[], ModelInfo],
+        batch_size: int,
+        decode_workers: int,
+        max_file_bytes: int,
+    ):
+        self._store = store
+        self._encoder = image_encoder
+        self._models = models
+        self._batch_size = batch_size
+        self._workers = decode_workers
+        self._max_file_bytes = max_file_bytes
+
+    def plan(self, root: Path) -> IndexPlan:
+        indexed = self._store.fingerprints()
+        candidates: list[StoreFile] = []
+        skips: list[WalkSkip] = []
+        seen: set[str] = set()
+        unchanged = 0
+        for entry in walk_store(root):
+            if isinstance(entry, WalkSkip):
+                skips.append(entry)
+                continue
+            doc_id = document_id(entry.relative_path)
+            seen.add(doc_id)
+            known = indexed.get(doc_id)
+            if known and known.size == entry.size and known.mtime == entry.mtime:
+                unchanged += 1
+            else:
+                candidates.append(entry)
+        gone = {doc_id: fp for doc_id, fp in indexed.items() if doc_id not in seen}
+        return IndexPlan(candidates, unchanged, gone, skips)
+
+    def run(self, root: Path, dry_run: bool = False, progress: bool = True) -> IndexReport:
+        plan = self.plan(root)
+        report = IndexReport(
+            unchanged=plan.unchanged,
+            skipped=[Skipped(skip.relative_path, skip.reason) for skip in plan.walk_skips],
+            dry_run=dry_run,
+        )
+        if dry_run:
+            report.to_index = [file.relative_path for file in plan.candidates]
+            report.to_delete = sorted(fp.path for fp in plan.gone.values())
+            return report
+        self._store.record_models(self._models())
+        indexed = self._store.fingerprints()
+        preparer = FilePreparer(indexed, document_id, self._max_file_bytes)
+        lookahead = self._batch_size * 2 + self._workers
+        batch: list[Prepared] = []
+        with tqdm(
+            total=len(plan.candidates),
+            unit="img",
+            desc="Indexing",
+            disable=True if not progress else None,
+        ) as bar:
+            for prepared in prepare_in_threads(plan.candidates, preparer, self._workers, lookahead):
+                batch.append(prepared)
+                if len(batch) >= self._batch_size:
+                    self._write(batch, report)
+                    bar.update(len(batch))
+                    batch = []
+            self._write(batch, report)
+            bar.update(len(batch))
+        # Deletions come last, so a renamed picture could still borrow its old vector above.
+        self._store.delete(list(plan.gone))
+        report.deleted = len(plan.gone)
+        return report
+
+    def _write(self, batch: Sequence[Prepared], report: IndexReport) -> None:
+        now = datetime.now(UTC)
+        items: list[tuple[ImageDocument, np.ndarray]] = []
+        for prepared in batch:
+            match prepared:
+                case Failed(file, reason):
+                    log.info("skipped %s: %s", file.relative_path, reason)
+                    report.skipped.append(Skipped(file.relative_path, reason))
+                case Unchanged(file, _, doc_id) | Copied(file, _, doc_id):
+                    found = self._store.get(doc_id)
+                    if found is None:
+                        report.skipped.append(Skipped(file.relative_path, "vanished from index"))
+                        continue
+                    items.append((_moved(found[0], file, now), found[1]))
+                    if isinstance(prepared, Unchanged):
+                        report.unchanged += 1
+                    else:
+                        report.indexed += 1
+        decoded = [p for p in batch if isinstance(p, Decoded)]
+        for prepared, vector in self._encode(decoded, report):
+            items.append((_new_document(prepared, now), vector))
+            report.indexed += 1
+        self._store.upsert(items)
+
+    def _encode(
+        self, decoded: list[Decoded], report: IndexReport
+    ) -> list[tuple[Decoded, np.ndarray]]:
+        if not decoded:
+            return []
+        try:
+            vectors = self._encoder.encode_images([p.image.image for p in decoded])
+            return list(zip(decoded, vectors, strict=True))
+        except (ValueError, RuntimeError, OSError):
+            log.exception("a batch failed to encode; retrying its pictures one by one")
+        encoded = []
+        for prepared in decoded:
+            try:
+                encoded.append((prepared, self._encoder.encode_images([prepared.image.image])[0]))
+            except (ValueError, RuntimeError, OSError) as exc:
+                reason = f"the model could not encode it ({exc})"
+                report.skipped.append(Skipped(prepared.file.relative_path, reason))
+        return encoded
+
+
+def _new_document(prepared: Decoded, now: datetime) -> ImageDocument:
+    image = prepared.image
+    return ImageDocument(
+        **_location(prepared.file),
+        sha256=prepared.sha256,
+        width=image.width,
+        height=image.height,
+        taken_at=image.taken_at,
+        gps=image.gps,
+        indexed_at=now,
+    )
+
+
+def _moved(source: ImageDocument, file: StoreFile, now: datetime) -> ImageDocument:
+    """The same picture's metadata under the file's own path, size and mtime."""
+    return replace(source, **_location(file), indexed_at=now)
+
+
+def _location(file: StoreFile) -> dict:
+    path = PurePosixPath(file.relative_path)
+    parent = path.parent.as_posix()
+    return {
+        "id": document_id(file.relative_path),
+        "path": file.relative_path,
+        "name": path.name,
+        "folder": "" if parent == "." else parent,
+        "size": file.size,
+        "mtime": file.mtime,
+    }

@@ -1,0 +1,107 @@
+"""Reading, hashing and decoding pictures in worker threads, ahead of the encoder.
+
+Results come back in input order with at most `lookahead` files in flight, so memory
+stays bounded by a few batches however large the store is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from bot.documents import Fingerprint
+from bot.errors import ImageError
+from bot.images import DecodedImage, check_size, decode_image
+from indexer.walk import StoreFile
+
+
+@dataclass
+class Unchanged:
+    """Same bytes as the indexed copy: keep its vector, refresh its size and mtime."""
+
+    file: StoreFile
+    sha256: str
+    doc_id: str
+
+
+@dataclass
+class Copied:
+    """Same bytes as another indexed picture (a rename or a copy): reuse that vector."""
+
+    file: StoreFile
+    sha256: str
+    source_id: str
+
+
+@dataclass
+class Decoded:
+    """New or changed: needs the encoder."""
+
+    file: StoreFile
+    sha256: str
+    image: DecodedImage
+
+
+@dataclass
+class Failed:
+    file: StoreFile
+    reason: str
+
+
+Prepared = Unchanged | Copied | Decoded | Failed
+
+
+class FilePreparer:
+    """Turns a store file into what the indexer does with it, without touching the model."""
+
+    def __init__(
+        self,
+        indexed: dict[str, Fingerprint],
+        id_of: Callable[[str], str],
+        max_file_bytes: int,
+    ):
+        self._indexed = indexed
+        self._id_of = id_of
+        self._max_file_bytes = max_file_bytes
+        self._id_by_sha = {fp.sha256: doc_id for doc_id, fp in indexed.items()}
+
+    def __call__(self, file: StoreFile) -> Prepared:
+        try:
+            check_size(file.size, self._max_file_bytes)
+            data = file.absolute_path.read_bytes()
+        except ImageError as exc:
+            return Failed(file, str(exc))
+        except OSError as exc:
+            return Failed(file, f"cannot be read ({exc.strerror or exc})")
+        sha256 = hashlib.sha256(data).hexdigest()
+        doc_id = self._id_of(file.relative_path)
+        known = self._indexed.get(doc_id)
+        if known is not None and known.sha256 == sha256:
+            return Unchanged(file, sha256, doc_id)
+        source_id = self._id_by_sha.get(sha256)
+        if source_id is not None:
+            return Copied(file, sha256, source_id)
+        try:
+            return Decoded(file, sha256, decode_image(data, self._max_file_bytes))
+        except ImageError as exc:
+            return Failed(file, str(exc))
+
+
+def prepare_in_threads(
+    files: Iterable[StoreFile],
+    prepare: Callable[[StoreFile], Prepared],
+    workers: int,
+    lookahead: int,
+) -> Iterator[Prepared]:
+    """Apply `prepare` to each file on `workers` threads, yielding results in input order."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque[Future[Prepared]] = deque()
+        for file in files:
+            pending.append(pool.submit(prepare, file))
+            if len(pending) >= lookahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

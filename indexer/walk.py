@@ -1,0 +1,83 @@
+"""Finding the pictures in the image store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.images import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """A picture in the store. `relative_path` uses '/' whatever the platform."""
+
+    root: Path
+    relative_path: str
+    size: int
+    mtime: float
+
+    @property
+    def absolute_path(self) -> Path:
+        return self.root / self.relative_path
+
+
+@dataclass(frozen=True)
+class WalkSkip:
+    relative_path: str
+    reason: str
+
+
+def walk_store(root: Path) -> Iterator[StoreFile | WalkSkip]:
+    """Every picture under `root`, by extension, case-insensitive, in a stable order.
+
+    Hidden files and folders are left out. A symbolic link is followed only when it
+    leads to a place inside the store; one leading outside is reported as skipped.
+    """
+    root = root.resolve()
+    visited: set[Path] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True, onerror=_log_walk_error):
+        here = Path(folder)
+        # A linked folder seen twice (or a link to an ancestor) would index pictures twice or loop.
+        real = here.resolve()
+        if real in visited:
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        subfolders[:] = sorted(
+            name for name in subfolders if not name.startswith(".") and _inside(here / name, root)
+        )
+        for name in sorted(files):
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            if not _inside(path, root):
+                yield WalkSkip(relative, "a symbolic link leading outside the store")
+                continue
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                yield WalkSkip(relative, f"cannot be read ({exc.strerror or exc})")
+                continue
+            yield StoreFile(
+                root=root, relative_path=relative, size=stat.st_size, mtime=stat.st_mtime
+            )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    if not path.is_symlink():
+        return True
+    try:
+        return path.resolve().is_relative_to(root)
+    except OSError:
+        return False
+
+
+def _log_walk_error(error: OSError) -> None:
+    log.warning("cannot list %s: %s", error.filename, error.strerror)
