@@ -21,9 +21,34 @@ from transformers import (
 )
 
 WORDS = (
-    "a an the of photo picture image red green blue yellow black white orange purple "
-    "circle square triangle stripes cross dot ring mountain snow beach cat dog"
-).split()
+    "a",
+    "an",
+    "the",
+    "of",
+    "photo",
+    "picture",
+    "image",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "black",
+    "white",
+    "orange",
+    "purple",
+    "circle",
+    "square",
+    "triangle",
+    "stripes",
+    "cross",
+    "dot",
+    "ring",
+    "mountain",
+    "snow",
+    "beach",
+    "cat",
+    "dog",
+)
 EMBED_DIMS = 16
 IMAGE_SIZE = 32
 

@@ -1,0 +1,44 @@
+"""Fixtures shared by every test: a tiny CLIP model and a clean findimage environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, load_settings
+from tests.support.tiny_clip import save_tiny_clip
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight CLIP folder that sentence-transformers loads for both pictures and text."""
+    return save_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
+
+
+@pytest.fixture
+def findimage_env(
+    tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """FINDIMAGE_* set for the tiny model and a fresh data dir; nothing leaks in from the host."""
+    for name in list(os.environ):
+        if name.startswith(("FINDIMAGE_", "SLACK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    values = {
+        "FINDIMAGE_IMAGE_MODEL": str(tiny_clip),
+        "FINDIMAGE_TEXT_MODEL": str(tiny_clip),
+        "FINDIMAGE_DATA_DIR": str(tmp_path / "data"),
+        "FINDIMAGE_DEVICE": "cpu",
+        "FINDIMAGE_BATCH_SIZE": "8",
+        "HF_HUB_OFFLINE": "1",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def settings(findimage_env: dict[str, str]) -> Settings:
+    return load_settings()

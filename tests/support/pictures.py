@@ -1,0 +1,90 @@
+"""Pictures drawn with Pillow for the tests: colored shapes, modes, EXIF, and broken files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 60),
+    "blue": (40, 70, 220),
+    "yellow": (240, 220, 40),
+    "black": (15, 15, 15),
+    "white": (245, 245, 245),
+    "orange": (250, 140, 20),
+    "purple": (140, 40, 180),
+}
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw_shape(
+    color: str,
+    shape: str,
+    size: tuple[int, int] = (96, 96),
+    background: tuple[int, int, int] = (128, 128, 128),
+    offset: int = 0,
+) -> Image.Image:
+    """A `color` `shape` on a plain background; `offset` shifts it to vary similar pictures."""
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    margin = min(width, height) // 6
+    box = (margin + offset, margin + offset, width - margin + offset, height - margin + offset)
+    fill = COLORS[color]
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon(
+            [(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=fill
+        )
+    return image
+
+
+def gradient(size: tuple[int, int] = (120, 80), seed: int = 0) -> Image.Image:
+    width, height = size
+    image = Image.new("RGB", size)
+    image.putdata(
+        [
+            (
+                (x * 255 // width + seed * 37) % 256,
+                (y * 255 // height + seed * 91) % 256,
+                seed * 53 % 256,
+            )
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
+    return image
+
+
+def save(image: Image.Image, path: Path, **params: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **params)
+    return path
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def make_library(root: Path, count: int) -> list[Path]:
+    """`count` distinct pictures spread over a few folders, as JPEG and PNG."""
+    paths = []
+    for index in range(count):
+        color = list(COLORS)[index % len(COLORS)]
+        shape = SHAPES[(index // len(COLORS)) % len(SHAPES)]
+        folder = ["", "trips", "trips/2024", "marketing"][index % 4]
+        picture = draw_shape(
+            color, shape, size=(64 + index % 50, 64 + index % 30), offset=index % 7
+        )
+        picture.paste(gradient((16, 16), seed=index), (0, 0))
+        suffix = ".jpg" if index % 2 else ".png"
+        paths.append(save(picture, root / folder / f"{color}-{shape}-{index:04d}{suffix}"))
+    return paths
