@@ -9,12 +9,19 @@ import pytest
 
 from bot.settings import Settings, load_settings
 from tests.support.tiny_clip import save_tiny_clip
+from tests.support.trained_clip import train_tiny_clip
 
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight CLIP folder that sentence-transformers loads for both pictures and text."""
     return save_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CLIP trained to rank "a red circle" onto red circles; about 10 s, once a session."""
+    return train_tiny_clip(tmp_path_factory.mktemp("models") / "trained-clip")
 
 
 @pytest.fixture
