@@ -75,7 +75,7 @@ class SlackFiles:
     def _check_size(self, name: str, size: int) -> None:
         if size > self._max_bytes:
             limit = self._max_bytes / 1024 / 1024
-            raise ImageError(f"{name} is larger than the {limit:.0f} MB I accept.")
+            raise ImageError(f"{name} is larger than the {limit:g} MB I accept.")
 
 
 def display_name(file: dict[str, Any]) -> str:
