@@ -35,7 +35,9 @@ def test_text_vectors_are_normalized_float32(encoder: ClipEncoder) -> None:
 
 
 def test_image_vectors_are_normalized_and_in_the_text_space(encoder: ClipEncoder) -> None:
-    pictures = [draw_shape(color, "circle") for color in ("red", "blue", "green", "yellow", "black")]
+    pictures = [
+        draw_shape(color, "circle") for color in ("red", "blue", "green", "yellow", "black")
+    ]
     vectors = encoder.encode_images(pictures)
     assert vectors.dtype == np.float32
     assert vectors.shape == (5, EMBED_DIMS)

@@ -86,7 +86,7 @@ def test_animated_gif_gives_its_first_frame() -> None:
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=50)
     decoded = decode_image(buffer.getvalue(), MAX_BYTES)
-    red, green, blue = decoded.image.getpixel((10, 10))
+    red, _, blue = decoded.image.getpixel((10, 10))
     assert red > 200 and blue < 50
 
 

@@ -203,10 +203,7 @@ def test_a_reader_process_searches_while_a_writer_writes(tmp_path: Path) -> None
     rng = np.random.default_rng(0)
     for batch in range(batches):
         writer.upsert(
-            [
-                (_doc(f"f{batch}/{i}.jpg"), _unit(*rng.normal(size=DIMS)))
-                for i in range(per_batch)
-            ]
+            [(_doc(f"f{batch}/{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(per_batch)]
         )
     out, err = reader.communicate(timeout=120)
     writer.close()
