@@ -54,6 +54,7 @@ class FakeSlack:
     files: dict[str, SlackFile] = field(default_factory=dict)
     not_member: set[str] = field(default_factory=set)
     rate_limited_once: set[str] = field(default_factory=set)
+    all_methods: set[str] = field(default_factory=set)
     _condition: threading.Condition = field(default_factory=threading.Condition)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -98,6 +99,8 @@ class FakeSlack:
     def record(self, recorded: Recorded) -> None:
         with self._condition:
             self.requests.append(recorded)
+            if recorded.path.startswith("/api/"):
+                self.all_methods.add(recorded.kind)
             self._condition.notify_all()
 
     def calls(self, kind: str, where: Callable[[Recorded], bool] = lambda r: True) -> list[Recorded]:
@@ -124,9 +127,6 @@ class FakeSlack:
                     raise AssertionError(f"expected {count} {kind} request(s); saw {seen}")
                 self._condition.wait(left)
 
-    def methods_called(self) -> set[str]:
-        with self._condition:
-            return {r.kind for r in self.requests} - {"upload", "response", "download"}
 
 
 class _Handler(BaseHTTPRequestHandler):
