@@ -112,7 +112,7 @@ def create_app(settings: Settings, service: SearchService, client: WebClient | N
             min_score=settings.min_score,
             duplicate_score=settings.duplicate_score,
         ),
-        files=SlackFiles(client, settings.max_file_bytes),
+        files=SlackFiles(client, settings.max_file_bytes, settings.max_file_mb),
         top_k=min(settings.top_k, MAX_RESULTS_PER_MESSAGE),
     )
     commands.register(app, options)

@@ -17,9 +17,10 @@ CHUNK_BYTES = 64 * 1024
 
 
 class SlackFiles:
-    def __init__(self, client: WebClient, max_bytes: int):
+    def __init__(self, client: WebClient, max_bytes: int, max_mb: float):
         self._client = client
         self._max_bytes = max_bytes
+        self._max_mb = max_mb
 
     def describe(self, file: dict[str, Any]) -> dict[str, Any]:
         """The full file object; some events only carry its id and ask us to look it up."""
@@ -74,8 +75,7 @@ class SlackFiles:
 
     def _check_size(self, name: str, size: int) -> None:
         if size > self._max_bytes:
-            limit = self._max_bytes / 1024 / 1024
-            raise ImageError(f"{name} is larger than the {limit:g} MB I accept.")
+            raise ImageError(f"{name} is larger than the {self._max_mb:g} MB I accept.")
 
 
 def display_name(file: dict[str, Any]) -> str:

@@ -109,9 +109,7 @@ BotFactory = Callable[..., Bot]
 
 
 @pytest.fixture(scope="session")
-def start_bot(
-    library: Library, slack_api: FakeSlack, tiny_clip: Path
-) -> Iterator[BotFactory]:
+def start_bot(library: Library, slack_api: FakeSlack, tiny_clip: Path) -> Iterator[BotFactory]:
     """Serve a Bolt app in HTTP mode on 127.0.0.1, as `findimage serve` does.
 
     `previews="url"` signs preview links to the bot's own /images/<id>; "upload" uploads
@@ -120,9 +118,7 @@ def start_bot(
     servers: list[ThreadingWSGIServer] = []
     cache: dict[tuple, Bot] = {}
 
-    def start(
-        previews: str = "url", service: SearchService | None = None, **overrides: Any
-    ) -> Bot:
+    def start(previews: str = "url", service: SearchService | None = None, **overrides: Any) -> Bot:
         key = (previews, id(service), tuple(sorted(overrides.items())))
         if key in cache:
             return cache[key]

@@ -103,7 +103,9 @@ class FakeSlack:
                 self.all_methods.add(recorded.kind)
             self._condition.notify_all()
 
-    def calls(self, kind: str, where: Callable[[Recorded], bool] = lambda r: True) -> list[Recorded]:
+    def calls(
+        self, kind: str, where: Callable[[Recorded], bool] = lambda r: True
+    ) -> list[Recorded]:
         with self._condition:
             return [r for r in self.requests if r.kind == kind and where(r)]
 
@@ -126,7 +128,6 @@ class FakeSlack:
                     seen = [r.kind for r in self.requests]
                     raise AssertionError(f"expected {count} {kind} request(s); saw {seen}")
                 self._condition.wait(left)
-
 
 
 class _Handler(BaseHTTPRequestHandler):
