@@ -12,6 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -20,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
-from bot.errors import ConfigError
+from bot.errors import BackendUnavailableError, ConfigError
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -97,14 +98,6 @@ def create_app(settings: Settings, service: SearchService, client: WebClient | N
             "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."
         )
     client = client or build_web_client(settings)
-    app = App(
-        client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        # Listeners ack first and answer afterwards on Bolt's thread pool, so Slack gets its
-        # acknowledgement within 3 seconds however long the model or the backend takes.
-        process_before_response=False,
-    )
-    app.use(ignore_retries)
     options = BotOptions(
         answers=Answers(
             service,
@@ -115,6 +108,25 @@ def create_app(settings: Settings, service: SearchService, client: WebClient | N
         files=SlackFiles(client, settings.max_file_bytes, settings.max_file_mb),
         top_k=min(settings.top_k, MAX_RESULTS_PER_MESSAGE),
     )
+    try:
+        app = App(
+            client=client,
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            # Listeners ack first and answer afterwards on Bolt's thread pool, so Slack gets
+            # its acknowledgement within 3 seconds however long the model or backend takes.
+            process_before_response=False,
+        )
+    except BoltError as exc:
+        log.error("auth.test failed: %s", exc)
+        raise ConfigError(
+            "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
+        ) from None
+    except OSError as exc:
+        log.error("auth.test could not reach Slack: %s", exc)
+        raise BackendUnavailableError(
+            "Slack cannot be reached: check this machine's network and proxy settings."
+        ) from None
+    app.use(ignore_retries)
     commands.register(app, options)
     actions.register(app, options)
     events.register(app, options)

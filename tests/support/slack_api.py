@@ -33,6 +33,7 @@ class Recorded:
     params: dict[str, Any]
     headers: dict[str, str]
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
