@@ -224,8 +224,8 @@ class PreviewEndpoint:
         self, method: str, path: str, query_string: str
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         text = [("Content-Type", "text/plain; charset=utf-8")]
-        if method not in {"GET", "HEAD"}:
-            return "405 Method Not Allowed", [*text, ("Allow", "GET, HEAD")], b"GET only\n"
+        if method != "GET":
+            return "405 Method Not Allowed", [*text, ("Allow", "GET")], b"GET only\n"
         doc_id = path.removeprefix(PREVIEW_PATH_PREFIX)
         query = parse_qs(query_string)
         expires = query.get("exp", [""])[0]
@@ -247,4 +247,4 @@ class PreviewEndpoint:
             ("Content-Type", "image/jpeg"),
             ("Cache-Control", f"private, max-age={self._cache_seconds}"),
         ]
-        return "200 OK", headers, body if method == "GET" else b""
+        return "200 OK", headers, body

@@ -19,7 +19,9 @@ def register(app: App, options: BotOptions) -> None:
 
     @app.action(re.compile(rf"^{ACTION_LIKE}:\d+$"))
     @app.action(ACTION_MORE)
-    def another_page(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond):
+    def another_page(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
         ack()
         page = Page.from_value(action["value"])
         channel_id = _channel_id(body)
