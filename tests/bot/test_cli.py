@@ -191,3 +191,14 @@ def test_new_picture_is_found_after_an_incremental_run(
     assert _json(capsys, "index", str(library))["indexed"] == 1
     (top,) = _json(capsys, "search", "--image", str(added), "-k", "1")["results"]
     assert top["path"] == "new/p.png"
+
+
+def test_unusable_query_picture_is_one_plain_line(
+    library: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _json(capsys, "index", str(library))
+    bad = tmp_path / "query.jpg"
+    bad.write_bytes(b"GIF89a but not really")
+    code, _, err = _run(capsys, "search", "--image", str(bad))
+    assert code == 1
+    assert err.strip() == "findimage: That picture cannot be used: not a picture Pillow can read."
