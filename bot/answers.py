@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from bot.blocks import Message, Page, escape, results_message, sentence_message, shown_path
-from bot.errors import FindImageError, ImageError
+from bot.errors import FindImageError
 from bot.previews import PreviewSource
 from bot.search import SearchQuery, SearchService
 
@@ -59,10 +59,7 @@ class Answers:
 
     def for_photo(self, data: bytes, name: str, k: int, channel_id: str, thread_ts: str) -> Message:
         """The pictures closest to a posted photo, calling out one that is already indexed."""
-        try:
-            hits = self._service.by_image(data, SearchQuery(k=k))
-        except ImageError as exc:
-            raise ImageError(f"I couldn't use {name}: {exc}.") from exc
+        hits = self._service.by_image(data, SearchQuery(k=k))
         close = [hit for hit in hits if hit.score >= self._min_score]
         if not close:
             return sentence_message(

@@ -139,7 +139,7 @@ def test_an_unreadable_picture_is_one_plain_sentence(photo_bot: Bot, fake_slack:
     photo_bot.sender.event(event)
 
     [answer] = posted_in_thread(fake_slack, event["ts"])
-    assert answer["text"] == "I couldn't use broken.png: not a picture Pillow can read."
+    assert answer["text"] == "That picture cannot be used: not a picture Pillow can read."
 
 
 def test_a_file_announced_by_id_only_is_looked_up_first(
