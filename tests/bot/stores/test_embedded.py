@@ -212,3 +212,25 @@ def test_a_reader_process_searches_while_a_writer_writes(tmp_path: Path) -> None
     assert seen[-1] == batches * per_batch
     assert seen == sorted(seen), "a reader never sees the index shrink while it only grows"
     assert all(n % per_batch == 0 for n in seen), "a reader never sees half a batch"
+
+
+def test_a_long_lived_reader_matches_a_fresh_one_through_random_changes(tmp_path: Path) -> None:
+    writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    rng = np.random.default_rng(7)
+    names = [f"f{i % 3}/p{i}.jpg" for i in range(30)]
+    query = _unit(*rng.normal(size=DIMS))
+    for step in range(60):
+        chosen = rng.choice(names, size=int(rng.integers(1, 6)), replace=False)
+        if rng.random() < 0.4:
+            writer.delete([document_id(name) for name in chosen])
+        else:
+            writer.upsert([(_doc(name), _unit(*rng.normal(size=DIMS))) for name in chosen])
+        fresh = EmbeddedStore(tmp_path)
+        for folder in (None, "f1"):
+            expected = fresh.search(query, 30, folder)
+            seen = reader.search(query, 30, folder)
+            assert [h.document for h in seen] == [h.document for h in expected], step
+            assert [h.score for h in seen] == pytest.approx([h.score for h in expected], abs=1e-6)
+        fresh.close()
+    writer.close()
+    reader.close()
