@@ -202,3 +202,28 @@ def test_unusable_query_picture_is_one_plain_line(
     code, _, err = _run(capsys, "search", "--image", str(bad))
     assert code == 1
     assert err.strip() == "findimage: That picture cannot be used: not a picture Pillow can read."
+
+
+def test_text_search_ranks_the_described_picture_first_in_any_phrasing(
+    tmp_path: Path,
+    findimage_env: dict[str, str],
+    trained_clip: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", str(trained_clip))
+    monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(trained_clip))
+    library = tmp_path / "shapes"
+    for color in ("red", "blue", "yellow"):
+        for shape in ("circle", "square"):
+            save(draw_shape(color, shape), library / color / f"{shape}.png")
+    _json(capsys, "index", str(library))
+    for words, expected in [
+        ("a red circle", "red/circle.png"),
+        ("a photo of a blue square", "blue/square.png"),
+        ("yellow circle", "yellow/circle.png"),
+    ]:
+        results = _json(capsys, "search", words, "-k", "6")["results"]
+        assert results[0]["path"] == expected, words
+    within = _json(capsys, "search", "a red circle", "--in", "blue", "-k", "1")["results"]
+    assert [r["path"] for r in within] == ["blue/circle.png"]
