@@ -25,6 +25,7 @@ from bot.documents import (
     ModelInfo,
     SearchHit,
     StoreStatus,
+    WriteFailure,
 )
 from bot.errors import BackendUnavailableError, ModelMismatchError
 from bot.stores.base import VectorStore, check_models, cosine_score
@@ -102,9 +103,9 @@ class EmbeddedStore(VectorStore):
                     (json.dumps(models.__dict__),),
                 )
 
-    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> None:
+    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
         if not items:
-            return
+            return []
         rows = [_to_row(doc, vector) for doc, vector in items]
         with self._write() as db:
             db.executemany(
@@ -112,12 +113,14 @@ class EmbeddedStore(VectorStore):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        return []
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Sequence[str]) -> list[WriteFailure]:
         if not ids:
-            return
+            return []
         with self._write() as db:
             db.executemany("DELETE FROM images WHERE id = ?", [(doc_id,) for doc_id in ids])
+        return []
 
     def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
         matrix = self._current_matrix()

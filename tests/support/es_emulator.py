@@ -747,6 +747,7 @@ class ElasticsearchEmulator:
                 for doc_id, source in index.searchable.items()
                 if _matches(query, doc_id, source)
             ]
+            scored = _sorted(scored, body.get("sort"))
             total = len(scored)
         source_spec = body.get("_source", _source_spec_from_params(params))
         wanted_fields = [f if isinstance(f, str) else f["field"] for f in body.get("fields", [])]
@@ -1091,6 +1092,23 @@ def _matches(query: Json | list, doc_id: str, source: Json) -> bool:
             and sum(_matches(q, doc_id, source) for q in shoulds) >= minimum
         )
     raise _bad_request(f"unknown query [{kind}]", "parsing_exception")
+
+
+def _sorted(scored: list[tuple[_Index, str, float]], sort: Any) -> list[tuple[_Index, str, float]]:
+    """Sort by field values (missing ones last); `_doc` and `_score` keep the stored order."""
+    for spec in reversed(_as_list(sort)):
+        name, order = (spec, "asc") if isinstance(spec, str) else next(iter(spec.items()))
+        if isinstance(order, dict):
+            order = order.get("order", "asc")
+        if name in {"_doc", "_score"}:
+            continue
+        present = [s for s in scored if _value(s[0].searchable[s[1]], name) is not None]
+        missing = [s for s in scored if _value(s[0].searchable[s[1]], name) is None]
+        present.sort(
+            key=lambda s, n=name: _value(s[0].searchable[s[1]], n), reverse=order == "desc"
+        )
+        scored = present + missing
+    return scored
 
 
 def _source_spec_from_params(params: dict[str, str]) -> Any:
