@@ -28,7 +28,7 @@ from bot.documents import (
     StoreStatus,
     WriteFailure,
 )
-from bot.errors import BackendUnavailableError, IndexEmptyError, ModelMismatchError
+from bot.errors import BackendUnavailableError, ModelMismatchError
 from bot.settings import Settings
 from bot.stores.base import VectorStore, check_models
 from bot.stores.es_connection import (
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_NUM_CANDIDATES = 10_000
 BULK_CHUNK_SIZE = 500
 SCAN_PAGE_SIZE = 1000
+_INDEX_NOT_FOUND = "index_not_found_exception"
 
 
 class ElasticsearchStore(VectorStore):
@@ -165,6 +166,8 @@ class ElasticsearchStore(VectorStore):
                 max_backoff=self._bulk_backoff * 8,
                 raise_on_error=False,
                 yield_ok=False,
+                # Never let a write auto-create an index named like the alias.
+                require_alias=self._target == self._alias,
             ):
                 operation, info = next(iter(result.items()))
                 if ok or (operation == "delete" and info.get("status") == 404):
@@ -205,7 +208,9 @@ class ElasticsearchStore(VectorStore):
                     index=self._target, knn=knn, size=k, source={"includes": DOCUMENT_FIELDS}
                 )
             except EsNotFoundError as exc:
-                self._raise_if_missing_index(exc)
+                if error_type(exc) == _INDEX_NOT_FOUND:
+                    self._models = None
+                    return []
                 raise
             except BadRequestError as exc:
                 if "number of dimensions" in error_reason(exc):
@@ -231,8 +236,7 @@ class ElasticsearchStore(VectorStore):
                     id=doc_id,
                     source_includes=[*DOCUMENT_FIELDS, VECTOR_FIELD],
                 )
-            except EsNotFoundError as exc:
-                self._raise_if_missing_index(exc)
+            except EsNotFoundError:
                 return None
         source = response["_source"]
         vector = np.asarray(source[VECTOR_FIELD], dtype=np.float32)
@@ -308,14 +312,6 @@ class ElasticsearchStore(VectorStore):
             raise BackendUnavailableError(
                 f"The Elasticsearch index {self._target} does not exist: "
                 "run `findimage index` to create it."
-            )
-
-    def _raise_if_missing_index(self, exc: ApiError) -> None:
-        if error_type(exc) == "index_not_found_exception":
-            self._models = None
-            raise IndexEmptyError(
-                f"The Elasticsearch index {self._alias} does not exist yet: run `findimage index` "
-                "first, or set FINDIMAGE_ES_INDEX to the index you meant."
             )
 
     # --- rebuilds ----------------------------------------------------------------------------

@@ -361,6 +361,9 @@ class ElasticsearchEmulator:
     def _exists(self, name: str) -> bool:
         return name in self._indices or any(name in i.aliases for i in self._indices.values())
 
+    def _is_alias(self, name: str) -> bool:
+        return any(name in i.aliases for i in self._indices.values())
+
     def _resolve_read(self, name: str) -> list[str]:
         names: list[str] = []
         for part in name.split(","):
@@ -570,6 +573,14 @@ class ElasticsearchEmulator:
                 )
                 continue
             try:
+                if params.get("require_alias") == "true" and not self._is_alias(index_name):
+                    raise EsError(
+                        404,
+                        "index_not_found_exception",
+                        f"no such index [{index_name}] and [require_alias] request flag is [true] "
+                        f"and [{index_name}] is not an alias",
+                        index=index_name,
+                    )
                 if op in {"index", "create"}:
                     index = self._resolve_write(index_name)
                     status, result = self._store_doc(index, doc_id, source, op == "create")
