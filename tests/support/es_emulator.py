@@ -111,6 +111,7 @@ class RecordedRequest:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    body: bytes
 
 
 class ElasticsearchEmulator:
@@ -237,7 +238,7 @@ class ElasticsearchEmulator:
         parts = urlsplit(target)
         path = [unquote(p) for p in parts.path.split("/") if p]
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        self.requests.append(RecordedRequest(method, parts.path, params, headers))
+        self.requests.append(RecordedRequest(method, parts.path, params, headers, body))
         reply_headers = {"X-Elastic-Product": "Elasticsearch"}
         try:
             self._check_media_type(headers)
