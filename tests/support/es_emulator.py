@@ -8,8 +8,10 @@ and `_infer` backed by a Python callable, scrolls, the product header and the co
 media type. Vectors are searched exactly whatever `index_options` says, so quantized index
 types behave like `hnsw` here.
 
-Hooks for the failure tests: `reject_bulk_items` (429 on the next bulk items), `stop` and
-`start` (an outage on the same port), `stall` (a server that accepts but never answers).
+Hooks for the failure tests: `reject_bulk_items` (429 on the next bulk items),
+`refuse_documents` (an error for chosen documents, every time), `stop` and
+`start` (an outage on the same port), `stall` (a server that accepts but never answers),
+`before_request` (to act at a chosen request, or drop it unanswered).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class ElasticsearchEmulator:
         self._scrolls: dict[str, tuple[int, list[Json]]] = {}
         self._scroll_ids = itertools.count(1)
         self._rejections: list[tuple[int, int]] = []
+        self._refused: tuple[set[str], int] = (set(), 400)
         self._stall = threading.Event()
         self._release = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -137,6 +140,8 @@ class ElasticsearchEmulator:
         self._thread: threading.Thread | None = None
         self._port = 0
         self.requests: list[RecordedRequest] = []
+        # Called as (method, path) before a request is served; returning False drops it unserved.
+        self.before_request: Callable[[str, str], bool] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -196,6 +201,11 @@ class ElasticsearchEmulator:
         with self._lock:
             self._rejections.append((count, status))
 
+    def refuse_documents(self, doc_ids: set[str], status: int = 400) -> None:
+        """Answer every bulk item for these ids with a `status` error, until cleared with set()."""
+        with self._lock:
+            self._refused = (set(doc_ids), status)
+
     def stall(self, stalled: bool = True) -> None:
         """Accept requests but answer none until un-stalled or stopped."""
         if stalled:
@@ -236,6 +246,9 @@ class ElasticsearchEmulator:
         if self._stall.is_set():
             self._release.wait(STALL_LIMIT_SECONDS)
         parts = urlsplit(target)
+        hook = self.before_request
+        if hook is not None and hook(method, parts.path) is False:
+            return 0, None, {}
         path = [unquote(p) for p in parts.path.split("/") if p]
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         self.requests.append(RecordedRequest(method, parts.path, params, headers, body))
@@ -558,6 +571,22 @@ class ElasticsearchEmulator:
             index_name = meta.get("_index", default_index)
             doc_id = meta.get("_id")
             rejected = self._take_rejection()
+            refused_ids, refused_status = self._refused
+            if rejected is None and doc_id in refused_ids:
+                items.append(
+                    {
+                        op: {
+                            "_index": index_name,
+                            "_id": doc_id,
+                            "status": refused_status,
+                            "error": {
+                                "type": "document_parsing_exception",
+                                "reason": "[1:1] failed to parse: refused by the test",
+                            },
+                        }
+                    }
+                )
+                continue
             if rejected is not None:
                 items.append(
                     {
@@ -1195,7 +1224,7 @@ def _handler_for(emulator: ElasticsearchEmulator) -> type[BaseHTTPRequestHandler
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, payload, extra = emulator.handle(self.command, self.path, headers, body)
-            if not emulator.running:
+            if not status or not emulator.running:
                 self.close_connection = True
                 return
             data = b"" if payload is None else json.dumps(payload).encode("utf-8")
