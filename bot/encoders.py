@@ -104,10 +104,15 @@ class ClipEncoder:
 def _load_model(name: str, setting: str, device: str | None) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
-    is_local = Path(name).expanduser().exists()
+    local = Path(name).expanduser()
+    if _looks_like_a_path(name) and not local.is_dir():
+        raise ModelLoadError(
+            f"Could not load the model '{name}': there is no such folder. "
+            f"Set {setting} to a folder holding a local copy of it, or to a model name."
+        )
     try:
-        if is_local:
-            return SentenceTransformer(str(Path(name).expanduser()), device=device)
+        if local.is_dir():
+            return SentenceTransformer(str(local), device=device)
         try:
             return SentenceTransformer(name, device=device, local_files_only=True)
         except OSError:
@@ -122,6 +127,11 @@ def _load_model(name: str, setting: str, device: str | None) -> SentenceTransfor
             f"Could not load the model '{name}': {_first_line(exc)}. "
             f"Set {setting} to a folder holding a local copy of it."
         ) from exc
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """Hub names are 'name' or 'owner/name'; anything else is meant as a folder."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _require_hub(name: str, setting: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +23,9 @@ DECODE_MIN_SIDE = 448
 
 _ORIENTATIONS_THAT_SWAP_SIDES = {5, 6, 7, 8}
 _EXIF_IFD = ExifTags.IFD.Exif
+# decode_image refuses oversized pictures itself, with a reason; Pillow's warning would only
+# add noise on stderr.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 _GPS_IFD = ExifTags.IFD.GPSInfo
 
 

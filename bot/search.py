@@ -10,7 +10,7 @@ import numpy as np
 
 from bot.documents import ModelInfo, SearchHit, StoreStatus
 from bot.encoders import ImageEncoder, RemoteTextEncoder, TextEncoder
-from bot.errors import ConfigError, IndexEmptyError, NotFoundError
+from bot.errors import ConfigError, ImageError, IndexEmptyError, NotFoundError
 from bot.images import decode_image
 from bot.stores.base import VectorStore, check_models
 
@@ -70,7 +70,10 @@ class SearchService:
         return self._search(vector, query)
 
     def by_image(self, data: bytes, query: SearchQuery) -> list[SearchHit]:
-        decoded = decode_image(data, self._max_file_bytes)
+        try:
+            decoded = decode_image(data, self._max_file_bytes)
+        except ImageError as exc:
+            raise ImageError(f"That picture cannot be used: {exc}.") from exc
         self._check_models()
         vector = self._image_encoder.encode_images([decoded.image])[0]
         return self._search(vector, query)

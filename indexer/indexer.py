@@ -49,6 +49,7 @@ class IndexReport:
 class IndexPlan:
     """What a run has to look at: files whose size or mtime moved, and ids whose file is gone."""
 
+    indexed: dict[str, Fingerprint]
     candidates: list[StoreFile]
     unchanged: int
     gone: dict[str, Fingerprint]
@@ -90,7 +91,7 @@ class Indexer:
             else:
                 candidates.append(entry)
         gone = {doc_id: fp for doc_id, fp in indexed.items() if doc_id not in seen}
-        return IndexPlan(candidates, unchanged, gone, skips)
+        return IndexPlan(indexed, candidates, unchanged, gone, skips)
 
     def run(self, root: Path, dry_run: bool = False, progress: bool = True) -> IndexReport:
         plan = self.plan(root)
@@ -104,8 +105,7 @@ class Indexer:
             report.to_delete = sorted(fp.path for fp in plan.gone.values())
             return report
         self._store.record_models(self._models())
-        indexed = self._store.fingerprints()
-        preparer = FilePreparer(indexed, document_id, self._max_file_bytes)
+        preparer = FilePreparer(plan.indexed, document_id, self._max_file_bytes)
         lookahead = self._batch_size * 2 + self._workers
         batch: list[Prepared] = []
         with tqdm(

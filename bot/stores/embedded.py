@@ -2,7 +2,9 @@
 
 SQLite in WAL mode gives one writer and many reader processes at once, and a killed
 writer loses at most the batch it had not committed. Searches run over an in-memory
-matrix that is reloaded when another connection (the indexer, say) commits.
+matrix. Each commit bumps a generation number and stamps the rows it wrote (and, in
+`removed`, the ids it deleted) with it, so a search that finds the generation moved reads
+only what changed since, not the whole index.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from numpy.dtypes import StringDType
 
 from bot.documents import (
     Fingerprint,
@@ -49,8 +51,12 @@ CREATE TABLE IF NOT EXISTS images (
     lat REAL,
     lon REAL,
     indexed_at TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    generation INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS images_by_generation ON images (generation);
+CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 """
 
@@ -59,12 +65,91 @@ _DOCUMENT_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class _Matrix:
-    generation: int
-    ids: list[str]
-    folders: np.ndarray
-    vectors: np.ndarray
+class _VectorIndex:
+    """The index's vectors in memory, patched in place as generations go by.
+
+    Rows are kept dense: a removed row is filled with the last one, so a search scans
+    exactly `len(ids)` rows and an update costs what changed, not the whole index.
+    """
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self._ids: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._folders = np.empty(0, dtype=StringDType())
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def apply(self, generation: int, removed: Iterable[str], rows: list[tuple[str, str, bytes]]):
+        for doc_id in removed:
+            self._remove(doc_id)
+        if rows:
+            added = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
+            added = added.reshape(len(rows), -1)
+            for (doc_id, folder, _), vector in zip(rows, added, strict=True):
+                self._put(doc_id, folder, vector)
+        self.generation = generation
+
+    def search(self, query: np.ndarray, k: int, folder: str | None) -> list[tuple[str, float]]:
+        """The ids and cosines of the k closest rows, best first."""
+        count = len(self._ids)
+        if count == 0 or k <= 0:
+            return []
+        if query.shape[0] != self._vectors.shape[1]:
+            raise ModelMismatchError(
+                f"The query vector has {query.shape[0]} dims but the index holds "
+                f"{self._vectors.shape[1]}: the models differ."
+            )
+        cosines = self._vectors[:count] @ query
+        rows = np.arange(count)
+        wanted = (folder or "").strip("/")
+        if wanted:
+            folders = self._folders[:count]
+            inside = (folders == wanted) | np.strings.startswith(folders, wanted + "/")
+            rows, cosines = rows[inside], cosines[inside]
+        if rows.size == 0:
+            return []
+        take = min(k, rows.size)
+        top = np.argpartition(-cosines, take - 1)[:take]
+        top = top[np.argsort(-cosines[top], kind="stable")]
+        return [(self._ids[rows[i]], float(cosines[i])) for i in top]
+
+    def _remove(self, doc_id: str) -> None:
+        row = self._row_of.pop(doc_id, None)
+        if row is None:
+            return
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row] = moved
+            self._row_of[moved] = row
+            self._vectors[row] = self._vectors[last]
+            self._folders[row] = self._folders[last]
+        self._ids.pop()
+
+    def _put(self, doc_id: str, folder: str, vector: np.ndarray) -> None:
+        row = self._row_of.get(doc_id)
+        if row is None:
+            row = len(self._ids)
+            self._reserve(row + 1, vector.shape[0])
+            self._ids.append(doc_id)
+            self._row_of[doc_id] = row
+        self._vectors[row] = vector
+        self._folders[row] = folder
+
+    def _reserve(self, rows: int, dims: int) -> None:
+        if rows <= self._vectors.shape[0]:
+            return
+        capacity = max(rows, 2 * self._vectors.shape[0], 1024)
+        count = len(self._ids)
+        vectors = np.zeros((capacity, dims), dtype=np.float32)
+        if count:
+            vectors[:count] = self._vectors[:count]
+        folders = np.empty(capacity, dtype=StringDType())
+        folders[:count] = self._folders[:count]
+        self._vectors, self._folders = vectors, folders
 
 
 class EmbeddedStore(VectorStore):
@@ -86,7 +171,7 @@ class EmbeddedStore(VectorStore):
                 f"Cannot open the index at {self._path} ({exc}): check FINDIMAGE_DATA_DIR."
             ) from exc
         self._lock = threading.RLock()
-        self._matrix: _Matrix | None = None
+        self._vectors = _VectorIndex()
 
     def models(self) -> ModelInfo | None:
         with self._lock:
@@ -94,7 +179,7 @@ class EmbeddedStore(VectorStore):
         return ModelInfo(**json.loads(row[0])) if row else None
 
     def record_models(self, models: ModelInfo) -> None:
-        with self._write() as db:
+        with self._write() as (db, _):
             row = db.execute("SELECT value FROM meta WHERE key = 'models'").fetchone()
             check_models(ModelInfo(**json.loads(row[0])) if row else None, models)
             if row is None:
@@ -106,49 +191,36 @@ class EmbeddedStore(VectorStore):
     def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
         if not items:
             return []
-        rows = [_to_row(doc, vector) for doc, vector in items]
-        with self._write() as db:
+        with self._write() as (db, generation):
             db.executemany(
-                f"INSERT OR REPLACE INTO images ({_DOCUMENT_COLUMNS}, vector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                f"INSERT OR REPLACE INTO images ({_DOCUMENT_COLUMNS}, vector, generation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*_to_row(doc, vector), generation) for doc, vector in items],
             )
+            db.executemany("DELETE FROM removed WHERE id = ?", [(doc.id,) for doc, _ in items])
         return []
 
     def delete(self, ids: Sequence[str]) -> list[WriteFailure]:
         if not ids:
             return []
-        with self._write() as db:
+        with self._write() as (db, generation):
             db.executemany("DELETE FROM images WHERE id = ?", [(doc_id,) for doc_id in ids])
+            db.executemany(
+                "INSERT OR REPLACE INTO removed (id, generation) VALUES (?, ?)",
+                [(doc_id, generation) for doc_id in ids],
+            )
         return []
 
     def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
-        matrix = self._current_matrix()
-        if not matrix.ids or k <= 0:
-            return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != matrix.vectors.shape[1]:
-            raise ModelMismatchError(
-                f"The query vector has {query.shape[0]} dims but the index holds "
-                f"{matrix.vectors.shape[1]}: the models differ."
-            )
-        cosines = matrix.vectors @ query
-        candidates = np.arange(len(matrix.ids))
-        wanted = (folder or "").strip("/")
-        if wanted:
-            inside = (matrix.folders == wanted) | np.char.startswith(matrix.folders, wanted + "/")
-            candidates = candidates[inside]
-            cosines = cosines[inside]
-        if candidates.size == 0:
-            return []
-        take = min(k, candidates.size)
-        top = np.argpartition(-cosines, take - 1)[:take]
-        top = top[np.argsort(-cosines[top], kind="stable")]
-        documents = self._documents([matrix.ids[candidates[i]] for i in top])
+        with self._lock:
+            self._refresh()
+            ranked = self._vectors.search(query, k, folder)
+        documents = self._documents([doc_id for doc_id, _ in ranked])
         return [
-            SearchHit(document=documents[matrix.ids[candidates[i]]], score=cosine_score(cosines[i]))
-            for i in top
-            if matrix.ids[candidates[i]] in documents
+            SearchHit(document=documents[doc_id], score=cosine_score(cosine))
+            for doc_id, cosine in ranked
+            if doc_id in documents
         ]
 
     def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
@@ -190,13 +262,15 @@ class EmbeddedStore(VectorStore):
             self._db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """One write transaction, with the generation number it stamps on what it changes."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                generation = self._generation() + 1
+                yield self._db, generation
                 self._db.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+                    "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -208,30 +282,24 @@ class EmbeddedStore(VectorStore):
             self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
         )
 
-    def _current_matrix(self) -> _Matrix:
-        with self._lock:
-            generation = self._generation()
-            if self._matrix is None or self._matrix.generation != generation:
-                self._matrix = self._load_matrix()
-            return self._matrix
-
-    def _load_matrix(self) -> _Matrix:
+    def _refresh(self) -> None:
+        """Bring the in-memory vectors up to what is committed, reading only what changed."""
+        since = self._vectors.generation
+        if since == self._generation():
+            return
         # One read transaction, so the generation matches the rows it goes with.
         self._db.execute("BEGIN")
         try:
             generation = self._generation()
-            rows = self._db.execute("SELECT id, folder, vector FROM images").fetchall()
+            rows = self._db.execute(
+                "SELECT id, folder, vector FROM images WHERE generation > ?", (since,)
+            ).fetchall()
+            removed = self._db.execute(
+                "SELECT id FROM removed WHERE generation > ?", (since,)
+            ).fetchall()
         finally:
             self._db.execute("COMMIT")
-        if not rows:
-            return _Matrix(generation, [], np.array([], dtype=str), np.zeros((0, 0), np.float32))
-        vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
-        return _Matrix(
-            generation=generation,
-            ids=[row[0] for row in rows],
-            folders=np.array([row[1] for row in rows], dtype=str),
-            vectors=vectors.reshape(len(rows), -1),
-        )
+        self._vectors.apply(generation, (row[0] for row in removed), rows)
 
     def _documents(self, ids: list[str]) -> dict[str, ImageDocument]:
         marks = ",".join("?" * len(ids))

@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.documents import GeoPoint, ImageDocument, ModelInfo, document_id
+from bot.errors import ModelMismatchError
+from bot.stores.embedded import EmbeddedStore
+
+DIMS = 8
+MODELS = ModelInfo(image_model="img", text_model="txt", dims=DIMS)
+
+
+def _doc(path: str, **changes: object) -> ImageDocument:
+    folder, _, name = path.rpartition("/")
+    fields: dict = {
+        "id": document_id(path),
+        "path": path,
+        "name": name,
+        "folder": folder,
+        "size": 100,
+        "mtime": 1.5,
+        "sha256": "0" * 64,
+        "width": 10,
+        "height": 20,
+        "indexed_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    }
+    fields.update(changes)
+    return ImageDocument(**fields)
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.zeros(DIMS, dtype=np.float32)
+    vector[: len(values)] = values
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EmbeddedStore:
+    opened = EmbeddedStore(tmp_path / "data")
+    yield opened
+    opened.close()
+
+
+def test_upsert_then_search_ranks_by_cosine_with_elasticsearch_scores(store: EmbeddedStore) -> None:
+    store.upsert(
+        [
+            (_doc("a.jpg"), _unit(1, 0)),
+            (_doc("b.jpg"), _unit(1, 1)),
+            (_doc("c.jpg"), _unit(0, 1)),
+            (_doc("d.jpg"), _unit(-1, 0)),
+        ]
+    )
+    hits = store.search(_unit(1, 0.1), k=3)
+    assert [hit.document.path for hit in hits] == ["a.jpg", "b.jpg", "c.jpg"]
+    cosines = [float(_unit(1, 0.1) @ v) for v in (_unit(1, 0), _unit(1, 1), _unit(0, 1))]
+    assert [hit.score for hit in hits] == pytest.approx([(1 + c) / 2 for c in cosines], abs=1e-6)
+    assert store.search(_unit(1, 0), k=1)[0].score == pytest.approx(1.0)
+    assert store.search(_unit(1, 0), k=10)[-1].score == pytest.approx(0.0, abs=1e-6)
+
+
+def test_metadata_round_trips(store: EmbeddedStore) -> None:
+    doc = _doc(
+        "trips/2024/beach.png",
+        taken_at=datetime(2024, 7, 14, 9, 30),
+        gps=GeoPoint(lat=46.5, lon=-7.25),
+        sha256="ab" * 32,
+    )
+    store.upsert([(doc, _unit(1))])
+    found = store.get(doc.id)
+    assert found is not None
+    assert found[0] == doc
+    np.testing.assert_array_equal(found[1], _unit(1))
+    assert store.get("no-such-id") is None
+
+
+def test_upsert_replaces_and_never_duplicates(store: EmbeddedStore) -> None:
+    store.upsert([(_doc("a.jpg"), _unit(1))])
+    store.upsert([(_doc("a.jpg", size=999), _unit(0, 1))])
+    assert store.count() == 1
+    assert store.fingerprints()[document_id("a.jpg")].size == 999
+    assert store.search(_unit(0, 1), k=1)[0].score == pytest.approx(1.0)
+
+
+def test_delete_removes_from_search_and_ignores_unknown_ids(store: EmbeddedStore) -> None:
+    store.upsert([(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(0, 1))])
+    store.delete([document_id("a.jpg"), "unknown"])
+    assert store.count() == 1
+    assert [hit.document.path for hit in store.search(_unit(1), k=5)] == ["b.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("trips", {"trips/x.jpg", "trips/2024/y.jpg"}),
+        ("trips/", {"trips/x.jpg", "trips/2024/y.jpg"}),
+        ("trips/2024", {"trips/2024/y.jpg"}),
+        ("trip", set()),
+        ("", {"top.jpg", "trips/x.jpg", "trips/2024/y.jpg", "tripsandmore/z.jpg"}),
+    ],
+)
+def test_folder_filter_matches_the_folder_and_below_only(
+    store: EmbeddedStore, folder: str, expected: set[str]
+) -> None:
+    store.upsert(
+        [
+            (_doc(path), _unit(1, i))
+            for i, path in enumerate(
+                ["top.jpg", "trips/x.jpg", "trips/2024/y.jpg", "tripsandmore/z.jpg"]
+            )
+        ]
+    )
+    hits = store.search(_unit(1), k=10, folder=folder or None)
+    assert {hit.document.path for hit in hits} == expected
+
+
+def test_empty_store_searches_to_nothing(store: EmbeddedStore) -> None:
+    assert store.search(_unit(1), k=5) == []
+    assert store.count() == 0
+    assert store.models() is None
+
+
+def test_models_are_recorded_once_and_others_refused(store: EmbeddedStore) -> None:
+    store.record_models(MODELS)
+    store.record_models(MODELS)
+    assert store.models() == MODELS
+    with pytest.raises(ModelMismatchError, match="FINDIMAGE_IMAGE_MODEL"):
+        store.record_models(ModelInfo(image_model="other", text_model="txt", dims=DIMS))
+
+
+def test_query_vector_of_other_dims_is_refused(store: EmbeddedStore) -> None:
+    store.upsert([(_doc("a.jpg"), _unit(1))])
+    with pytest.raises(ModelMismatchError):
+        store.search(np.ones(DIMS + 1, dtype=np.float32), k=1)
+
+
+def test_reopened_store_keeps_everything(tmp_path: Path) -> None:
+    first = EmbeddedStore(tmp_path)
+    first.record_models(MODELS)
+    first.upsert([(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(0, 1))])
+    first.close()
+    again = EmbeddedStore(tmp_path)
+    assert again.count() == 2
+    assert again.models() == MODELS
+    assert again.search(_unit(0, 1), k=1)[0].document.path == "b.jpg"
+    status = again.status()
+    assert (status.backend, status.count) == ("embedded", 2)
+    assert status.last_indexed_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    again.close()
+
+
+def test_a_reader_sees_writes_of_another_connection_without_reopening(tmp_path: Path) -> None:
+    writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    writer.upsert([(_doc("a.jpg"), _unit(1))])
+    assert [h.document.path for h in reader.search(_unit(0, 1), k=5)] == ["a.jpg"]
+    writer.upsert([(_doc("b.jpg"), _unit(0, 1))])
+    assert reader.search(_unit(0, 1), k=1)[0].document.path == "b.jpg"
+    writer.delete([document_id("b.jpg")])
+    assert [h.document.path for h in reader.search(_unit(0, 1), k=5)] == ["a.jpg"]
+    writer.close()
+    reader.close()
+
+
+READER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from bot.stores.embedded import EmbeddedStore
+    store = EmbeddedStore(sys.argv[1])
+    target = int(sys.argv[2])
+    query = np.zeros(int(sys.argv[3]), dtype=np.float32)
+    query[0] = 1.0
+    print("ready", flush=True)
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        hits = store.search(query, k=target)
+        seen.append(len(hits))
+        if len(hits) == target:
+            break
+    print(" ".join(map(str, seen)), flush=True)
+    """
+)
+
+
+def test_a_reader_process_searches_while_a_writer_writes(tmp_path: Path) -> None:
+    batches, per_batch = 40, 25
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER_SCRIPT, str(tmp_path), str(batches * per_batch), str(DIMS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "ready"
+    writer = EmbeddedStore(tmp_path)
+    rng = np.random.default_rng(0)
+    for batch in range(batches):
+        writer.upsert(
+            [(_doc(f"f{batch}/{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(per_batch)]
+        )
+    out, err = reader.communicate(timeout=120)
+    writer.close()
+    assert reader.returncode == 0, err
+    seen = [int(n) for n in out.split()]
+    assert seen[-1] == batches * per_batch
+    assert seen == sorted(seen), "a reader never sees the index shrink while it only grows"
+    assert all(n % per_batch == 0 for n in seen), "a reader never sees half a batch"
+
+
+def test_a_long_lived_reader_matches_a_fresh_one_through_random_changes(tmp_path: Path) -> None:
+    writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    rng = np.random.default_rng(7)
+    names = [f"f{i % 3}/p{i}.jpg" for i in range(30)]
+    query = _unit(*rng.normal(size=DIMS))
+    for step in range(60):
+        chosen = rng.choice(names, size=int(rng.integers(1, 6)), replace=False)
+        if rng.random() < 0.4:
+            writer.delete([document_id(name) for name in chosen])
+        else:
+            writer.upsert([(_doc(name), _unit(*rng.normal(size=DIMS))) for name in chosen])
+        fresh = EmbeddedStore(tmp_path)
+        for folder in (None, "f1"):
+            expected = fresh.search(query, 30, folder)
+            seen = reader.search(query, 30, folder)
+            assert [h.document for h in seen] == [h.document for h in expected], step
+            assert [h.score for h in seen] == pytest.approx([h.score for h in expected], abs=1e-6)
+        fresh.close()
+    writer.close()
+    reader.close()

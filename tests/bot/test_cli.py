@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.support.pictures import draw_shape, make_library, save
+
+
+@pytest.fixture
+def library(tmp_path: Path, findimage_env: dict[str, str]) -> Path:
+    root = tmp_path / "library"
+    make_library(root, 16)
+    return root
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code, out, err = _run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_index_json_report_shape(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (library / "broken.jpg").write_bytes(b"nope")
+    report = _json(capsys, "index", str(library))
+    assert report == {
+        "indexed": 16,
+        "unchanged": 0,
+        "deleted": 0,
+        "skipped": [{"path": "broken.jpg", "reason": "not a picture Pillow can read"}],
+    }
+    assert _json(capsys, "index", str(library))["unchanged"] == 16
+
+
+def test_index_reads_the_store_from_the_settings(
+    library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_STORE", str(library))
+    assert _json(capsys, "index")["indexed"] == 16
+
+
+def test_index_dry_run_lists_changes(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _json(capsys, "index", str(library), "--dry-run")
+    assert report["dry_run"] is True
+    assert len(report["to_index"]) == 16 and report["to_delete"] == []
+    assert _json(capsys, "status")["count"] == 0
+
+
+def test_search_json_shape_and_order(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _json(capsys, "index", str(library))
+    results = _json(capsys, "search", "a red circle", "-k", "4")["results"]
+    assert len(results) == 4
+    for result in results:
+        assert {"id", "path", "score", "width", "height", "folder", "name"} <= set(result)
+        assert 0.0 <= result["score"] <= 1.0
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_by_image_finds_that_image_first(
+    library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _json(capsys, "index", str(library))
+    query = sorted((library / "marketing").iterdir())[1]
+    (top,) = _json(capsys, "search", "--image", str(query), "-k", "1")["results"]
+    assert top["path"] == query.relative_to(library).as_posix()
+    assert top["score"] > 0.99
+
+
+def test_search_like_an_indexed_picture_leaves_it_out(
+    library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _json(capsys, "index", str(library))
+    first = _json(capsys, "search", "anything", "-k", "1")["results"][0]
+    results = _json(capsys, "search", "--like", first["id"], "-k", "3")["results"]
+    assert len(results) == 3
+    assert first["id"] not in {r["id"] for r in results}
+
+
+def test_search_in_a_folder_keeps_to_it(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _json(capsys, "index", str(library))
+    results = _json(capsys, "search", "picture", "-k", "16", "--in", "trips")["results"]
+    assert {r["folder"] for r in results} == {"trips", "trips/2024"}
+    assert len(results) == 8
+
+
+def test_status_json_shape(
+    library: Path, capsys: pytest.CaptureFixture[str], tiny_clip: Path
+) -> None:
+    _json(capsys, "index", str(library))
+    status = _json(capsys, "status")
+    assert status["backend"] == "embedded"
+    assert status["count"] == 16
+    assert status["image_model"] == status["text_model"] == str(tiny_clip)
+    assert status["dims"] == 16
+    assert status["last_indexed_at"]
+
+
+def test_human_output_is_readable(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "index", str(library))
+    assert (code, out.splitlines()[0]) == (0, "Indexed 16, unchanged 0, removed 0, skipped 0.")
+    code, out, _ = _run(capsys, "search", "blue", "-k", "2")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert out.split()[1].endswith((".png", ".jpg"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["index"], "FINDIMAGE_STORE"),
+        (["index", "/no/such/folder"], "is not a folder"),
+        (["search", "x", "-k", "0"], "-k must be at least 1"),
+        (["search", "--image", "/no/such.png"], "Cannot read /no/such.png"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2_with_one_line(
+    findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str], args: list, message: str
+) -> None:
+    code, _, err = _run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_argparse_usage_errors_exit_2(findimage_env: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["search"])
+    assert exited.value.code == 2
+
+
+def test_invalid_setting_is_named(
+    findimage_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_TOP_K", "many")
+    code, _, err = _run(capsys, "status")
+    assert code == 2 and "FINDIMAGE_TOP_K" in err
+
+
+def test_search_on_an_empty_index_says_to_index_first(
+    findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "search", "mountain")
+    assert code == 1
+    assert "findimage index" in err
+
+
+def test_model_that_cannot_be_loaded_is_one_plain_line(
+    library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", "/models/not-here")
+    code, _, err = _run(capsys, "index", str(library))
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "findimage: Could not load the model '/models/not-here': there is no such folder. "
+        "Set FINDIMAGE_IMAGE_MODEL to a folder holding a local copy of it, or to a model name."
+    ]
+
+
+def test_switching_models_on_an_existing_index_is_refused(
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_clip: Path,
+) -> None:
+    _json(capsys, "index", str(library))
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_clip, other)
+    monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(other))
+    code, _, err = _run(capsys, "search", "red")
+    assert code == 2
+    assert "rebuild the index" in err
+
+
+def test_new_picture_is_found_after_an_incremental_run(
+    library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _json(capsys, "index", str(library))
+    added = save(draw_shape("purple", "square", (150, 90), offset=5), library / "new" / "p.png")
+    assert _json(capsys, "index", str(library))["indexed"] == 1
+    (top,) = _json(capsys, "search", "--image", str(added), "-k", "1")["results"]
+    assert top["path"] == "new/p.png"
+
+
+def test_unusable_query_picture_is_one_plain_line(
+    library: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _json(capsys, "index", str(library))
+    bad = tmp_path / "query.jpg"
+    bad.write_bytes(b"GIF89a but not really")
+    code, _, err = _run(capsys, "search", "--image", str(bad))
+    assert code == 1
+    assert err.strip() == "findimage: That picture cannot be used: not a picture Pillow can read."

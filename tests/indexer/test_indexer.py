@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.documents import ModelInfo, document_id
+from bot.encoders import ClipEncoder
+from bot.errors import ModelMismatchError
+from bot.settings import Settings
+from bot.stores.embedded import EmbeddedStore
+from indexer.indexer import Indexer
+from tests.support.pictures import draw_shape, encode, make_library, save
+
+
+class CountingEncoder(ClipEncoder):
+    """The real encoder, counting the pictures it is asked to embed."""
+
+    def __init__(self, model: Path):
+        super().__init__(str(model), "FINDIMAGE_IMAGE_MODEL", device="cpu", batch_size=8)
+        self.encoded = 0
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.encoded += len(images)
+        return super().encode_images(images)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    make_library(root, 24)
+    return root
+
+
+@pytest.fixture
+def store(settings: Settings) -> EmbeddedStore:
+    opened = EmbeddedStore(settings.data_dir)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def encoder(tiny_clip: Path) -> CountingEncoder:
+    return CountingEncoder(tiny_clip)
+
+
+def _indexer(store: EmbeddedStore, encoder: ClipEncoder, text_model: str) -> Indexer:
+    return Indexer(
+        store=store,
+        image_encoder=encoder,
+        models=lambda: ModelInfo(encoder.model_name, text_model, encoder.dims),
+        batch_size=5,
+        decode_workers=3,
+        max_file_bytes=5 * 1024 * 1024,
+    )
+
+
+@pytest.fixture
+def indexer(store: EmbeddedStore, encoder: CountingEncoder) -> Indexer:
+    return _indexer(store, encoder, encoder.model_name)
+
+
+def _paths(store: EmbeddedStore) -> list[str]:
+    return sorted(fp.path for fp in store.fingerprints().values())
+
+
+def _relative(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_first_run_indexes_every_picture_with_its_metadata(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    report = indexer.run(library, progress=False)
+    assert (report.indexed, report.unchanged, report.deleted, report.skipped) == (24, 0, 0, [])
+    assert encoder.encoded == 24
+    assert _paths(store) == _relative(library)
+    picture = sorted((library / "trips" / "2024").iterdir())[0]
+    doc, vector = store.get(document_id(picture.relative_to(library).as_posix()))
+    assert (doc.name, doc.folder) == (picture.name, "trips/2024")
+    assert doc.size == (library / doc.path).stat().st_size
+    assert (doc.width, doc.height) == Image.open(library / doc.path).size
+    assert doc.sha256 and len(doc.sha256) == 64
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    assert store.models() == ModelInfo(encoder.model_name, encoder.model_name, encoder.dims)
+
+
+def test_second_run_embeds_nothing(
+    indexer: Indexer, library: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    encoder.encoded = 0
+    report = indexer.run(library, progress=False)
+    assert (report.indexed, report.unchanged, report.deleted) == (0, 24, 0)
+    assert encoder.encoded == 0
+
+
+def test_touched_file_with_same_bytes_is_not_embedded_again(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    touched = sorted((library / "marketing").iterdir())[0]
+    touched_id = document_id(touched.relative_to(library).as_posix())
+    os.utime(touched, (2_000_000_000, 2_000_000_000))
+    encoder.encoded = 0
+    report = indexer.run(library, progress=False)
+    assert (report.indexed, report.unchanged) == (0, 24)
+    assert encoder.encoded == 0
+    assert store.fingerprints()[touched_id].mtime == 2e9
+    assert indexer.run(library, progress=False).unchanged == 24
+
+
+def test_changed_file_is_embedded_again(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    changed = sorted((library / "trips" / "2024").iterdir())[0]
+    changed_id = document_id(changed.relative_to(library).as_posix())
+    before = store.get(changed_id)[1]
+    save(draw_shape("black", "triangle", (200, 100)), changed)
+    encoder.encoded = 0
+    report = indexer.run(library, progress=False)
+    assert (report.indexed, report.unchanged) == (1, 23)
+    assert encoder.encoded == 1
+    doc, after = store.get(changed_id)
+    assert (doc.width, doc.height) == (200, 100)
+    assert not np.allclose(before, after)
+
+
+def test_files_gone_from_the_store_are_deleted_from_the_index(
+    indexer: Indexer, store: EmbeddedStore, library: Path
+) -> None:
+    indexer.run(library, progress=False)
+    shutil.rmtree(library / "marketing")
+    report = indexer.run(library, progress=False)
+    assert report.deleted == 6
+    assert _paths(store) == _relative(library)
+
+
+def test_renamed_file_reuses_its_vector_without_embedding(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    source = sorted(library.glob("*.png"))[0]
+    old = document_id(source.name)
+    vector = store.get(old)[1]
+    source.rename(library / "renamed.png")
+    encoder.encoded = 0
+    report = indexer.run(library, progress=False)
+    assert (report.indexed, report.deleted) == (1, 1)
+    assert encoder.encoded == 0
+    assert store.get(old) is None
+    np.testing.assert_array_equal(store.get(document_id("renamed.png"))[1], vector)
+
+
+def test_bad_files_are_skipped_with_reasons_and_the_rest_indexed(
+    indexer: Indexer, store: EmbeddedStore, library: Path
+) -> None:
+    (library / "empty.jpg").write_bytes(b"")
+    (library / "notes.png").write_text("not a picture")
+    good = encode(draw_shape("red", "circle", (300, 300)), "JPEG")
+    (library / "cut.jpg").write_bytes(good[: len(good) // 3])
+    (library / "huge.png").write_bytes(b"\0" * (6 * 1024 * 1024))
+    (library / "bomb.png").write_bytes(encode(Image.new("1", (12000, 12000)), "PNG"))
+    report = indexer.run(library, progress=False)
+    reasons = {skip.path: skip.reason for skip in report.skipped}
+    assert set(reasons) == {"empty.jpg", "notes.png", "cut.jpg", "huge.png", "bomb.png"}
+    assert "empty" in reasons["empty.jpg"]
+    assert "not a picture" in reasons["notes.png"]
+    assert "truncated" in reasons["cut.jpg"]
+    assert "MB limit" in reasons["huge.png"]
+    assert "decompression bomb" in reasons["bomb.png"]
+    assert report.indexed == 24
+    assert store.count() == 24
+
+
+def test_dry_run_says_what_would_change_and_changes_nothing(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    removed = sorted(library.glob("*.png"))[0]
+    removed.unlink()
+    save(draw_shape("white", "circle"), library / "new" / "added.png")
+    encoder.encoded = 0
+    report = indexer.run(library, dry_run=True, progress=False)
+    assert report.dry_run
+    assert report.to_index == ["new/added.png"]
+    assert report.to_delete == [removed.name]
+    assert encoder.encoded == 0
+    assert store.count() == 24
+
+
+def test_an_index_of_another_model_is_refused(
+    store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    _indexer(store, encoder, "text-model-a").run(library, progress=False)
+    with pytest.raises(ModelMismatchError):
+        _indexer(store, encoder, "text-model-b").run(library, progress=False)

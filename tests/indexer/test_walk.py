@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from indexer.walk import StoreFile, WalkSkip, walk_store
+
+
+def _touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_finds_pictures_by_extension_case_insensitively_and_recursively(tmp_path: Path) -> None:
+    for name in ["a.jpg", "b.JPEG", "c.Png", "d.webp", "e.gif", "f.bmp", "g.tif", "h.TIFF"]:
+        _touch(tmp_path / "deep" / "er" / name)
+    _touch(tmp_path / "notes.txt")
+    _touch(tmp_path / "raw.cr2")
+    found = [e.relative_path for e in walk_store(tmp_path) if isinstance(e, StoreFile)]
+    assert found == [
+        f"deep/er/{n}"
+        for n in ["a.jpg", "b.JPEG", "c.Png", "d.webp", "e.gif", "f.bmp", "g.tif", "h.TIFF"]
+    ]
+
+
+def test_reports_size_and_mtime(tmp_path: Path) -> None:
+    path = _touch(tmp_path / "a.png", b"12345")
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    (entry,) = walk_store(tmp_path)
+    assert isinstance(entry, StoreFile)
+    assert (entry.size, entry.mtime) == (5, 1_700_000_000)
+    assert entry.absolute_path == path.resolve()
+
+
+def test_hidden_files_and_folders_are_left_out(tmp_path: Path) -> None:
+    _touch(tmp_path / ".hidden.jpg")
+    _touch(tmp_path / ".thumbnails" / "a.jpg")
+    _touch(tmp_path / "ok" / "b.jpg")
+    assert [e.relative_path for e in walk_store(tmp_path)] == ["ok/b.jpg"]
+
+
+def test_links_inside_the_store_are_followed_and_outside_ones_skipped(tmp_path: Path) -> None:
+    store, outside = tmp_path / "store", tmp_path / "outside"
+    _touch(store / "real" / "a.jpg")
+    _touch(outside / "secret.jpg")
+    (store / "link-to-secret.jpg").symlink_to(outside / "secret.jpg")
+    (store / "link-to-outside-folder").symlink_to(outside)
+    (store / "alias.jpg").symlink_to(store / "real" / "a.jpg")
+    (store / "real" / "loop").symlink_to(store)
+    entries = list(walk_store(store))
+    files = sorted(e.relative_path for e in entries if isinstance(e, StoreFile))
+    skips = [e for e in entries if isinstance(e, WalkSkip)]
+    assert files == ["alias.jpg", "real/a.jpg"]
+    assert [s.relative_path for s in skips] == ["link-to-secret.jpg"]
+    assert "outside the store" in skips[0].reason
