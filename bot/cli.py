@@ -1,4 +1,4 @@
-"""The `findimage` command line: index, search, status."""
+"""The `findimage` command line: index, search, status, serve."""
 
 from __future__ import annotations
 
@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_status)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the Slack bot",
+        description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise "
+        "an HTTP server for /slack/events on FINDIMAGE_PORT. See docs/slack.md.",
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP address (default: 0.0.0.0)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -206,6 +215,18 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for key, value in data.items():
             print(f"{key.replace('_', ' ')}: {value if value is not None else '-'}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.factory import build_search_service
+    from bot.slack_app import serve
+
+    service = build_search_service(settings)
+    try:
+        serve(settings, service, host=args.host)
+    finally:
+        service.store.close()
     return EXIT_OK
 
 

@@ -1,0 +1,101 @@
+"""The Block Kit renderer stays inside Slack's limits whatever the paths and queries are."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.blocks import (
+    MAX_QUERY_CHARS,
+    MAX_RESULTS_PER_MESSAGE,
+    Page,
+    SharedResult,
+    home_view,
+    results_message,
+    sentence_message,
+    shared_message,
+    usage_message,
+)
+from bot.documents import ImageDocument, ModelInfo, SearchHit, StoreStatus, document_id
+from bot.previews import Previews
+from tests.support.block_kit import buttons, check_home, check_message
+
+
+def hit(path: str, score: float = 0.8) -> SearchHit:
+    doc = ImageDocument(
+        id=document_id(path),
+        path=path,
+        name=path.rsplit("/", 1)[-1],
+        folder=path.rsplit("/", 1)[0] if "/" in path else "",
+        size=1,
+        mtime=0.0,
+        sha256="0" * 64,
+        width=1,
+        height=1,
+        indexed_at=datetime.now(UTC),
+    )
+    return SearchHit(doc, score)
+
+
+def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None:
+    long_folder = "ä/" * 1500
+    hits = [hit(f"{long_folder}<b>&{n}.jpg") for n in range(MAX_RESULTS_PER_MESSAGE + 5)]
+    query = "ß" * MAX_QUERY_CHARS
+    page = Page(k=MAX_RESULTS_PER_MESSAGE, text=query, folder="f" * MAX_QUERY_CHARS)
+    previews = Previews(
+        sources={h.document.id: {"image_url": "https://bot.example/images/x"} for h in hits},
+        uploaded_files={h.document.id: "F0123456789" for h in hits},
+        notice="a notice",
+    )
+
+    message = results_message(hits, "*heading*", page, previews, has_more=True, shareable=True)
+
+    check_message(message)
+    assert len(message["blocks"]) <= 50
+    assert sum(b["type"] == "image" for b in message["blocks"]) == MAX_RESULTS_PER_MESSAGE
+    mrkdwn = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert all("<b>" not in text for text in mrkdwn), "user text must be escaped in mrkdwn"
+    assert any("&lt;b&gt;&amp;0.jpg" in text for text in mrkdwn)
+    assert Page.from_value(buttons(message)[-1]["value"]) == page.next()
+
+
+def test_button_values_round_trip() -> None:
+    page = Page(k=7, text="snow", folder="trips/2024", offset=14)
+    shared = SharedResult("abc", "trips/x.jpg", 0.91234, "F1")
+
+    assert Page.from_value(page.to_value()) == page
+    assert SharedResult.from_value(shared.to_value()) == SharedResult(
+        "abc", "trips/x.jpg", 0.9123, "F1"
+    )
+
+
+def test_a_button_value_over_slacks_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="over Slack's limit"):
+        Page(k=5, text="x" * 2100).to_value()
+
+
+def test_photo_answers_have_no_share_or_more_buttons() -> None:
+    message = results_message(
+        [hit("a.jpg"), hit("b.jpg")], "h", Page(k=2), Previews(), has_more=False, shareable=False
+    )
+
+    check_message(message)
+    assert [b["text"]["text"] for b in buttons(message)] == ["More like this"] * 2
+
+
+def test_other_messages_and_the_home_view_fit_the_limits() -> None:
+    status = StoreStatus(
+        backend="embedded",
+        count=3,
+        models=ModelInfo("clip", "clip-multilingual", 512),
+        last_indexed_at=datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
+        location="/data",
+    )
+    check_message(usage_message())
+    check_message(sentence_message("The index is empty: run `findimage index` first."))
+    check_message(shared_message(SharedResult("a", "a.jpg", 0.5), "U1", None))
+    home = home_view(status)
+    check_home(home)
+    assert "2024-05-01 12:30 UTC" in str(home)
+    check_home(home_view(None, problem="Elasticsearch cannot be reached."))

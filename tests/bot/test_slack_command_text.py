@@ -1,0 +1,29 @@
+"""Options written inside the `/findimage` text."""
+
+from __future__ import annotations
+
+from handlers.commands import CommandText, parse_command_text
+
+
+def test_options_are_taken_out_of_the_text_in_any_order() -> None:
+    assert parse_command_text("k:10 in:/marketing/2024/ snowy  mountain") == CommandText(
+        text="snowy mountain", k=10, folder="marketing/2024"
+    )
+    assert parse_command_text("montagne enneigée K:3") == CommandText(text="montagne enneigée", k=3)
+
+
+def test_only_k_and_in_are_options() -> None:
+    assert parse_command_text("sign saying k:o ok").problem is not None
+    assert parse_command_text("time 10:30 sunset").text == "time 10:30 sunset"
+
+
+def test_bad_options_are_explained() -> None:
+    assert parse_command_text("k:0 cats").problem == "k: takes a number from 1 to 15, like k:10."
+    assert parse_command_text("k:99 cats").problem is not None
+    assert parse_command_text("in: cats").problem == (
+        "in: takes a folder of the library, like in:marketing/2024."
+    )
+
+
+def test_an_overlong_query_is_cut_to_what_the_model_can_read() -> None:
+    assert len(parse_command_text("word " * 1000).text) == 500

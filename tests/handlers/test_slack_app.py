@@ -1,0 +1,184 @@
+"""The HTTP side of the bot: Slack's request signatures, rate limits, and the preview endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+from slack_sdk import WebClient
+
+from bot.documents import ImageDocument, document_id
+from bot.previews import PreviewSigner
+from bot.stores.embedded import EmbeddedStore
+from tests.handlers.conftest import PREVIEW_SECRET, Bot, BotFactory, Library
+from tests.support.pictures import draw_shape, save
+from tests.support.slack_api import FakeSlack
+from tests.support.slack_requests import SlackSender, message_event
+
+FIVE_MINUTES_AND_A_BIT = 5 * 60 + 30
+
+
+def test_an_unsigned_request_is_rejected_and_not_answered(bot: Bot, fake_slack: FakeSlack) -> None:
+    response = bot.sender.command("red circle", fake_slack.response_url("unsigned"), signed=False)
+
+    assert response.status_code == 401
+    assert not fake_slack.calls("response")
+
+
+def test_a_request_signed_with_another_secret_is_rejected(bot: Bot, fake_slack: FakeSlack) -> None:
+    impostor = SlackSender(bot.sender.events_url, secret="not-the-signing-secret")
+
+    response = impostor.command("red circle", fake_slack.response_url("impostor"))
+
+    assert response.status_code == 401
+
+
+def test_a_timestamp_older_than_five_minutes_is_rejected(bot: Bot, fake_slack: FakeSlack) -> None:
+    old = int(time.time()) - FIVE_MINUTES_AND_A_BIT
+
+    response = bot.sender.command("red circle", fake_slack.response_url("old"), timestamp=old)
+
+    assert response.status_code == 401
+
+
+def test_the_url_verification_challenge_is_answered(bot: Bot) -> None:
+    body = {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    response = bot.sender.post(
+        json.dumps({**body, "type": "url_verification"}).encode(), "application/json"
+    )
+
+    assert response.status_code == 200
+    assert body["challenge"] in response.text
+
+
+def test_a_rate_limited_call_is_retried_after_retry_after(bot: Bot, fake_slack: FakeSlack) -> None:
+    fake_slack.rate_limited_once.add("chat.postMessage")
+
+    bot.sender.event(message_event("D0000321", text="hello"))
+
+    first, second = fake_slack.wait_for("chat.postMessage", count=2)
+    assert second.at - first.at >= 1.0, "Retry-After: 1 was not honored"
+    assert second.params["channel"] == "D0000321"
+
+
+@pytest.fixture
+def signed_url(bot: Bot, library: Library):
+    def make(doc_id: str, clock=time.time) -> str:
+        expires, signature = PreviewSigner(PREVIEW_SECRET, 600, clock).sign(doc_id)
+        return f"{bot.url}/images/{doc_id}?exp={expires}&sig={signature}"
+
+    return make
+
+
+def any_doc_id(library: Library) -> str:
+    return next(iter(library.store.fingerprints()))
+
+
+def test_the_preview_endpoint_serves_a_jpeg_for_a_valid_signature(
+    signed_url, library: Library
+) -> None:
+    response = requests.get(signed_url(any_doc_id(library)), timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.content[:2] == b"\xff\xd8"
+
+
+def test_the_preview_endpoint_refuses_a_bad_signature(signed_url, library: Library) -> None:
+    url = signed_url(any_doc_id(library))
+    tampered = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
+
+    assert requests.get(tampered, timeout=10).status_code == 403
+    assert requests.get(url.split("?")[0], timeout=10).status_code == 403
+
+
+def test_the_preview_endpoint_refuses_a_signature_for_another_picture(
+    signed_url, library: Library
+) -> None:
+    first, second, *_ = library.store.fingerprints()
+    query = urlsplit(signed_url(first)).query
+    other = signed_url(second).split("?")[0] + "?" + query
+
+    assert requests.get(other, timeout=10).status_code == 403
+
+
+def test_the_preview_endpoint_refuses_an_expired_link(signed_url, library: Library) -> None:
+    an_hour_ago = time.time() - 3600
+
+    url = signed_url(any_doc_id(library), clock=lambda: an_hour_ago)
+
+    assert requests.get(url, timeout=10).status_code == 403
+
+
+def test_the_preview_endpoint_never_reads_outside_the_store(
+    start_bot: BotFactory, library: Library, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    root, secret = tmp_path / "store", tmp_path / "secret.png"
+    save(draw_shape("red", "circle"), secret)
+    save(draw_shape("blue", "circle"), root / "inside.png")
+    os.symlink(secret, root / "link.png")
+    store = EmbeddedStore(tmp_path / "data")
+    vector = np.ones(library.image_encoder.dims, dtype=np.float32)
+    vector /= np.linalg.norm(vector)
+    store.upsert(
+        [(_document(path), vector) for path in ("../secret.png", "link.png", "inside.png")]
+    )
+    try:
+        bot = start_bot(service=library.service(store=store), store=root)
+
+        def fetch(path: str) -> int:
+            doc_id = document_id(path)
+            expires, signature = PreviewSigner(PREVIEW_SECRET, 600).sign(doc_id)
+            url = f"{bot.url}/images/{doc_id}?exp={expires}&sig={signature}"
+            return requests.get(url, timeout=10).status_code
+
+        assert fetch("../secret.png") == 403
+        assert fetch("link.png") == 403
+        assert fetch("inside.png") == 200
+        assert fetch("missing.png") == 404
+    finally:
+        store.close()
+
+
+def test_other_paths_are_not_found(bot: Bot) -> None:
+    assert requests.get(f"{bot.url}/", timeout=10).status_code == 404
+    assert requests.get(f"{bot.url}/slack/events", timeout=10).status_code == 404
+
+
+def _document(path: str) -> ImageDocument:
+    return ImageDocument(
+        id=document_id(path),
+        path=path,
+        name=Path(path).name,
+        folder="",
+        size=1,
+        mtime=0.0,
+        sha256="0" * 64,
+        width=96,
+        height=96,
+        indexed_at=datetime.now(UTC),
+    )
+
+
+def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
+    library: Library, fake_slack: FakeSlack
+) -> None:
+    from bot.errors import ConfigError
+    from bot.slack_app import create_app
+
+    wrong = WebClient(token="xoxb-revoked", base_url=fake_slack.api_url)
+
+    with pytest.raises(ConfigError) as refused:
+        create_app(library.settings, library.service(), client=wrong)
+
+    assert str(refused.value) == (
+        "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
+    )
+    assert "xoxb-revoked" not in str(refused.value)

@@ -1,0 +1,189 @@
+"""`/findimage` end to end: signed slash commands in, response-URL answers out."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import requests
+
+from bot.blocks import Page, SharedResult
+from bot.search import SearchQuery
+from tests.handlers.conftest import Bot, BotFactory, GatedTextEncoder, Library
+from tests.support.block_kit import buttons, check_message
+from tests.support.slack_api import FakeSlack
+from tests.support.slack_requests import USER_ID
+
+ACK_DEADLINE_SECONDS = 3.0
+
+
+def ask(bot: Bot, fake: FakeSlack, text: str, name: str) -> dict[str, Any]:
+    """Run `/findimage text` and return the one message posted to its response URL."""
+    response = bot.sender.command(text, fake.response_url(name))
+    assert response.status_code == 200
+    return answer_at(fake, name)
+
+
+def answer_at(fake: FakeSlack, name: str) -> dict[str, Any]:
+    [posted] = fake.wait_for("response", where=lambda r: r.path.endswith("/" + name))
+    check_message(posted.params)
+    return posted.params
+
+
+def result_paths(message: dict[str, Any]) -> list[str]:
+    return [
+        SharedResult.from_value(b["value"]).path
+        for b in buttons(message)
+        if b["action_id"].startswith("findimage_share:")
+    ]
+
+
+def image_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [block for block in message["blocks"] if block["type"] == "image"]
+
+
+def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    [found] = [b for b in buttons(message) if b["action_id"] == action_id]
+    return found
+
+
+def test_search_answers_the_services_results_in_order_with_previews_and_buttons(
+    bot: Bot, fake_slack: FakeSlack
+) -> None:
+    expected = bot.service.by_text("red circle", SearchQuery(k=5))
+
+    message = ask(bot, fake_slack, "red circle", "search")
+
+    assert message["response_type"] == "ephemeral"
+    assert result_paths(message) == [hit.document.path for hit in expected]
+    images = image_blocks(message)
+    assert [image["title"]["text"] for image in images] == [h.document.path for h in expected]
+    assert all(image["image_url"].startswith(f"{bot.url}/images/") for image in images)
+    preview = requests.get(images[0]["image_url"], timeout=10)
+    assert preview.status_code == 200
+    assert preview.headers["Content-Type"] == "image/jpeg"
+    assert preview.content[:2] == b"\xff\xd8"
+
+    likes = [b for b in buttons(message) if b["action_id"].startswith("findimage_like:")]
+    assert [Page.from_value(b["value"]).like for b in likes] == [h.document.id for h in expected]
+    more = Page.from_value(button(message, "findimage_more")["value"])
+    assert more == Page(k=5, text="red circle", offset=5)
+
+
+def test_more_results_shows_the_next_page(bot: Bot, fake_slack: FakeSlack) -> None:
+    expected = bot.service.by_text("blue square", SearchQuery(k=10))
+    first = ask(bot, fake_slack, "blue square", "page1")
+
+    clicked = bot.sender.button(button(first, "findimage_more"), fake_slack.response_url("page2"))
+
+    assert clicked.status_code == 200
+    second = answer_at(fake_slack, "page2")
+    assert result_paths(second) == [hit.document.path for hit in expected[5:10]]
+    assert second["replace_original"] is False
+    assert "6. *" in json.dumps(second["blocks"])
+
+
+def test_more_like_this_searches_with_the_pictures_stored_vector(
+    bot: Bot, fake_slack: FakeSlack
+) -> None:
+    first = ask(bot, fake_slack, "green triangle", "like0")
+    chosen = Page.from_value(button(first, "findimage_like:2")["value"]).like
+    assert chosen is not None
+    chosen_path = result_paths(first)[1]
+    expected = bot.service.like(chosen, SearchQuery(k=5))
+
+    bot.sender.button(button(first, "findimage_like:2"), fake_slack.response_url("like1"))
+
+    similar = answer_at(fake_slack, "like1")
+    assert result_paths(similar) == [hit.document.path for hit in expected]
+    assert chosen_path not in result_paths(similar)
+
+
+def test_share_in_channel_posts_that_one_result_for_everyone(
+    bot: Bot, fake_slack: FakeSlack
+) -> None:
+    first = ask(bot, fake_slack, "yellow square", "share0")
+    shared = SharedResult.from_value(button(first, "findimage_share:3")["value"])
+
+    bot.sender.button(button(first, "findimage_share:3"), fake_slack.response_url("share1"))
+
+    posted = answer_at(fake_slack, "share1")
+    assert posted["response_type"] == "in_channel"
+    assert posted["replace_original"] is False
+    text = json.dumps(posted["blocks"])
+    assert f"<@{USER_ID}> shared" in text
+    assert shared.path in text
+    [image] = image_blocks(posted)
+    assert image["image_url"].startswith(f"{bot.url}/images/{shared.doc_id}?")
+    assert requests.get(image["image_url"], timeout=10).status_code == 200
+
+
+def test_options_in_the_text_set_k_and_the_folder(bot: Bot, fake_slack: FakeSlack) -> None:
+    message = ask(bot, fake_slack, "k:3 in:trips/ orange circle", "options")
+
+    paths = result_paths(message)
+    assert len(paths) == 3
+    assert all(path.startswith("trips/") for path in paths)
+    more = Page.from_value(button(message, "findimage_more")["value"])
+    assert more == Page(k=3, text="orange circle", folder="trips", offset=3)
+
+
+def test_help_and_an_empty_command_answer_with_usage_in_the_ack(bot: Bot) -> None:
+    for text in ("", "help", "  HELP "):
+        response = bot.sender.command(text, "http://127.0.0.1:9/never-used")
+        assert response.status_code == 200
+        usage = response.json()
+        assert usage["response_type"] == "ephemeral"
+        check_message(usage)
+        assert "/findimage snowy mountain" in json.dumps(usage["blocks"])
+
+
+def test_a_bad_option_is_explained_in_the_ack(bot: Bot) -> None:
+    response = bot.sender.command("k:zero cats", "http://127.0.0.1:9/never-used")
+    assert response.json()["text"] == "k: takes a number from 1 to 15, like k:10."
+
+
+def test_nothing_above_the_minimum_score_suggests_rephrasing(
+    start_bot: BotFactory, fake_slack: FakeSlack
+) -> None:
+    strict = start_bot(min_score=1.0)
+
+    message = ask(strict, fake_slack, "purple ring", "strict")
+
+    assert "Nothing in the library is close to “purple ring”: try rephrasing" in message["text"]
+    assert not buttons(message)
+
+
+def test_an_empty_index_is_one_plain_sentence(
+    start_bot: BotFactory, library: Library, fake_slack: FakeSlack, tmp_path
+) -> None:
+    from bot.stores.embedded import EmbeddedStore
+
+    empty = EmbeddedStore(tmp_path / "empty")
+    try:
+        bot = start_bot(service=library.service(store=empty))
+        message = ask(bot, fake_slack, "red circle", "empty")
+    finally:
+        empty.close()
+    assert message["text"] == "The index is empty: run `findimage index` first."
+
+
+def test_a_slow_search_is_still_acknowledged_at_once(
+    start_bot: BotFactory, library: Library, fake_slack: FakeSlack
+) -> None:
+    slow = GatedTextEncoder(library.text_encoder)
+    bot = start_bot(service=library.service(text_encoder=slow))
+    try:
+        started = time.monotonic()
+        response = bot.sender.command("black square", fake_slack.response_url("slow"))
+        elapsed = time.monotonic() - started
+
+        assert response.status_code == 200
+        assert elapsed < ACK_DEADLINE_SECONDS
+        assert slow.entered.wait(timeout=10), "the search should have started"
+        assert not fake_slack.calls("response"), "answered before the search could finish"
+    finally:
+        slow.gate.set()
+    message = answer_at(fake_slack, "slow")
+    assert len(result_paths(message)) == 5

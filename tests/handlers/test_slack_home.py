@@ -1,0 +1,36 @@
+"""The App Home tab: index status and usage, published with views.publish."""
+
+from __future__ import annotations
+
+import json
+
+from tests.handlers.conftest import LIBRARY_SIZE, Bot, Library
+from tests.support.block_kit import check_home
+from tests.support.slack_api import FakeSlack
+from tests.support.slack_requests import USER_ID
+
+
+def home_opened(tab: str = "home") -> dict:
+    return {
+        "type": "app_home_opened",
+        "user": USER_ID,
+        "channel": "D0000001",
+        "tab": tab,
+        "event_ts": "1700000000.000100",
+    }
+
+
+def test_opening_the_home_tab_publishes_status_and_usage(
+    bot: Bot, library: Library, fake_slack: FakeSlack
+) -> None:
+    assert bot.sender.event(home_opened()).status_code == 200
+
+    [published] = fake_slack.wait_for("views.publish")
+    assert published.params["user_id"] == USER_ID
+    view = published.params["view"]
+    check_home(view)
+    text = json.dumps(view)
+    assert f"*Pictures*\\n{LIBRARY_SIZE}" in text
+    assert "*Backend*\\nembedded" in text
+    assert str(library.image_encoder.model_name) in text
+    assert "/findimage snowy mountain" in text
