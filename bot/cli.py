@@ -223,6 +223,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack_app import serve
 
     service = build_search_service(settings)
+    problem = service.text_model_problem()
+    if problem:
+        log.warning("%s", problem)
     try:
         serve(settings, service, host=args.host)
     finally:
