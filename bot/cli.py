@@ -8,11 +8,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError, FindImageError
 from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.stores.base import VectorStore
 
 log = logging.getLogger("findimage")
 
@@ -43,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         "path", nargs="?", type=Path, help="the image store root (default: FINDIMAGE_STORE)"
     )
     index.add_argument("--dry-run", action="store_true", help="only say what would change")
+    index.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="Elasticsearch only: embed everything into a new index, then swap the alias to it "
+        "(searches keep working meanwhile)",
+    )
     index.add_argument("--json", action="store_true", help="print a JSON report, no progress bar")
     index.set_defaults(handler=_index)
 
@@ -112,9 +122,10 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     root = settings.require_store()
     store = build_store(settings)
     try:
-        report = build_indexer(settings, store).run(
-            root, dry_run=args.dry_run, progress=not args.json
-        )
+        with _index_target(store, args.rebuild, settings) as target:
+            report = build_indexer(settings, target).run(
+                root, dry_run=args.dry_run, progress=not args.json
+            )
     finally:
         store.close()
     if args.json:
@@ -133,6 +144,22 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         for skipped in report.skipped:
             print(f"  skipped {skipped.path}: {skipped.reason}")
     return EXIT_OK
+
+
+def _index_target(
+    store: VectorStore, rebuild: bool, settings: Settings
+) -> AbstractContextManager[VectorStore]:
+    """The store itself, or with --rebuild a new Elasticsearch index that replaces it at the end."""
+    if not rebuild:
+        return nullcontext(store)
+    from bot.stores.elasticsearch import ElasticsearchStore
+
+    if not isinstance(store, ElasticsearchStore):
+        raise ConfigError(
+            "--rebuild is for FINDIMAGE_BACKEND=elasticsearch; to rebuild the embedded index, "
+            f"delete {settings.data_dir} and run `findimage index` again."
+        )
+    return store.rebuilding()
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
@@ -172,14 +199,17 @@ def _read_query_image(path: Path) -> bytes:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.factory import build_store
+    from bot.factory import build_search_service
     from bot.presenters import status_dict
 
-    store = build_store(settings)
+    service = build_search_service(settings)
     try:
-        data = status_dict(store.status())
+        data = status_dict(service.status())
+        if settings.backend == "elasticsearch" and settings.es_text_model_id:
+            data["text_vectors"] = f"{settings.es_text_model_id} in Elasticsearch"
+            data["text_model_problem"] = service.text_model_problem()
     finally:
-        store.close()
+        service.store.close()
     if args.json:
         _print_json(data)
     else:
@@ -193,6 +223,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack_app import serve
 
     service = build_search_service(settings)
+    problem = service.text_model_problem()
+    if problem:
+        log.warning("%s", problem)
     try:
         serve(settings, service, host=args.host)
     finally:
@@ -213,7 +246,13 @@ def _configure_logging(verbosity: int) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-        for name in ("sentence_transformers", "transformers", "huggingface_hub", "urllib3"):
+        for name in (
+            "sentence_transformers",
+            "transformers",
+            "huggingface_hub",
+            "urllib3",
+            "elastic_transport",
+        ):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -47,6 +47,14 @@ class Fingerprint:
 
 
 @dataclass(frozen=True)
+class WriteFailure:
+    """A document the store could not write or remove, with the store's reason."""
+
+    doc_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class SearchHit:
     """One result: score is in [0, 1], (1 + cosine) / 2, higher is closer."""
 

@@ -8,7 +8,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -28,6 +28,15 @@ class TextEncoder(Protocol):
     model_name: str
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RemoteTextEncoder(TextEncoder, Protocol):
+    """A text model served elsewhere (by Elasticsearch), which may be missing or stopped."""
+
+    def problem(self) -> str | None:
+        """One plain sentence when the model cannot embed text now, else None."""
+        ...
 
 
 class ImageEncoder(Protocol):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.documents import ModelInfo
-from bot.encoders import ClipEncoder
-from bot.search import SearchService
+from bot.encoders import ClipEncoder, TextEncoder
+from bot.search import SearchService, TextSearch
 from bot.settings import Settings
 from bot.stores.base import VectorStore
 from indexer.indexer import Indexer
@@ -34,13 +34,35 @@ def build_encoders(settings: Settings) -> tuple[ClipEncoder, ClipEncoder]:
 
 
 def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
-    image_encoder, text_encoder = build_encoders(settings)
+    store = store or build_store(settings)
+    image_encoder, local_text_encoder = build_encoders(settings)
+    text_encoder, text_search = build_text_side(settings, store, local_text_encoder)
     return SearchService(
-        store=store or build_store(settings),
+        store=store,
         image_encoder=image_encoder,
         text_encoder=text_encoder,
         max_file_bytes=settings.max_file_bytes,
+        text_search=text_search,
     )
+
+
+def build_text_side(
+    settings: Settings, store: VectorStore, local: TextEncoder
+) -> tuple[TextEncoder, TextSearch | None]:
+    """Where text vectors come from: the local model, or the one deployed in Elasticsearch.
+
+    With FINDIMAGE_ES_TEXT_MODEL_ID, Elasticsearch embeds the text: inside the search
+    (query_vector_builder, one round trip) or by `_infer` first (FINDIMAGE_TEXT_VECTORS=infer).
+    """
+    if settings.backend != "elasticsearch" or not settings.es_text_model_id:
+        return local, None
+    from bot.stores.elasticsearch import ElasticsearchStore
+    from bot.stores.es_text import ElasticsearchTextModel
+
+    if not isinstance(store, ElasticsearchStore):
+        return local, None
+    remote = ElasticsearchTextModel(store, settings.es_text_model_id, settings.text_model)
+    return remote, remote if settings.text_vectors == "query_vector_builder" else None
 
 
 def build_indexer(settings: Settings, store: VectorStore) -> Indexer:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from bot.documents import ModelInfo, SearchHit, StoreStatus
-from bot.encoders import ImageEncoder, TextEncoder
+from bot.encoders import ImageEncoder, RemoteTextEncoder, TextEncoder
 from bot.errors import ConfigError, ImageError, IndexEmptyError, NotFoundError
 from bot.images import decode_image
 from bot.stores.base import VectorStore, check_models
@@ -25,6 +26,12 @@ class SearchQuery:
     offset: int = 0
 
 
+class TextSearch(Protocol):
+    """Search by text in one step, where the store embeds the text itself."""
+
+    def search_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]: ...
+
+
 class SearchService:
     """Text, picture or indexed id in; ranked hits out, whatever the store is."""
 
@@ -34,11 +41,14 @@ class SearchService:
         image_encoder: ImageEncoder,
         text_encoder: TextEncoder,
         max_file_bytes: int,
+        text_search: TextSearch | None = None,
     ):
+        """With `text_search`, text queries go to it instead of `text_encoder` plus the store."""
         self.store = store
         self._image_encoder = image_encoder
         self._text_encoder = text_encoder
         self._max_file_bytes = max_file_bytes
+        self._text_search = text_search
 
     @property
     def models(self) -> ModelInfo:
@@ -53,6 +63,9 @@ class SearchService:
         if not text:
             raise ConfigError("Say what to look for, for example: snowy mountain.")
         self._check_models()
+        if self._text_search is not None:
+            hits = self._text_search.search_text(text, query.k + query.offset, query.folder)
+            return self._page(hits, query)
         vector = self._text_encoder.encode_texts([text])[0]
         return self._search(vector, query)
 
@@ -78,11 +91,19 @@ class SearchService:
     def status(self) -> StoreStatus:
         return self.store.status()
 
+    def text_model_problem(self) -> str | None:
+        """One plain sentence when text search cannot work now, e.g. a remote model is stopped."""
+        if isinstance(self._text_encoder, RemoteTextEncoder):
+            return self._text_encoder.problem()
+        return None
+
     def _check_models(self) -> None:
         check_models(self.store.models(), self.models)
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
-        hits = self.store.search(vector, query.k + query.offset, query.folder)
+        return self._page(self.store.search(vector, query.k + query.offset, query.folder), query)
+
+    def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
         if not hits and self.store.count() == 0:
             raise IndexEmptyError("The index is empty: run `findimage index` first.")
         return hits[query.offset :]

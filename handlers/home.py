@@ -21,7 +21,7 @@ def register(app: App, service: SearchService) -> None:
         if event.get("tab") != "home":
             return
         try:
-            view = home_view(service.status())
+            view = home_view(service.status(), problem=service.text_model_problem())
         except FindImageError as exc:
             log.warning("index status for the Home tab: %s", exc)
             view = home_view(None, problem=str(exc))

@@ -123,13 +123,18 @@ class Indexer:
             self._write(batch, report)
             bar.update(len(batch))
         # Deletions come last, so a renamed picture could still borrow its old vector above.
-        self._store.delete(list(plan.gone))
-        report.deleted = len(plan.gone)
+        failed = self._store.delete(list(plan.gone))
+        for failure in failed:
+            path = plan.gone[failure.doc_id].path
+            log.warning("could not remove %s from the index: %s", path, failure.reason)
+            report.skipped.append(Skipped(path, f"not removed from the index: {failure.reason}"))
+        report.deleted = len(plan.gone) - len(failed)
         return report
 
     def _write(self, batch: Sequence[Prepared], report: IndexReport) -> None:
         now = datetime.now(UTC)
         items: list[tuple[ImageDocument, np.ndarray]] = []
+        unchanged: set[str] = set()
         for prepared in batch:
             match prepared:
                 case Failed(file, reason):
@@ -140,16 +145,23 @@ class Indexer:
                     if found is None:
                         report.skipped.append(Skipped(file.relative_path, "vanished from index"))
                         continue
-                    items.append((_moved(found[0], file, now), found[1]))
+                    document = _moved(found[0], file, now)
+                    items.append((document, found[1]))
                     if isinstance(prepared, Unchanged):
-                        report.unchanged += 1
-                    else:
-                        report.indexed += 1
+                        unchanged.add(document.id)
         decoded = [p for p in batch if isinstance(p, Decoded)]
         for prepared, vector in self._encode(decoded, report):
             items.append((_new_document(prepared, now), vector))
-            report.indexed += 1
-        self._store.upsert(items)
+        # Only what the store confirms counts: a failed write is reported, never counted.
+        failed = {failure.doc_id: failure.reason for failure in self._store.upsert(items)}
+        for document, _ in items:
+            if document.id in failed:
+                log.warning("could not write %s: %s", document.path, failed[document.id])
+                report.skipped.append(Skipped(document.path, failed[document.id]))
+            elif document.id in unchanged:
+                report.unchanged += 1
+            else:
+                report.indexed += 1
 
     def _encode(
         self, decoded: list[Decoded], report: IndexReport

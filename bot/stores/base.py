@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bot.documents import Fingerprint, ImageDocument, ModelInfo, SearchHit, StoreStatus
+from bot.documents import (
+    Fingerprint,
+    ImageDocument,
+    ModelInfo,
+    SearchHit,
+    StoreStatus,
+    WriteFailure,
+)
 from bot.errors import ModelMismatchError
 
 
@@ -27,12 +34,16 @@ class VectorStore(ABC):
         """Record the models on an index that has none; refuse different ones."""
 
     @abstractmethod
-    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> None:
-        """Insert or replace documents with their vectors, all in one batch."""
+    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
+        """Insert or replace documents with their vectors, all in one batch.
+
+        Returns the documents that were not written, each with the store's reason; a store
+        that writes a batch all or nothing raises instead.
+        """
 
     @abstractmethod
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove documents; unknown ids are ignored."""
+    def delete(self, ids: Sequence[str]) -> list[WriteFailure]:
+        """Remove documents; unknown ids are ignored. Returns the ones that could not be removed."""
 
     @abstractmethod
     def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:

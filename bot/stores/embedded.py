@@ -27,6 +27,7 @@ from bot.documents import (
     ModelInfo,
     SearchHit,
     StoreStatus,
+    WriteFailure,
 )
 from bot.errors import BackendUnavailableError, ModelMismatchError
 from bot.stores.base import VectorStore, check_models, cosine_score
@@ -187,9 +188,9 @@ class EmbeddedStore(VectorStore):
                     (json.dumps(models.__dict__),),
                 )
 
-    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> None:
+    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
         if not items:
-            return
+            return []
         with self._write() as (db, generation):
             db.executemany(
                 f"INSERT OR REPLACE INTO images ({_DOCUMENT_COLUMNS}, vector, generation) "
@@ -197,16 +198,18 @@ class EmbeddedStore(VectorStore):
                 [(*_to_row(doc, vector), generation) for doc, vector in items],
             )
             db.executemany("DELETE FROM removed WHERE id = ?", [(doc.id,) for doc, _ in items])
+        return []
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Sequence[str]) -> list[WriteFailure]:
         if not ids:
-            return
+            return []
         with self._write() as (db, generation):
             db.executemany("DELETE FROM images WHERE id = ?", [(doc_id,) for doc_id in ids])
             db.executemany(
                 "INSERT OR REPLACE INTO removed (id, generation) VALUES (?, ?)",
                 [(doc_id, generation) for doc_id in ids],
             )
+        return []
 
     def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)

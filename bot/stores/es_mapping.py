@@ -1,0 +1,167 @@
+"""The Elasticsearch index findimage writes: its mapping, its `_meta`, and documents in and out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from bot.documents import GeoPoint, ImageDocument, ModelInfo
+from bot.errors import ConfigError, ModelMismatchError
+
+VECTOR_FIELD = "vector"
+META_KEY = "findimage"
+# Everything a result shows; the vector stays out of search responses.
+DOCUMENT_FIELDS = (
+    "path",
+    "name",
+    "folder",
+    "size",
+    "mtime",
+    "sha256",
+    "width",
+    "height",
+    "taken_at",
+    "gps",
+    "indexed_at",
+)
+FINGERPRINT_FIELDS = ("path", "size", "mtime", "sha256")
+
+IndexType = Literal["hnsw", "int8_hnsw", "bbq_hnsw"]
+
+
+@dataclass(frozen=True)
+class VectorIndexOptions:
+    """The `index_options` of the vector field, stated so no server default decides them."""
+
+    type: IndexType = "hnsw"
+    m: int = 16
+    ef_construction: int = 100
+
+    def as_mapping(self) -> dict[str, Any]:
+        return {"type": self.type, "m": self.m, "ef_construction": self.ef_construction}
+
+
+def index_mappings(models: ModelInfo, options: VectorIndexOptions) -> dict[str, Any]:
+    return {
+        "dynamic": "strict",
+        "_meta": {META_KEY: models_meta(models)},
+        "properties": {
+            "id": {"type": "keyword"},
+            "path": {"type": "keyword"},
+            "name": {"type": "keyword"},
+            "folder": {"type": "keyword"},
+            "size": {"type": "long"},
+            "mtime": {"type": "double"},
+            "sha256": {"type": "keyword"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "taken_at": {"type": "date"},
+            "indexed_at": {"type": "date"},
+            "gps": {"type": "geo_point"},
+            VECTOR_FIELD: {
+                "type": "dense_vector",
+                "dims": models.dims,
+                "similarity": "cosine",
+                "index": True,
+                "index_options": options.as_mapping(),
+            },
+        },
+    }
+
+
+def models_meta(models: ModelInfo) -> dict[str, Any]:
+    return {
+        "image_model": models.image_model,
+        "text_model": models.text_model,
+        "dims": models.dims,
+    }
+
+
+def read_models(index: str, mappings: dict[str, Any]) -> ModelInfo:
+    """The models an index was built with, after checking its mapping agrees with them."""
+    meta = mappings.get("_meta", {}).get(META_KEY)
+    if not isinstance(meta, dict):
+        raise ConfigError(
+            f"The Elasticsearch index {index} was not created by findimage (its mapping has no "
+            "findimage _meta): set FINDIMAGE_ES_INDEX to another name, or delete that index."
+        )
+    try:
+        models = ModelInfo(
+            image_model=str(meta["image_model"]),
+            text_model=str(meta["text_model"]),
+            dims=int(meta["dims"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            f"The findimage _meta of the Elasticsearch index {index} is damaged: "
+            "rebuild it with `findimage index --rebuild`."
+        ) from None
+    vector = mappings.get("properties", {}).get(VECTOR_FIELD, {})
+    if vector.get("type") != "dense_vector" or vector.get("dims") != models.dims:
+        raise ModelMismatchError(
+            f"The Elasticsearch index {index} maps '{VECTOR_FIELD}' as "
+            f"{vector.get('type', 'nothing')} with {vector.get('dims', 'no')} dims, but its "
+            f"models give {models.dims}: rebuild it with `findimage index --rebuild`."
+        )
+    if vector.get("similarity", "cosine") != "cosine":
+        raise ModelMismatchError(
+            f"The Elasticsearch index {index} compares vectors by {vector['similarity']}, not "
+            "cosine: rebuild it with `findimage index --rebuild`."
+        )
+    return models
+
+
+def to_source(doc: ImageDocument, vector: np.ndarray) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "path": doc.path,
+        "name": doc.name,
+        "folder": doc.folder,
+        "size": doc.size,
+        "mtime": doc.mtime,
+        "sha256": doc.sha256,
+        "width": doc.width,
+        "height": doc.height,
+        "taken_at": doc.taken_at.isoformat() if doc.taken_at else None,
+        "indexed_at": doc.indexed_at.isoformat(),
+        "gps": {"lat": doc.gps.lat, "lon": doc.gps.lon} if doc.gps else None,
+        VECTOR_FIELD: [float(x) for x in np.asarray(vector, dtype=np.float32)],
+    }
+
+
+def to_document(doc_id: str, source: dict[str, Any]) -> ImageDocument:
+    gps = source.get("gps")
+    taken = source.get("taken_at")
+    return ImageDocument(
+        id=doc_id,
+        path=source["path"],
+        name=source["name"],
+        folder=source["folder"],
+        size=int(source["size"]),
+        mtime=float(source["mtime"]),
+        sha256=source["sha256"],
+        width=int(source["width"]),
+        height=int(source["height"]),
+        taken_at=datetime.fromisoformat(taken) if taken else None,
+        gps=GeoPoint(lat=float(gps["lat"]), lon=float(gps["lon"])) if gps else None,
+        indexed_at=datetime.fromisoformat(source["indexed_at"]),
+    )
+
+
+def folder_filter(folder: str) -> dict[str, Any] | None:
+    """The folder and everything below it: "a/b" matches "a/b" and "a/b/c", never "a/bc"."""
+    wanted = folder.strip("/")
+    if not wanted:
+        return None
+    return {
+        "bool": {
+            "should": [
+                {"term": {"folder": wanted}},
+                {"prefix": {"folder": f"{wanted}/"}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }

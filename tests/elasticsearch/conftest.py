@@ -1,0 +1,43 @@
+"""Fixtures for the Elasticsearch tests: the emulator, and settings that point findimage at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.encoders import ClipEncoder
+from bot.settings import Settings, load_settings
+from tests.support.es_emulator import ElasticsearchEmulator
+
+# The id eland gives sentence-transformers/clip-ViT-B-32-multilingual-v1 in Elasticsearch.
+TEXT_MODEL_ID = "sentence-transformers__clip-vit-b-32-multilingual-v1"
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_clip: Path) -> ClipEncoder:
+    """The tiny CLIP, loaded once, to back the emulator's deployed text model."""
+    return ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", "cpu")
+
+
+@pytest.fixture
+def emulator() -> Iterator[ElasticsearchEmulator]:
+    with ElasticsearchEmulator() as running:
+        yield running
+
+
+@pytest.fixture
+def es_env(
+    findimage_env: dict[str, str], emulator: ElasticsearchEmulator, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """findimage_env plus FINDIMAGE_BACKEND=elasticsearch on the emulator."""
+    values = {"FINDIMAGE_BACKEND": "elasticsearch", "FINDIMAGE_ES_URL": emulator.url}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return {**findimage_env, **values}
+
+
+@pytest.fixture
+def es_settings(es_env: dict[str, str]) -> Settings:
+    return load_settings()

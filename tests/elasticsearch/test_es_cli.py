@@ -1,0 +1,233 @@
+"""`findimage` end to end on FINDIMAGE_BACKEND=elasticsearch (the emulator): the same answers as
+the embedded store, rebuilds under search load, and an outage in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.documents import document_id
+from tests.support.es_emulator import ElasticsearchEmulator
+from tests.support.pictures import make_library
+
+LIBRARY_SIZE = 12
+DEADLINE_SECONDS = 60
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    make_library(root, LIBRARY_SIZE)
+    return root
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code, out, err = _run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _answers(capsys: pytest.CaptureFixture[str], library: Path) -> dict[str, list]:
+    picture = str(sorted(library.rglob("*.png"))[0])
+    like = _json(capsys, "search", "red circle", "-k", "1")["results"][0]["id"]
+    searches = {
+        "text": ("search", "red circle", "-k", "5"),
+        "image": ("search", "--image", picture, "-k", "4"),
+        "like": ("search", "--like", like, "-k", "3"),
+        "folder": ("search", "blue square", "--in", "trips", "-k", "5"),
+    }
+    return {
+        name: [(hit["path"], hit["score"]) for hit in _json(capsys, *args)["results"]]
+        for name, args in searches.items()
+    }
+
+
+def test_elasticsearch_answers_as_the_embedded_store_does(
+    es_env: dict[str, str],
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _json(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
+    on_elasticsearch = _answers(capsys, library)
+    es_status = _json(capsys, "status")
+    monkeypatch.setenv("FINDIMAGE_BACKEND", "embedded")
+    assert _json(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
+    embedded = _answers(capsys, library)
+    embedded_status = _json(capsys, "status")
+
+    for name, hits in embedded.items():
+        assert [path for path, _ in on_elasticsearch[name]] == [path for path, _ in hits], name
+        for (_, mine), (_, theirs) in zip(on_elasticsearch[name], hits, strict=True):
+            assert mine == pytest.approx(theirs, abs=1e-5)
+    assert {path for path, _ in embedded["folder"]} <= {
+        str(p.relative_to(library)) for p in (library / "trips").rglob("*.*")
+    }
+    same = ("count", "image_model", "text_model", "dims")
+    assert {k: es_status[k] for k in same} == {k: embedded_status[k] for k in same}
+    assert es_status["backend"] == "elasticsearch"
+
+
+def test_an_incremental_run_writes_only_what_changed_and_removes_what_is_gone(
+    es_env: dict[str, str], library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _json(capsys, "index", str(library))
+    sorted(library.rglob("*.jpg"))[0].unlink()
+    report = _json(capsys, "index", str(library))
+    assert (report["indexed"], report["unchanged"], report["deleted"]) == (
+        0,
+        LIBRARY_SIZE - 1,
+        1,
+    )
+    assert _json(capsys, "status")["count"] == LIBRARY_SIZE - 1
+
+
+def _wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def _runs(progress: Path) -> int:
+    text = progress.read_text() if progress.exists() else ""
+    return int(text or 0)
+
+
+def test_rebuild_while_another_process_searches_without_one_failure(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _json(capsys, "index", str(library))
+    [old_index] = emulator.index_names()
+    progress, stop = tmp_path / "progress", tmp_path / "stop"
+    searcher = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tests.support.search_loop", str(progress), str(stop)),
+            *("search", "red circle", "-k", "3", "--json"),
+        ],
+        env={**os.environ},
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _runs(progress) >= 1, "the first search")
+        during = threading.Event()
+
+        def hold_the_first_bulk_of_the_new_index(method: str, path: str) -> bool:
+            if path.endswith("/_bulk") and not during.is_set():
+                # Searches must go on while the new index is half built.
+                seen = _runs(progress)
+                _wait_for(lambda: _runs(progress) >= seen + 2, "searches during the rebuild")
+                during.set()
+            return True
+
+        emulator.before_request = hold_the_first_bulk_of_the_new_index
+        report = _json(capsys, "index", "--rebuild", str(library))
+        emulator.before_request = None
+        assert during.is_set()
+        assert report["indexed"] == LIBRARY_SIZE
+        after = _runs(progress)
+        _wait_for(lambda: _runs(progress) >= after + 2, "searches after the swap")
+    finally:
+        stop.touch()
+        out, err = searcher.communicate(timeout=DEADLINE_SECONDS)
+    summary = json.loads(out)
+    assert summary["failures"] == [], err
+    assert summary["runs"] >= 5
+    [new_index] = emulator.index_names()
+    assert new_index != old_index
+    assert emulator.aliases() == {"findimage-images": [new_index]}
+
+
+def test_an_outage_mid_run_is_one_sentence_and_a_rerun_completes(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bulk_requests = []
+
+    def crash_at_the_second_bulk(method: str, path: str) -> bool:
+        if path.endswith("/_bulk"):
+            bulk_requests.append(path)
+            if len(bulk_requests) == 2:
+                emulator.stop()
+                return False
+        return True
+
+    emulator.before_request = crash_at_the_second_bulk
+    code, out, err = _run(capsys, "index", str(library))
+    assert code == 1
+    # The last line is the whole message (model loading may print progress above it).
+    assert err.strip().splitlines()[-1] == (
+        f"findimage: Cannot reach Elasticsearch at {emulator.url}: check that it is running "
+        "and that FINDIMAGE_ES_URL is right."
+    )
+    assert "Traceback" not in out + err
+
+    emulator.before_request = None
+    emulator.start()
+    report = _json(capsys, "index", str(library))
+    written_before = int(es_env["FINDIMAGE_BATCH_SIZE"])
+    assert report["indexed"] == LIBRARY_SIZE - written_before
+    assert report["unchanged"] == written_before
+    assert _json(capsys, "status")["count"] == LIBRARY_SIZE
+
+
+def test_documents_elasticsearch_refuses_are_reported_by_path_and_not_counted(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused = sorted(library.rglob("*.png"))[:2]
+    paths = {str(p.relative_to(library)) for p in refused}
+    emulator.refuse_documents({document_id(path) for path in paths})
+    report = _json(capsys, "index", str(library))
+    assert report["indexed"] == LIBRARY_SIZE - 2
+    assert {skipped["path"] for skipped in report["skipped"]} == paths
+    for skipped in report["skipped"]:
+        assert "document_parsing_exception" in skipped["reason"]
+    assert _json(capsys, "status")["count"] == LIBRARY_SIZE - 2
+
+    emulator.refuse_documents(set())
+    assert _json(capsys, "index", str(library))["indexed"] == 2
+
+
+def test_rebuild_on_the_embedded_store_says_what_to_do_instead(
+    findimage_env: dict[str, str], library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "index", "--rebuild", str(library))
+    assert code == 2
+    assert "--rebuild is for FINDIMAGE_BACKEND=elasticsearch" in err
+    assert out == ""
+
+
+def test_status_reports_the_text_model_problem(
+    es_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_ES_TEXT_MODEL_ID", "absent-model")
+    status = _json(capsys, "status")
+    assert status["count"] == 0
+    assert "absent-model is not in Elasticsearch" in status["text_model_problem"]

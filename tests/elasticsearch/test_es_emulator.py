@@ -1,0 +1,285 @@
+"""The emulator answers as Elasticsearch's REST YAML tests say it must, through the real client."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from elasticsearch import (
+    AuthenticationException,
+    BadRequestError,
+    Elasticsearch,
+    NotFoundError,
+    helpers,
+)
+
+from bot.encoders import ClipEncoder
+from tests.support.es_emulator import ElasticsearchEmulator
+
+QUERY = [-0.5, 90.0, -10, 14.8, -156.0]
+ANIMALS = {
+    "1": ("cow.jpg", [230.0, 300.33, -34.8988, 15.555, -200.0]),
+    "2": ("moose.jpg", [-0.5, 100.0, -13, 14.8, -156.0]),
+    "3": ("rabbit.jpg", [0.5, 111.3, -13.0, 14.8, -156.0]),
+}
+
+
+def _animals(es: Elasticsearch, index: str, similarity: str) -> None:
+    """The setup of 40_knn_search_cosine.yml and 150_knn_search_missing_params.yml."""
+    es.indices.create(
+        index=index,
+        mappings={
+            "properties": {
+                "name": {"type": "keyword"},
+                "vector": {
+                    "type": "dense_vector",
+                    "dims": 5,
+                    "index": True,
+                    "similarity": similarity,
+                },
+            }
+        },
+    )
+    for doc_id, (name, vector) in ANIMALS.items():
+        es.index(index=index, id=doc_id, document={"name": name, "vector": vector})
+    es.indices.refresh()
+
+
+@pytest.fixture
+def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(emulator.url)
+    yield client
+    client.close()
+
+
+def test_cosine_scores_are_one_plus_cosine_over_two(es: Elasticsearch) -> None:
+    _animals(es, "test", "cosine")
+    response = es.search(
+        index="test",
+        fields=["name"],
+        knn={"field": "vector", "query_vector": QUERY, "k": 2, "num_candidates": 3},
+    )
+    hits = response["hits"]["hits"]
+    assert [hit["_id"] for hit in hits] == ["2", "3"]
+    assert hits[0]["fields"]["name"][0] == "moose.jpg"
+    assert hits[1]["fields"]["name"][0] == "rabbit.jpg"
+    assert hits[0]["_score"] == pytest.approx(0.999405, abs=1e-4)
+    assert hits[1]["_score"] == pytest.approx(0.9976501, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("knn", "size", "total"),
+    [
+        ({"num_candidates": 10}, None, 3),
+        ({"num_candidates": 10}, 2, 2),
+        ({"k": 2}, None, 2),
+        ({}, None, 3),
+        ({}, 2, 2),
+    ],
+    ids=["no-k", "no-k-size", "no-num-candidates", "neither", "neither-size"],
+)
+def test_k_defaults_to_size_and_num_candidates_is_optional(
+    es: Elasticsearch, knn: dict, size: int | None, total: int
+) -> None:
+    _animals(es, "knn_search_test_index", "l2_norm")
+    response = es.search(
+        index="knn_search_test_index",
+        rest_total_hits_as_int=True,
+        knn={"field": "vector", "query_vector": QUERY, **knn},
+        size=size,
+    )
+    assert response["hits"]["total"] == total
+
+
+@pytest.mark.parametrize("size", [10, None], ids=["size-10", "default-size"])
+def test_num_candidates_below_k_is_a_bad_request(es: Elasticsearch, size: int | None) -> None:
+    _animals(es, "knn_search_test_index", "l2_norm")
+    with pytest.raises(BadRequestError):
+        es.search(
+            index="knn_search_test_index",
+            knn={"field": "vector", "query_vector": QUERY, "num_candidates": 2},
+            size=size,
+        )
+
+
+def test_a_query_vector_of_the_wrong_length_is_a_bad_request(es: Elasticsearch) -> None:
+    _animals(es, "test", "cosine")
+    with pytest.raises(BadRequestError) as raised:
+        es.search(index="test", knn={"field": "vector", "query_vector": [1.0, 2.0], "k": 1})
+    assert "different number of dimensions [2]" in str(raised.value.body)
+
+
+def test_an_unknown_index_is_index_not_found(es: Elasticsearch) -> None:
+    with pytest.raises(NotFoundError) as raised:
+        es.search(index="nowhere", knn={"field": "vector", "query_vector": QUERY, "k": 1})
+    assert raised.value.body["error"]["type"] == "index_not_found_exception"
+    assert raised.value.body["status"] == 404
+
+
+def test_knn_filter_as_in_the_yaml_tests(es: Elasticsearch) -> None:
+    _animals(es, "test", "l2_norm")
+    knn = {"field": "vector", "query_vector": QUERY, "k": 2, "num_candidates": 3}
+    one = es.search(
+        index="test", fields=["name"], knn={**knn, "filter": {"term": {"name": "rabbit.jpg"}}}
+    )
+    assert one["hits"]["total"]["value"] == 1
+    assert one["hits"]["hits"][0]["fields"]["name"][0] == "rabbit.jpg"
+    none = es.search(
+        index="test",
+        knn={**knn, "filter": [{"term": {"name": "rabbit.jpg"}}, {"term": {"_id": 2}}]},
+    )
+    assert none["hits"]["total"]["value"] == 0
+
+
+def test_source_false_leaves_the_source_out_and_vectors_are_excluded_unless_named(
+    es: Elasticsearch,
+) -> None:
+    _animals(es, "test", "cosine")
+    knn = {"field": "vector", "query_vector": QUERY, "k": 1}
+    assert "_source" not in es.search(index="test", knn=knn, source=False)["hits"]["hits"][0]
+    plain = es.search(index="test", knn=knn)["hits"]["hits"][0]["_source"]
+    assert plain == {"name": "moose.jpg"}
+    named = es.get(index="test", id="2", source_includes=["name", "vector"])["_source"]
+    assert named["vector"] == ANIMALS["2"][1]
+
+
+def test_searches_see_documents_after_a_refresh_gets_see_them_at_once(es: Elasticsearch) -> None:
+    _animals(es, "test", "cosine")
+    es.index(index="test", id="4", document={"name": "deer.jpg", "vector": [1.0] * 5})
+    assert es.get(index="test", id="4")["found"]
+    assert es.count(index="test")["count"] == 3
+    es.indices.refresh(index="test")
+    assert es.count(index="test")["count"] == 4
+
+
+def test_bulk_reports_each_item_and_the_errors_flag(
+    es: Elasticsearch, emulator: ElasticsearchEmulator
+) -> None:
+    _animals(es, "test", "cosine")
+    emulator.reject_bulk_items(1)
+    response = es.bulk(
+        operations=[
+            {"index": {"_index": "test", "_id": "5"}},
+            {"name": "a.jpg", "vector": [1.0] * 5},
+            {"index": {"_index": "test", "_id": "6"}},
+            {"name": "b.jpg", "vector": [1.0, 2.0]},
+            {"delete": {"_index": "test", "_id": "1"}},
+            {"delete": {"_index": "test", "_id": "missing"}},
+        ]
+    )
+    assert response["errors"] is True
+    statuses = [next(iter(item.values()))["status"] for item in response["items"]]
+    assert statuses == [429, 400, 200, 404]
+    errors = [next(iter(item.values())).get("error", {}).get("type") for item in response["items"]]
+    assert errors == [
+        "es_rejected_execution_exception",
+        "document_parsing_exception",
+        None,
+        None,
+    ]
+
+
+def test_streaming_bulk_retries_rejected_items(
+    es: Elasticsearch, emulator: ElasticsearchEmulator
+) -> None:
+    _animals(es, "test", "cosine")
+    emulator.reject_bulk_items(2)
+    actions = [
+        {"_index": "test", "_id": str(i), "_source": {"name": f"{i}.jpg", "vector": [1.0] * 5}}
+        for i in range(10, 13)
+    ]
+    results = list(
+        helpers.streaming_bulk(
+            es, actions, max_retries=2, initial_backoff=0.01, raise_on_error=False
+        )
+    )
+    assert all(ok for ok, _ in results)
+    assert len(results) == 3
+
+
+def test_update_aliases_is_all_or_nothing(
+    es: Elasticsearch, emulator: ElasticsearchEmulator
+) -> None:
+    es.indices.create(index="old", aliases={"live": {}})
+    es.indices.create(index="new")
+    with pytest.raises(NotFoundError):
+        es.indices.update_aliases(
+            actions=[
+                {"add": {"index": "new", "alias": "live"}},
+                {"remove": {"index": "old", "alias": "nothing", "must_exist": True}},
+            ]
+        )
+    assert emulator.aliases() == {"live": ["old"]}
+    es.indices.update_aliases(
+        actions=[
+            {"remove": {"index": "old", "alias": "live"}},
+            {"add": {"index": "new", "alias": "live"}},
+        ]
+    )
+    assert emulator.aliases() == {"live": ["new"]}
+    assert list(es.indices.get_mapping(index="live").body) == ["new"]
+
+
+def test_infer_and_query_vector_builder_use_the_deployed_model(
+    es: Elasticsearch, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
+) -> None:
+    emulator.deploy_model("clip-text", tiny_encoder.encode_texts)
+    response = es.ml.infer_trained_model(model_id="clip-text", docs=[{"text_field": "red"}])
+    inferred = response["inference_results"][0]["predicted_value"]
+    np.testing.assert_allclose(inferred, tiny_encoder.encode_texts(["red"])[0], atol=1e-6)
+
+    dims = len(inferred)
+    es.indices.create(
+        index="pictures",
+        mappings={
+            "properties": {"v": {"type": "dense_vector", "dims": dims, "similarity": "cosine"}}
+        },
+    )
+    es.index(index="pictures", id="same", document={"v": inferred}, refresh=True)
+    builder = {"text_embedding": {"model_id": "clip-text", "model_text": "red"}}
+    hit = es.search(index="pictures", knn={"field": "v", "query_vector_builder": builder, "k": 1})
+    assert hit["hits"]["hits"][0]["_score"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_trained_model_stats_tell_missing_from_not_started(
+    es: Elasticsearch, emulator: ElasticsearchEmulator
+) -> None:
+    with pytest.raises(NotFoundError):
+        es.ml.get_trained_models_stats(model_id="absent")
+    emulator.deploy_model("imported", None, state=None)
+    stats = es.ml.get_trained_models_stats(model_id="imported")["trained_model_stats"][0]
+    assert "deployment_stats" not in stats
+
+
+def test_answers_carry_the_product_header_and_the_compatible_media_type(
+    emulator: ElasticsearchEmulator,
+) -> None:
+    request = urllib.request.Request(
+        emulator.url + "/",
+        headers={"Accept": "application/vnd.elasticsearch+json; compatible-with=9"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["X-Elastic-Product"] == "Elasticsearch"
+        assert response.headers["Content-Type"].startswith(
+            "application/vnd.elasticsearch+json;compatible-with=9"
+        )
+
+
+def test_credentials_are_checked_when_configured() -> None:
+    with ElasticsearchEmulator(api_key="c2VjcmV0") as secured:
+        with pytest.raises(AuthenticationException):
+            Elasticsearch(secured.url).info()
+        with pytest.raises(AuthenticationException):
+            Elasticsearch(secured.url, api_key="d3Jvbmc=").info()
+        assert Elasticsearch(secured.url, api_key="c2VjcmV0").info()["version"]["number"]
+
+
+def test_an_outage_keeps_the_data_and_the_address(es: Elasticsearch, emulator) -> None:
+    _animals(es, "test", "cosine")
+    url = emulator.url
+    emulator.stop()
+    emulator.start()
+    assert emulator.url == url
+    assert es.count(index="test")["count"] == 3

@@ -1,0 +1,127 @@
+"""Text vectors from the model deployed in Elasticsearch: in the search, by `_infer`, and what
+the user is told when that model is missing or stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.encoders import ClipEncoder
+from bot.errors import BackendUnavailableError
+from bot.factory import build_search_service
+from bot.search import SearchQuery, SearchService
+from bot.settings import load_settings
+from tests.elasticsearch.conftest import TEXT_MODEL_ID
+from tests.elasticsearch.test_store_conformance import _doc
+from tests.support.es_emulator import ElasticsearchEmulator
+from tests.support.pictures import draw_shape
+
+
+def _service(text_vectors: str | None) -> SearchService:
+    overrides: dict[str, object] = {}
+    if text_vectors is not None:
+        overrides = {"es_text_model_id": TEXT_MODEL_ID, "text_vectors": text_vectors}
+    return build_search_service(load_settings(**overrides))
+
+
+@pytest.fixture
+def indexed(es_env: dict[str, str], tiny_encoder: ClipEncoder) -> SearchService:
+    """Six pictures in the emulated cluster, embedded by the tiny CLIP."""
+    service = _service(None)
+    service.store.record_models(service.models)
+    shapes = [(c, s) for c in ("red", "green", "blue") for s in ("circle", "square")]
+    pictures = [draw_shape(color, shape) for color, shape in shapes]
+    vectors = tiny_encoder.encode_images(pictures)
+    docs = [_doc(f"{color}/{shape}.png", i) for i, (color, shape) in enumerate(shapes)]
+    service.store.upsert(list(zip(docs, vectors, strict=True)))
+    return service
+
+
+@pytest.mark.parametrize("text_vectors", ["query_vector_builder", "infer"])
+def test_elasticsearch_text_vectors_find_what_the_local_model_finds(
+    indexed: SearchService,
+    emulator: ElasticsearchEmulator,
+    tiny_encoder: ClipEncoder,
+    text_vectors: str,
+) -> None:
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
+    local = indexed.by_text("a red circle", SearchQuery(k=4))
+    remote = _service(text_vectors)
+    assert [h.document.id for h in remote.by_text("a red circle", SearchQuery(k=4))] == [
+        h.document.id for h in local
+    ]
+    folder_hits = remote.by_text("a red circle", SearchQuery(k=4, folder="red"))
+    assert {h.document.folder for h in folder_hits} == {"red"}
+    for mine, theirs in zip(
+        remote.by_text("blue", SearchQuery(k=3)),
+        indexed.by_text("blue", SearchQuery(k=3)),
+        strict=True,
+    ):
+        assert mine.score == pytest.approx(theirs.score, abs=1e-5)
+
+
+def test_query_vector_builder_embeds_the_text_inside_the_one_search(
+    indexed: SearchService, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
+) -> None:
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
+    service = _service("query_vector_builder")
+    service.by_text("green", SearchQuery(k=2))
+    emulator.requests.clear()
+    service.by_text("a green square", SearchQuery(k=2))
+    paths = [r.path for r in emulator.requests]
+    assert not any(p.endswith("_infer") for p in paths)
+    [search] = [r for r in emulator.requests if r.path.endswith("_search")]
+    builder = json.loads(search.body)["knn"]["query_vector_builder"]["text_embedding"]
+    assert builder == {"model_id": TEXT_MODEL_ID, "model_text": "a green square"}
+
+
+def test_infer_sends_the_text_in_text_field(
+    indexed: SearchService, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
+) -> None:
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
+    _service("infer").by_text("a green square", SearchQuery(k=2))
+    [infer] = [r for r in emulator.requests if r.path.endswith("_infer")]
+    assert json.loads(infer.body) == {"docs": [{"text_field": "a green square"}]}
+
+
+@pytest.mark.parametrize("text_vectors", ["query_vector_builder", "infer"])
+def test_a_missing_model_is_one_sentence_naming_eland(
+    indexed: SearchService, text_vectors: str
+) -> None:
+    service = _service(text_vectors)
+    with pytest.raises(BackendUnavailableError, match="eland_import_hub_model") as raised:
+        service.by_text("red", SearchQuery(k=2))
+    assert service.text_model_problem() == str(raised.value)
+
+
+def test_a_model_that_is_not_started_says_how_to_start_it(
+    indexed: SearchService, emulator: ElasticsearchEmulator
+) -> None:
+    emulator.deploy_model(TEXT_MODEL_ID, None, state=None)
+    service = _service("query_vector_builder")
+    problem = service.text_model_problem()
+    assert problem is not None
+    assert f"_ml/trained_models/{TEXT_MODEL_ID}/deployment/_start" in problem
+    with pytest.raises(BackendUnavailableError) as raised:
+        service.by_text("red", SearchQuery(k=2))
+    assert str(raised.value) == problem
+
+
+def test_a_model_stopped_while_serving_is_explained_by_its_state(
+    indexed: SearchService, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
+) -> None:
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
+    service = _service("query_vector_builder")
+    assert service.text_model_problem() is None
+    assert service.by_text("red", SearchQuery(k=1))
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts, state="stopping")
+    with pytest.raises(BackendUnavailableError, match="is stopping in Elasticsearch"):
+        service.by_text("red", SearchQuery(k=1))
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
+    assert service.by_text("red", SearchQuery(k=1))
+
+
+def test_the_local_model_stays_in_use_without_a_model_id(indexed: SearchService) -> None:
+    assert indexed.text_model_problem() is None
+    assert isinstance(indexed.by_text("red", SearchQuery(k=1)), list)

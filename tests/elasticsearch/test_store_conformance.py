@@ -1,0 +1,179 @@
+"""One suite, the same expectations, for every VectorStore: embedded, Elasticsearch on the
+emulator, and a real Elasticsearch cluster when FINDIMAGE_TEST_ES_URL names one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elasticsearch import Elasticsearch
+
+from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo, document_id
+from bot.errors import ModelMismatchError
+from bot.settings import load_settings
+from bot.stores.base import VectorStore
+from bot.stores.elasticsearch import ElasticsearchStore
+from bot.stores.embedded import EmbeddedStore
+from tests.support.es_emulator import ElasticsearchEmulator
+
+DIMS = 8
+MODELS = ModelInfo(image_model="clip-image", text_model="clip-text", dims=DIMS)
+REAL_CLUSTER = os.environ.get("FINDIMAGE_TEST_ES_URL")
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _elasticsearch_store(url: str, alias: str) -> ElasticsearchStore:
+    settings = load_settings(backend="elasticsearch", es_url=url, es_index=alias)
+    return ElasticsearchStore.from_settings(settings)
+
+
+@pytest.fixture(
+    params=[
+        "embedded",
+        "elasticsearch-emulator",
+        pytest.param(
+            "elasticsearch-cluster",
+            marks=pytest.mark.skipif(
+                not REAL_CLUSTER, reason="set FINDIMAGE_TEST_ES_URL to run against a real cluster"
+            ),
+        ),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    if request.param == "embedded":
+        opened: VectorStore = EmbeddedStore(tmp_path / "data")
+        yield opened
+        opened.close()
+        return
+    if request.param == "elasticsearch-emulator":
+        with ElasticsearchEmulator() as emulator:
+            opened = _elasticsearch_store(emulator.url, "findimage-conformance")
+            yield opened
+            opened.close()
+        return
+    alias = f"findimage-test-{uuid.uuid4().hex[:8]}"
+    opened = _elasticsearch_store(str(REAL_CLUSTER), alias)
+    yield opened
+    opened.close()
+    with Elasticsearch(str(REAL_CLUSTER)) as cleanup:
+        cleanup.indices.delete(index=f"{alias}-*", allow_no_indices=True)
+
+
+def _unit(values: list[float]) -> np.ndarray:
+    vector = np.asarray(values + [0.0] * (DIMS - len(values)), dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def _doc(path: str, minutes: int = 0, **extra: object) -> ImageDocument:
+    folder, _, name = path.rpartition("/")
+    return ImageDocument(
+        id=document_id(path),
+        path=path,
+        name=name,
+        folder=folder,
+        size=1000 + len(path),
+        mtime=1_700_000_000.25 + minutes,
+        sha256=f"sha-{path}",
+        width=64,
+        height=48,
+        indexed_at=START + timedelta(minutes=minutes),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+LIBRARY = [
+    (_doc("top.jpg", 0), _unit([1.0, 0.0])),
+    (_doc("a/b/near.jpg", 1), _unit([1.0, 0.2])),
+    (_doc("a/b/c/deeper.jpg", 2), _unit([1.0, 0.6])),
+    (_doc("a/bc/sibling.jpg", 3), _unit([1.0, 0.1])),
+    (_doc("x/far.jpg", 4), _unit([-1.0, 0.3])),
+]
+
+
+@pytest.fixture
+def filled(store: VectorStore) -> VectorStore:
+    store.record_models(MODELS)
+    assert store.upsert(LIBRARY) == []
+    return store
+
+
+def test_a_new_store_is_empty(store: VectorStore) -> None:
+    assert store.models() is None
+    assert store.count() == 0
+    assert store.fingerprints() == {}
+    assert store.get(document_id("top.jpg")) is None
+    assert store.search(_unit([1.0]), 3) == []
+    assert store.status().count == 0
+
+
+def test_models_are_recorded_once_and_others_refused(store: VectorStore) -> None:
+    store.record_models(MODELS)
+    store.record_models(MODELS)
+    assert store.models() == MODELS
+    with pytest.raises(ModelMismatchError):
+        store.record_models(ModelInfo("other-image", "clip-text", DIMS))
+
+
+def test_search_ranks_by_cosine_with_elasticsearch_scores(filled: VectorStore) -> None:
+    query = _unit([1.0, 0.15])
+    hits = filled.search(query, 3)
+    expected = sorted(LIBRARY, key=lambda item: -float(item[1] @ query))[:3]
+    assert [hit.document.path for hit in hits] == [doc.path for doc, _ in expected]
+    for hit, (_, vector) in zip(hits, expected, strict=True):
+        assert hit.score == pytest.approx((1 + float(vector @ query)) / 2, abs=1e-5)
+
+
+def test_folder_filter_takes_the_folder_and_below_never_a_sibling_prefix(
+    filled: VectorStore,
+) -> None:
+    paths = {hit.document.path for hit in filled.search(_unit([1.0]), 10, folder="a/b")}
+    assert paths == {"a/b/near.jpg", "a/b/c/deeper.jpg"}
+    assert {h.document.path for h in filled.search(_unit([1.0]), 10, folder="/a/b/")} == paths
+    assert len(filled.search(_unit([1.0]), 10, folder="")) == len(LIBRARY)
+    assert filled.search(_unit([1.0]), 10, folder="nowhere") == []
+
+
+def test_k_limits_the_hits(filled: VectorStore) -> None:
+    assert len(filled.search(_unit([1.0]), 2)) == 2
+    assert len(filled.search(_unit([1.0]), 50)) == len(LIBRARY)
+
+
+def test_get_returns_the_document_and_its_vector(store: VectorStore) -> None:
+    store.record_models(MODELS)
+    taken = datetime(2023, 7, 14, 9, 30, 5)
+    doc = _doc("trips/beach.jpg", 7, taken_at=taken, gps=GeoPoint(lat=43.25, lon=-1.5))
+    vector = _unit([0.3, 0.4, 0.5])
+    store.upsert([(doc, vector)])
+    found = store.get(doc.id)
+    assert found is not None
+    assert found[0] == doc
+    np.testing.assert_allclose(found[1], vector, atol=1e-6)
+
+
+def test_upsert_replaces_and_delete_ignores_unknown_ids(filled: VectorStore) -> None:
+    moved = _doc("top.jpg", 9)
+    assert filled.upsert([(moved, _unit([0.0, 1.0]))]) == []
+    assert filled.count() == len(LIBRARY)
+    assert filled.search(_unit([0.0, 1.0]), 1)[0].document == moved
+    assert filled.delete([moved.id, "no-such-id"]) == []
+    assert filled.count() == len(LIBRARY) - 1
+    assert filled.get(moved.id) is None
+
+
+def test_fingerprints_list_every_document(filled: VectorStore) -> None:
+    assert filled.fingerprints() == {
+        doc.id: Fingerprint(path=doc.path, size=doc.size, mtime=doc.mtime, sha256=doc.sha256)
+        for doc, _ in LIBRARY
+    }
+
+
+def test_status_counts_and_names_the_models(filled: VectorStore) -> None:
+    status = filled.status()
+    assert status.count == len(LIBRARY)
+    assert status.models == MODELS
+    assert status.last_indexed_at == max(doc.indexed_at for doc, _ in LIBRARY)
