@@ -33,6 +33,7 @@ from bot.errors import BackendUnavailableError, ModelMismatchError
 from bot.stores.base import VectorStore, check_models, cosine_score
 
 DATABASE_NAME = "index.sqlite3"
+SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 30.0
 
 _SCHEMA = """
@@ -165,13 +166,32 @@ class EmbeddedStore(VectorStore):
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._create_or_check_schema()
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailableError(
                 f"Cannot open the index at {self._path} ({exc}): check FINDIMAGE_DATA_DIR."
             ) from exc
         self._lock = threading.RLock()
         self._vectors = _VectorIndex()
+
+    def _create_or_check_schema(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise BackendUnavailableError(
+                    f"The index at {self._path} was made by another version of findimage: "
+                    "delete that folder and run `findimage index` again."
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def models(self) -> ModelInfo | None:
         with self._lock:

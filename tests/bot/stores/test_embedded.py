@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from bot.documents import GeoPoint, ImageDocument, ModelInfo, document_id
-from bot.errors import ModelMismatchError
+from bot.errors import BackendUnavailableError, ModelMismatchError
 from bot.stores.embedded import EmbeddedStore
 
 DIMS = 8
@@ -234,3 +235,10 @@ def test_a_long_lived_reader_matches_a_fresh_one_through_random_changes(tmp_path
         fresh.close()
     writer.close()
     reader.close()
+
+
+def test_an_index_of_another_schema_version_is_one_plain_sentence(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "index.sqlite3") as db:
+        db.execute("CREATE TABLE images (id TEXT PRIMARY KEY, vector BLOB)")
+    with pytest.raises(BackendUnavailableError, match="another version of findimage"):
+        EmbeddedStore(tmp_path)
