@@ -50,14 +50,6 @@ class SearchService:
         self._max_file_bytes = max_file_bytes
         self._text_search = text_search
 
-    @property
-    def models(self) -> ModelInfo:
-        return ModelInfo(
-            image_model=self._image_encoder.model_name,
-            text_model=self._text_encoder.model_name,
-            dims=self._image_encoder.dims,
-        )
-
     def by_text(self, text: str, query: SearchQuery) -> list[SearchHit]:
         text = text.strip()
         if not text:
@@ -98,7 +90,22 @@ class SearchService:
         return None
 
     def _check_models(self) -> None:
-        check_models(self.store.models(), self.models)
+        """Refuse an index built with other models.
+
+        By name: the recorded dims follow from the recorded names, and asking a model for its
+        dims would load it, where a text query needs only the text model (and with a model
+        deployed in Elasticsearch, none at all). A vector of another length is refused by
+        the store itself.
+        """
+        recorded = self.store.models()
+        if recorded is None:
+            return
+        configured = ModelInfo(
+            image_model=self._image_encoder.model_name,
+            text_model=self._text_encoder.model_name,
+            dims=recorded.dims,
+        )
+        check_models(recorded, configured)
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
         return self._page(self.store.search(vector, query.k + query.offset, query.folder), query)

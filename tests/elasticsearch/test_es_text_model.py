@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bot.documents import ModelInfo
 from bot.encoders import ClipEncoder
 from bot.errors import BackendUnavailableError
 from bot.factory import build_search_service
@@ -29,7 +30,9 @@ def _service(text_vectors: str | None) -> SearchService:
 def indexed(es_env: dict[str, str], tiny_encoder: ClipEncoder) -> SearchService:
     """Six pictures in the emulated cluster, embedded by the tiny CLIP."""
     service = _service(None)
-    service.store.record_models(service.models)
+    service.store.record_models(
+        ModelInfo(tiny_encoder.model_name, tiny_encoder.model_name, tiny_encoder.dims)
+    )
     shapes = [(c, s) for c in ("red", "green", "blue") for s in ("circle", "square")]
     pictures = [draw_shape(color, shape) for color, shape in shapes]
     vectors = tiny_encoder.encode_images(pictures)
