@@ -103,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("findimage: interrupted; run the same command again to carry on.", file=sys.stderr)
         return 130
     except Exception as exc:
-        log.debug("unexpected failure", exc_info=True)
         print(
             f"findimage: unexpected {type(exc).__name__}: {exc}. Run again with -v for details.",
             file=sys.stderr,
