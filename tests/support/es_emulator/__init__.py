@@ -104,6 +104,8 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
         """Serve on 127.0.0.1, on the same port as before when restarted."""
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
         server.daemon_threads = True
+        # A client speaking TLS to the plain server (a test of that) is not worth a traceback.
+        server.handle_error = lambda *_: None  # type: ignore[method-assign]
         if self._ssl_context is not None:
             server.socket = self._ssl_context.wrap_socket(server.socket, server_side=True)
         self._port = server.server_address[1]
