@@ -74,6 +74,9 @@ class Indexer:
         self._max_file_bytes = max_file_bytes
 
     def plan(self, root: Path) -> IndexPlan:
+        # Writes of a run that was killed before its final refresh become visible first, so
+        # they are not embedded again.
+        self._store.refresh()
         indexed = self._store.fingerprints()
         candidates: list[StoreFile] = []
         skips: list[WalkSkip] = []
