@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -320,3 +321,62 @@ def test_status_reports_the_text_model_problem(
     status = _json(capsys, "status")
     assert status["count"] == 0
     assert "absent-model is not in Elasticsearch" in status["text_model_problem"]
+
+
+def test_a_rebuild_stopped_by_an_outage_is_one_line_and_leaves_the_live_index(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _json(capsys, "index", str(library))
+    live = emulator.index_names()
+
+    def crash_at_the_copy(method: str, path: str) -> bool:
+        if path == "/_reindex":
+            emulator.stop()
+            return False
+        return True
+
+    emulator.before_request = crash_at_the_copy
+    code, _, err = _run(capsys, "index", "--rebuild", str(library))
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"findimage: Cannot reach Elasticsearch at {emulator.url}: check that it is running "
+        "and that FINDIMAGE_ES_URL is right."
+    ]
+    emulator.before_request = None
+    emulator.start()
+    # The half-made index could not be deleted during the outage: status names it, and the
+    # next rebuild removes it.
+    leftovers = [name for name in emulator.index_names() if name not in live]
+    status = _json(capsys, "status")
+    for name in leftovers:
+        assert name in status["location"]
+    _json(capsys, "index", "--rebuild", str(library))
+    assert len(emulator.index_names()) == 1
+
+
+def test_ctrl_c_in_a_rebuild_says_it_starts_over(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _json(capsys, "index", str(library))
+    live = emulator.index_names()
+
+    def press_ctrl_c_at_the_copy(method: str, path: str) -> bool:
+        if path == "/_reindex":
+            emulator.before_request = None
+            os.kill(os.getpid(), signal.SIGINT)
+        return True
+
+    emulator.before_request = press_ctrl_c_at_the_copy
+    code, _, err = _run(capsys, "index", "--rebuild", str(library))
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "findimage: interrupted; the rebuild was abandoned and the live index left as it was: "
+        "run `findimage index --rebuild` again to start it over."
+    ]
+    assert emulator.index_names() == live

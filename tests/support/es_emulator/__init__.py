@@ -307,7 +307,9 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
                 return 200, self._scroll(parse_json(body))
             if path[0] == "_ml" and len(path) >= 4 and path[1] == "trained_models":
                 return self._ml(path[2], path[3:], parse_json(body))
-            if path[0].startswith("_"):
+            if path[0].startswith("_") and not (method == "PUT" and len(path) == 1):
+                # Unknown endpoints; but `PUT /_name` reaches index creation (the {index}
+                # route), which refuses the name.
                 raise bad_request(f"no handler found for uri [/{'/'.join(path)}]")
             return self._route_index(method, path, params, body)
 
