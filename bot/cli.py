@@ -100,7 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"findimage: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("findimage: interrupted; run the same command again to carry on.", file=sys.stderr)
+        if getattr(args, "rebuild", False):
+            print(
+                "findimage: interrupted; the rebuild was abandoned and the live index left as it "
+                "was: run `findimage index --rebuild` again to start it over.",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                "findimage: interrupted; run the same command again to carry on.", file=sys.stderr
+            )
         return 130
     except Exception as exc:
         print(
@@ -158,7 +167,7 @@ def _index_target(
             "--rebuild is for FINDIMAGE_BACKEND=elasticsearch; to rebuild the embedded index, "
             f"delete {settings.data_dir} and run `findimage index` again."
         )
-    return store.rebuilding()
+    return store.rebuilding(settings.image_model, settings.text_model)
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:

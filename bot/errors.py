@@ -25,6 +25,14 @@ class ModelMismatchError(FindImageError):
     exit_code = 2
 
 
+class IndexChangedError(ModelMismatchError):
+    """The index was rebuilt with other models after they were checked (by another process).
+
+    The search service answers it by checking the models again, so a running bot refuses
+    with the very sentence a fresh process gives.
+    """
+
+
 class ImageError(FindImageError):
     """A picture cannot be used: unreadable, too large, unsupported."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,7 +11,13 @@ import numpy as np
 
 from bot.documents import ModelInfo, SearchHit, StoreStatus
 from bot.encoders import ImageEncoder, RemoteTextEncoder, TextEncoder
-from bot.errors import ConfigError, ImageError, IndexEmptyError, NotFoundError
+from bot.errors import (
+    ConfigError,
+    ImageError,
+    IndexChangedError,
+    IndexEmptyError,
+    NotFoundError,
+)
 from bot.images import decode_image
 from bot.stores.base import VectorStore, check_models
 
@@ -56,7 +63,10 @@ class SearchService:
             raise ConfigError("Say what to look for, for example: snowy mountain.")
         self._check_models()
         if self._text_search is not None:
-            hits = self._text_search.search_text(text, query.k + query.offset, query.folder)
+            text_search = self._text_search
+            hits = self._checked(
+                lambda: text_search.search_text(text, query.k + query.offset, query.folder)
+            )
             return self._page(hits, query)
         vector = self._text_encoder.encode_texts([text])[0]
         return self._search(vector, query)
@@ -76,7 +86,9 @@ class SearchService:
         found = self.store.get(doc_id)
         if found is None:
             raise NotFoundError(f"No picture with id {doc_id} is in the index.")
-        hits = self.store.search(found[1], query.k + query.offset + 1, query.folder)
+        hits = self._checked(
+            lambda: self.store.search(found[1], query.k + query.offset + 1, query.folder)
+        )
         others = [hit for hit in hits if hit.document.id != doc_id]
         return others[query.offset : query.offset + query.k]
 
@@ -108,7 +120,19 @@ class SearchService:
         check_models(recorded, configured)
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
-        return self._page(self.store.search(vector, query.k + query.offset, query.folder), query)
+        wanted = query.k + query.offset
+        hits = self._checked(lambda: self.store.search(vector, wanted, query.folder))
+        return self._page(hits, query)
+
+    def _checked(self, search: Callable[[], list[SearchHit]]) -> list[SearchHit]:
+        """Run a search; when the store finds the index changed models under it (a rebuild by
+        another process), check the models again, which refuses with the same sentence a
+        fresh process would give, or, models unchanged, search once more."""
+        try:
+            return search()
+        except IndexChangedError:
+            self._check_models()
+            return search()
 
     def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
         if not hits and self.store.count() == 0:

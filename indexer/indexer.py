@@ -74,6 +74,9 @@ class Indexer:
         self._max_file_bytes = max_file_bytes
 
     def plan(self, root: Path) -> IndexPlan:
+        # Writes of a run that was killed before its final refresh become visible first, so
+        # they are not embedded again.
+        self._store.refresh()
         indexed = self._store.fingerprints()
         candidates: list[StoreFile] = []
         skips: list[WalkSkip] = []
@@ -105,6 +108,16 @@ class Indexer:
             report.to_delete = sorted(fp.path for fp in plan.gone.values())
             return report
         self._store.record_models(self._models())
+        try:
+            self._write_all(plan, report, progress)
+        except BaseException:
+            # What was written before the stop becomes searchable too.
+            self._refresh_quietly()
+            raise
+        self._store.refresh()
+        return report
+
+    def _write_all(self, plan: IndexPlan, report: IndexReport, progress: bool) -> None:
         preparer = FilePreparer(plan.indexed, document_id, self._max_file_bytes)
         lookahead = self._batch_size * 2 + self._workers
         batch: list[Prepared] = []
@@ -129,19 +142,32 @@ class Indexer:
             log.warning("could not remove %s from the index: %s", path, failure.reason)
             report.skipped.append(Skipped(path, f"not removed from the index: {failure.reason}"))
         report.deleted = len(plan.gone) - len(failed)
-        return report
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self._store.refresh()
+        except Exception as exc:  # the failure that stopped the run is the one to report
+            log.info("could not refresh the index after the run stopped: %r", exc)
 
     def _write(self, batch: Sequence[Prepared], report: IndexReport) -> None:
         now = datetime.now(UTC)
         items: list[tuple[ImageDocument, np.ndarray]] = []
         unchanged: set[str] = set()
+        # The vectors to reuse, in one request for the whole batch.
+        reused = self._store.get_many(
+            [
+                p.doc_id if isinstance(p, Unchanged) else p.source_id
+                for p in batch
+                if isinstance(p, Unchanged | Copied)
+            ]
+        )
         for prepared in batch:
             match prepared:
                 case Failed(file, reason):
                     log.info("skipped %s: %s", file.relative_path, reason)
                     report.skipped.append(Skipped(file.relative_path, reason))
                 case Unchanged(file, _, doc_id) | Copied(file, _, doc_id):
-                    found = self._store.get(doc_id)
+                    found = reused.get(doc_id)
                     if found is None:
                         report.skipped.append(Skipped(file.relative_path, "vanished from index"))
                         continue

@@ -21,8 +21,8 @@ from bot.errors import ModelMismatchError
 class VectorStore(ABC):
     """Documents with one L2-normalized float32 vector each, searchable by cosine kNN.
 
-    Implementations are safe to use from one writer and many readers at once, and a
-    search always sees what was committed before it started.
+    Implementations are safe to use from one writer and many readers at once. A search sees
+    every write made before the last `refresh()` (a store may show writes sooner).
     """
 
     @abstractmethod
@@ -56,6 +56,18 @@ class VectorStore(ABC):
     @abstractmethod
     def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
         """One document and its stored vector, or None."""
+
+    def get_many(self, doc_ids: Sequence[str]) -> dict[str, tuple[ImageDocument, np.ndarray]]:
+        """Several documents with their vectors, by id; unknown ids are left out."""
+        found = {}
+        for doc_id in doc_ids:
+            item = self.get(doc_id)
+            if item is not None:
+                found[doc_id] = item
+        return found
+
+    def refresh(self) -> None:  # noqa: B027 - stores that show writes at once need nothing here
+        """Make every write so far visible to searches (once per indexing run)."""
 
     @abstractmethod
     def count(self) -> int:

@@ -1,23 +1,21 @@
 """The Elasticsearch store: documents and vectors in one index behind an alias, kNN by `knn`.
 
-Reads and writes go through the alias (FINDIMAGE_ES_INDEX), so `rebuilding` can fill a new
-concrete index while searches keep using the old one, then move the alias in one atomic
-`update_aliases` call. Every write is refreshed before it returns, so a search sees what
-was committed before it started, as the VectorStore contract says.
+Reads and writes go through the alias (FINDIMAGE_ES_INDEX), so a rebuild (es_rebuild) can
+fill a new concrete index while searches keep using the old one, then move the alias in one
+atomic `_aliases` call. Writes are not refreshed one by one: the indexer calls `refresh()`
+once at the end of a run, as Elastic's indexing-speed guide advises
+(https://www.elastic.co/docs/deploy-manage/production-guidance/optimize-performance/indexing-speed).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from elastic_transport import TransportError
-from elasticsearch import ApiError, BadRequestError, helpers
+from elasticsearch import BadRequestError, helpers
 from elasticsearch import NotFoundError as EsNotFoundError
 
 from bot.documents import (
@@ -28,7 +26,7 @@ from bot.documents import (
     StoreStatus,
     WriteFailure,
 )
-from bot.errors import BackendUnavailableError, ModelMismatchError
+from bot.errors import BackendUnavailableError, ConfigError, IndexChangedError
 from bot.settings import Settings
 from bot.stores.base import VectorStore, check_models
 from bot.stores.es_connection import (
@@ -48,15 +46,22 @@ from bot.stores.es_mapping import (
     index_mappings,
     read_models,
     to_document,
+    to_fingerprint,
     to_source,
 )
+
+if TYPE_CHECKING:
+    from bot.stores.es_versions import VersionedElasticsearch
 
 log = logging.getLogger(__name__)
 
 MAX_NUM_CANDIDATES = 10_000
 BULK_CHUNK_SIZE = 500
 SCAN_PAGE_SIZE = 1000
-_INDEX_NOT_FOUND = "index_not_found_exception"
+INDEX_NOT_FOUND = "index_not_found_exception"
+# The index a first `findimage index` creates: one fixed name, so two first runs at once
+# both land in it (the second `create` is refused and reads what the first made).
+FIRST_INDEX_SUFFIX = "first"
 
 
 class ElasticsearchStore(VectorStore):
@@ -72,7 +77,6 @@ class ElasticsearchStore(VectorStore):
     ):
         """`target` is where reads and writes go: the alias, or the new index of a rebuild."""
         self._connection = connection
-        self._client = connection.client
         self._alias = alias
         self._target = target or alias
         self._index_options = index_options
@@ -80,6 +84,9 @@ class ElasticsearchStore(VectorStore):
         self._bulk_retries = bulk_retries
         self._bulk_backoff = bulk_backoff_seconds
         self._models: ModelInfo | None = None
+        # The concrete index whose _meta gave `_models`: hits from another one mean the
+        # alias has moved since.
+        self._models_index: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ElasticsearchStore:
@@ -98,6 +105,34 @@ class ElasticsearchStore(VectorStore):
     def connection(self) -> Connection:
         return self._connection
 
+    @property
+    def alias(self) -> str:
+        return self._alias
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    @property
+    def index_options(self) -> VectorIndexOptions:
+        return self._index_options
+
+    @property
+    def _client(self) -> VersionedElasticsearch:
+        return self._connection.client
+
+    def with_target(self, target: str) -> ElasticsearchStore:
+        """The same store, reading and writing `target` (a rebuild's new index)."""
+        return ElasticsearchStore(
+            connection=self._connection,
+            alias=self._alias,
+            index_options=self._index_options,
+            num_candidates_factor=self._num_candidates_factor,
+            bulk_retries=self._bulk_retries,
+            bulk_backoff_seconds=self._bulk_backoff,
+            target=target,
+        )
+
     # --- models and the index itself ---------------------------------------------------------
 
     def models(self) -> ModelInfo | None:
@@ -108,8 +143,11 @@ class ElasticsearchStore(VectorStore):
                     mappings = self._client.indices.get_mapping(index=self._target)
                 except EsNotFoundError:
                     return None
-            concrete, body = next(iter(mappings.body.items()))
+            if not mappings.body:
+                return None
+            concrete, body = sorted(mappings.body.items())[-1]
             self._models = read_models(concrete, body.get("mappings", {}))
+            self._models_index = concrete
         return self._models
 
     def record_models(self, models: ModelInfo) -> None:
@@ -117,18 +155,45 @@ class ElasticsearchStore(VectorStore):
         check_models(recorded, models)
         if recorded is not None:
             return
+        from bot.stores.es_rebuild import BUILD_SETTINGS
+
         if self._target == self._alias:
-            name, aliases = new_index_name(self._alias), {self._alias: {}}
+            name, aliases = f"{self._alias}-{FIRST_INDEX_SUFFIX}", {self._alias: {}}
+            settings = None
         else:
-            name, aliases = self._target, {}
+            name, aliases, settings = self._target, {}, BUILD_SETTINGS
         with translate_errors(self._connection, f"create the index {name}"):
-            self._client.indices.create(
-                index=name,
-                mappings=index_mappings(models, self._index_options),
-                aliases=aliases,
-            )
+            try:
+                self.create_index(name, models, aliases, settings)
+            except BadRequestError as exc:
+                if error_type(exc) != "resource_already_exists_exception":
+                    raise
+                # Another first run created it a moment ago: use what it recorded.
+                log.info("index %s was created by another run", name)
+                check_models(self.models(), models)
+                if self._models is None:
+                    raise BackendUnavailableError(
+                        f"The Elasticsearch index {name} exists but the alias {self._alias} "
+                        "does not lead to it: run `findimage index --rebuild`."
+                    ) from None
+                return
         log.info("created Elasticsearch index %s for %s", name, self._target)
         self._models = models
+        self._models_index = name
+
+    def create_index(
+        self,
+        name: str,
+        models: ModelInfo,
+        aliases: dict[str, Any],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self._client.indices.create(
+            index=name,
+            mappings=index_mappings(models, self._index_options),
+            aliases=aliases,
+            settings=settings,
+        )
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -154,6 +219,13 @@ class ElasticsearchStore(VectorStore):
         actions = ({"_op_type": "delete", "_index": self._target, "_id": i} for i in ids)
         return self._bulk(actions, "delete from the index")
 
+    def refresh(self) -> None:
+        """Make every write so far searchable: once per indexing run, not once per batch."""
+        if self.models() is None:
+            return
+        with translate_errors(self._connection, f"refresh {self._target}"):
+            self._client.indices.refresh(index=self._target)
+
     def _bulk(self, actions: Iterable[dict[str, Any]], action: str) -> list[WriteFailure]:
         failures: list[WriteFailure] = []
         with translate_errors(self._connection, action):
@@ -173,7 +245,6 @@ class ElasticsearchStore(VectorStore):
                 if ok or (operation == "delete" and info.get("status") == 404):
                     continue
                 failures.append(WriteFailure(str(info.get("_id")), item_error(info)))
-            self._client.indices.refresh(index=self._target)
         return failures
 
     # --- reads -------------------------------------------------------------------------------
@@ -202,45 +273,104 @@ class ElasticsearchStore(VectorStore):
         wanted = folder_filter(folder or "")
         if wanted is not None:
             knn["filter"] = wanted
+        response = self._search_once(knn, k)
+        if response is None:
+            # The alias moved and its old index was deleted while this search ran: once more,
+            # on the index the alias leads to now.
+            self._forget_models()
+            response = self._search_once(knn, k)
+            if response is None:
+                return []
+        hits = response["hits"]["hits"]
+        self._check_index_of(hits)
+        return [self._hit(hit) for hit in hits]
+
+    def _search_once(self, knn: dict[str, Any], k: int) -> Any:
         with translate_errors(self._connection, "search the index"):
             try:
-                response = self._client.search(
+                return self._client.search(
                     index=self._target, knn=knn, size=k, source={"includes": DOCUMENT_FIELDS}
                 )
             except EsNotFoundError as exc:
-                if error_type(exc) == _INDEX_NOT_FOUND:
-                    self._models = None
-                    return []
+                if error_type(exc) == INDEX_NOT_FOUND:
+                    return None
                 raise
             except BadRequestError as exc:
                 if "number of dimensions" in error_reason(exc):
-                    self._models = None
-                    raise ModelMismatchError(
+                    self._forget_models()
+                    raise IndexChangedError(
                         f"The Elasticsearch index {self._alias} holds vectors of another size "
                         "than the configured model makes: set FINDIMAGE_IMAGE_MODEL and "
                         "FINDIMAGE_TEXT_MODEL back, or run `findimage index --rebuild`."
                     ) from None
                 raise
-        return [
-            SearchHit(document=to_document(hit["_id"], hit["_source"]), score=float(hit["_score"]))
-            for hit in response["hits"]["hits"]
-        ]
+
+    def _check_index_of(self, hits: list[dict[str, Any]]) -> None:
+        """Refuse hits from an index other than the one whose models were checked."""
+        checked, before = self._models_index, self._models
+        if checked is None or before is None:
+            return
+        if all(hit.get("_index") == checked for hit in hits):
+            return
+        self._forget_models()
+        now = self.models()
+        log.info("the alias %s moved from %s to %s", self._alias, checked, self._models_index)
+        if now != before:
+            raise IndexChangedError(
+                f"The Elasticsearch index {self._alias} was rebuilt with other models "
+                f"({now.image_model if now else 'none'}) than the ones this process checked."
+            )
+
+    def _forget_models(self) -> None:
+        self._models = None
+        self._models_index = None
+
+    def _hit(self, hit: dict[str, Any]) -> SearchHit:
+        document = to_document(hit["_id"], hit["_source"], hit.get("_index", self._target))
+        return SearchHit(document=document, score=float(hit["_score"]))
 
     def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
+        return self.get_many([doc_id]).get(doc_id)
+
+    def get_many(self, doc_ids: Sequence[str]) -> dict[str, tuple[ImageDocument, np.ndarray]]:
+        """Documents with their vectors, in one `_mget` (realtime, like a get)."""
+        if not doc_ids:
+            return {}
+        source: dict[str, Any] = {"includes": [*DOCUMENT_FIELDS, VECTOR_FIELD]}
+        if self.leaves_vectors_out():
+            source["exclude_vectors"] = False
         with translate_errors(self._connection, "read from the index"):
             try:
-                # Naming the vector field brings it back where Elasticsearch leaves vectors
-                # out of _source by default.
-                response = self._client.get(
-                    index=self._target,
-                    id=doc_id,
-                    source_includes=[*DOCUMENT_FIELDS, VECTOR_FIELD],
+                response = self._client.mget(
+                    docs=[{"_index": self._target, "_id": i, "_source": source} for i in doc_ids]
                 )
             except EsNotFoundError:
-                return None
-        source = response["_source"]
-        vector = np.asarray(source[VECTOR_FIELD], dtype=np.float32)
-        return to_document(response["_id"], source), vector
+                return {}
+        found: dict[str, tuple[ImageDocument, np.ndarray]] = {}
+        for doc in response["docs"]:
+            if not doc.get("found"):
+                if doc.get("error", {}).get("type") not in (None, INDEX_NOT_FOUND):
+                    raise BackendUnavailableError(
+                        f"Elasticsearch could not read {doc['_id']} from {self._target}: "
+                        f"{doc['error'].get('reason', doc['error'].get('type'))}."
+                    )
+                continue
+            vector = doc["_source"].get(VECTOR_FIELD)
+            if vector is None:
+                raise BackendUnavailableError(
+                    f"Elasticsearch returned the document {doc['_id']} of {doc['_index']} "
+                    "without its vector: check that the index keeps vectors in _source."
+                )
+            document = to_document(doc["_id"], doc["_source"], doc["_index"])
+            found[doc["_id"]] = (document, np.asarray(vector, dtype=np.float32))
+        return found
+
+    def leaves_vectors_out(self) -> bool:
+        """From 9.2, vectors are left out of `_source` unless asked for (`exclude_vectors`,
+        a key earlier versions refuse): https://www.elastic.co/docs/reference/elasticsearch/
+        mapping-reference/dense-vector."""
+        cluster = self._client.cluster_info
+        return cluster is not None and cluster.version >= (9, 2)
 
     def count(self) -> int:
         with translate_errors(self._connection, "count the index"):
@@ -260,16 +390,12 @@ class ElasticsearchStore(VectorStore):
                 size=SCAN_PAGE_SIZE,
                 source={"includes": FINGERPRINT_FIELDS},
             ):
-                source = hit["_source"]
-                result[hit["_id"]] = Fingerprint(
-                    path=source["path"],
-                    size=int(source["size"]),
-                    mtime=float(source["mtime"]),
-                    sha256=source["sha256"],
-                )
+                result[hit["_id"]] = to_fingerprint(hit["_id"], hit["_source"], hit["_index"])
         return result
 
     def status(self) -> StoreStatus:
+        from bot.stores.es_rebuild import leftover_indices
+
         models = self.models()
         indices = self.concrete_indices()
         location = f"{self._connection.location}, index {self._target}"
@@ -277,6 +403,12 @@ class ElasticsearchStore(VectorStore):
             location += f" ({', '.join(indices)})"
         else:
             location += " (not created yet: run `findimage index`)"
+        leftovers = leftover_indices(self)
+        if leftovers:
+            location += (
+                f"; left over from unfinished rebuilds: {', '.join(leftovers)} "
+                "(the next `findimage index --rebuild` removes them)"
+            )
         return StoreStatus(
             backend="elasticsearch",
             count=self.count(),
@@ -286,7 +418,7 @@ class ElasticsearchStore(VectorStore):
         )
 
     def close(self) -> None:
-        self._client.close()
+        self._connection.close()
 
     def concrete_indices(self) -> list[str]:
         """The indices behind the alias (or the target index itself)."""
@@ -296,7 +428,9 @@ class ElasticsearchStore(VectorStore):
             except EsNotFoundError:
                 return []
 
-    def _last_indexed_at(self) -> datetime | None:
+    def _last_indexed_at(self) -> Any:
+        from datetime import datetime
+
         with translate_errors(self._connection, "search the index"):
             response = self._client.search(
                 index=self._target,
@@ -313,59 +447,20 @@ class ElasticsearchStore(VectorStore):
                 f"The Elasticsearch index {self._target} does not exist: "
                 "run `findimage index` to create it."
             )
+        if self._target == self._alias and self._models_index == self._alias:
+            raise ConfigError(
+                f"{self._alias} is an Elasticsearch index, not an alias, so findimage cannot "
+                "write through it: run `findimage index --rebuild` to move it behind an alias."
+            )
 
     # --- rebuilds ----------------------------------------------------------------------------
 
     @contextmanager
-    def rebuilding(self) -> Iterator[ElasticsearchStore]:
-        """A store on a new concrete index, for the indexer to fill.
+    def rebuilding(self, image_model: str, text_model: str) -> Iterator[ElasticsearchStore]:
+        """A store on a new concrete index, for the indexer to fill; see es_rebuild."""
+        from bot.stores.es_rebuild import Rebuild
 
-        When the block ends without error, the alias moves from the old index to the new one
-        in one `update_aliases` call and the old index is deleted; on error the new index is
-        deleted and the alias is left alone. Searches use the old index until the swap.
-        """
-        fresh = ElasticsearchStore(
-            connection=self._connection,
-            alias=self._alias,
-            index_options=self._index_options,
-            num_candidates_factor=self._num_candidates_factor,
-            bulk_retries=self._bulk_retries,
-            bulk_backoff_seconds=self._bulk_backoff,
-            target=new_index_name(self._alias),
-        )
-        try:
+        rebuild = Rebuild(self, image_model, text_model)
+        with rebuild.run() as fresh:
             yield fresh
-        except BaseException:
-            self._discard(fresh._target)
-            raise
-        if fresh.models() is None:
-            return
-        self._swap_alias(fresh._target)
-
-    def _swap_alias(self, fresh: str) -> None:
-        old = [name for name in self.concrete_indices() if name != self._alias]
-        actions: list[dict[str, Any]] = [
-            {"remove": {"index": name, "alias": self._alias}} for name in old
-        ]
-        actions.append({"add": {"index": fresh, "alias": self._alias}})
-        with translate_errors(self._connection, f"move the alias {self._alias} to {fresh}"):
-            self._client.indices.update_aliases(actions=actions)
-        log.info("alias %s now points at %s", self._alias, fresh)
-        self._models = None
-        for name in old:
-            with translate_errors(self._connection, f"delete the old index {name}"):
-                self._client.indices.delete(index=name)
-            log.info("deleted the old index %s", name)
-
-    def _discard(self, name: str) -> None:
-        """Best effort: a half-filled index from a failed rebuild is not worth keeping."""
-        try:
-            self._client.indices.delete(index=name)
-        except (ApiError, TransportError) as exc:
-            log.warning("could not delete the unfinished index %s: %r", name, exc)
-
-
-def new_index_name(alias: str) -> str:
-    """A fresh concrete index name under the alias, sortable by creation time."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    return f"{alias}-{stamp}-{secrets.token_hex(3)}"
+        self._forget_models()

@@ -8,9 +8,9 @@ appear in either.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import elastic_transport
@@ -18,7 +18,6 @@ from elasticsearch import (
     ApiError,
     AuthenticationException,
     AuthorizationException,
-    Elasticsearch,
     UnsupportedProductError,
 )
 from elasticsearch import ConnectionError as EsConnectionError
@@ -26,6 +25,7 @@ from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 
 from bot.errors import BackendUnavailableError, ConfigError, FindImageError
 from bot.settings import Settings
+from bot.stores.es_versions import Version, VersionedElasticsearch, oldest_supported
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,37 @@ log = logging.getLogger(__name__)
 CONNECTION_RETRIES = 1
 
 
-@dataclass(frozen=True)
 class Connection:
-    client: Elasticsearch
-    location: str
-    timeout: float
+    """The client, and what messages say about the cluster.
+
+    The first use of `client` asks the cluster its version (see es_versions), so every call
+    after it carries the compatibility headers that cluster accepts.
+    """
+
+    def __init__(
+        self, client: VersionedElasticsearch, location: str, timeout: float, oldest: Version
+    ):
+        self._client = client
+        self.location = location
+        self.timeout = timeout
+        self.oldest = oldest
+
+    @property
+    def client(self) -> VersionedElasticsearch:
+        self._client.ensure_version(self.location, self.oldest)
+        return self._client
+
+    def close(self) -> None:
+        self._client.close()
 
 
 def connect(settings: Settings) -> Connection:
     """A client for the configured cluster; nothing is sent until the first call."""
+    if settings.es_url and urlsplit(settings.es_url).scheme not in {"http", "https"}:
+        raise ConfigError(
+            f"FINDIMAGE_ES_URL must start with http:// or https://, not "
+            f"{safe_url(settings.es_url)}."
+        )
     if not settings.es_url and not settings.es_cloud_id:
         raise ConfigError(
             "FINDIMAGE_BACKEND is elasticsearch but no cluster is named: "
@@ -76,13 +98,18 @@ def connect(settings: Settings) -> Connection:
     if not settings.es_verify_certs:
         options["ssl_show_warn"] = False
     try:
-        client = Elasticsearch(**options)
+        client = VersionedElasticsearch(**options)
     except ValueError as exc:
         raise ConfigError(
             f"The Elasticsearch settings are not usable ({exc}): "
             "check FINDIMAGE_ES_URL or FINDIMAGE_ES_CLOUD_ID."
         ) from None
-    return Connection(client=client, location=location, timeout=settings.es_timeout)
+    return Connection(
+        client=client,
+        location=location,
+        timeout=settings.es_timeout,
+        oldest=oldest_supported(settings.es_index_type),
+    )
 
 
 def safe_url(url: str) -> str:
@@ -120,6 +147,11 @@ def describe_failure(
             f"Elasticsearch at {where} did not answer within {connection.timeout:g} seconds: "
             "check that it is up, or raise FINDIMAGE_ES_TIMEOUT."
         )
+    if isinstance(exc, elastic_transport.TlsError) and not _certificate_refused(exc):
+        return ConfigError(
+            f"Elasticsearch at {where} did not complete a TLS handshake "
+            f"({_tls_reason(exc)}): if it serves plain HTTP, use http:// in FINDIMAGE_ES_URL."
+        )
     if isinstance(exc, elastic_transport.TlsError):
         return ConfigError(
             f"The TLS certificate of Elasticsearch at {where} could not be verified: "
@@ -147,6 +179,32 @@ def describe_failure(
             f"Elasticsearch at {where} could not {action}: {error_reason(exc)}."
         )
     return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything it wraps, as elastic_transport and urllib3 chain them."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if current in found:
+            continue
+        found.append(current)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(e for e in getattr(current, "errors", ()) if isinstance(e, BaseException))
+        pending.extend(e for e in current.args if isinstance(e, BaseException))
+    return found
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc))
+
+
+def _tls_reason(exc: BaseException) -> str:
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError) and cause.reason:
+            return str(cause.reason).lower().replace("_", " ")
+    return "TLS error"
 
 
 def error_type(exc: ApiError) -> str:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bot.documents import GeoPoint, ImageDocument, ModelInfo
-from bot.errors import ConfigError, ModelMismatchError
+from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo
+from bot.errors import BackendUnavailableError, ConfigError, ModelMismatchError
 
 VECTOR_FIELD = "vector"
 META_KEY = "findimage"
@@ -28,6 +28,8 @@ DOCUMENT_FIELDS = (
     "indexed_at",
 )
 FINGERPRINT_FIELDS = ("path", "size", "mtime", "sha256")
+# What every findimage document has; the rest (taken_at, gps) may be empty.
+REQUIRED_FIELDS = (*FINGERPRINT_FIELDS, "name", "folder", "width", "height", "indexed_at")
 
 IndexType = Literal["hnsw", "int8_hnsw", "bbq_hnsw"]
 
@@ -132,22 +134,52 @@ def to_source(doc: ImageDocument, vector: np.ndarray) -> dict[str, Any]:
     }
 
 
-def to_document(doc_id: str, source: dict[str, Any]) -> ImageDocument:
+def to_document(doc_id: str, source: dict[str, Any], index: str) -> ImageDocument:
+    _require_fields(doc_id, source, index, REQUIRED_FIELDS)
     gps = source.get("gps")
     taken = source.get("taken_at")
-    return ImageDocument(
-        id=doc_id,
-        path=source["path"],
-        name=source["name"],
-        folder=source["folder"],
-        size=int(source["size"]),
-        mtime=float(source["mtime"]),
-        sha256=source["sha256"],
-        width=int(source["width"]),
-        height=int(source["height"]),
-        taken_at=datetime.fromisoformat(taken) if taken else None,
-        gps=GeoPoint(lat=float(gps["lat"]), lon=float(gps["lon"])) if gps else None,
-        indexed_at=datetime.fromisoformat(source["indexed_at"]),
+    try:
+        return ImageDocument(
+            id=doc_id,
+            path=source["path"],
+            name=source["name"],
+            folder=source["folder"],
+            size=int(source["size"]),
+            mtime=float(source["mtime"]),
+            sha256=source["sha256"],
+            width=int(source["width"]),
+            height=int(source["height"]),
+            taken_at=datetime.fromisoformat(taken) if taken else None,
+            gps=GeoPoint(lat=float(gps["lat"]), lon=float(gps["lon"])) if gps else None,
+            indexed_at=datetime.fromisoformat(source["indexed_at"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _damaged(doc_id, index, f"a field findimage cannot read ({exc})") from None
+
+
+def to_fingerprint(doc_id: str, source: dict[str, Any], index: str) -> Fingerprint:
+    _require_fields(doc_id, source, index, FINGERPRINT_FIELDS)
+    try:
+        return Fingerprint(
+            path=source["path"],
+            size=int(source["size"]),
+            mtime=float(source["mtime"]),
+            sha256=source["sha256"],
+        )
+    except (TypeError, ValueError) as exc:
+        raise _damaged(doc_id, index, f"a field findimage cannot read ({exc})") from None
+
+
+def _require_fields(doc_id: str, source: dict[str, Any], index: str, fields: tuple) -> None:
+    missing = [name for name in fields if source.get(name) is None]
+    if missing:
+        raise _damaged(doc_id, index, f"no '{missing[0]}' field")
+
+
+def _damaged(doc_id: str, index: str, problem: str) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"The document {doc_id} in the Elasticsearch index {index} has {problem}: something "
+        "other than findimage wrote it; run `findimage index --rebuild` to rebuild the index."
     )
 
 

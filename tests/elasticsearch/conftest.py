@@ -9,7 +9,7 @@ import pytest
 
 from bot.encoders import ClipEncoder
 from bot.settings import Settings, load_settings
-from tests.support.es_emulator import ElasticsearchEmulator
+from tests.support.es_emulator import ES_8, ES_9, ElasticsearchEmulator
 
 # The id eland gives sentence-transformers/clip-ViT-B-32-multilingual-v1 in Elasticsearch.
 TEXT_MODEL_ID = "sentence-transformers__clip-vit-b-32-multilingual-v1"
@@ -21,9 +21,10 @@ def tiny_encoder(tiny_clip: Path) -> ClipEncoder:
     return ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", "cpu")
 
 
-@pytest.fixture
-def emulator() -> Iterator[ElasticsearchEmulator]:
-    with ElasticsearchEmulator() as running:
+@pytest.fixture(params=[ES_8, ES_9], ids=["es8", "es9"])
+def emulator(request: pytest.FixtureRequest) -> Iterator[ElasticsearchEmulator]:
+    """The emulator as an 8.x cluster and as a 9.x one: every test that uses it runs on both."""
+    with ElasticsearchEmulator(version=request.param) as running:
         yield running
 
 

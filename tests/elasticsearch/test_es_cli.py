@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from bot.cli import main
 from bot.documents import document_id
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import make_library
+from tests.support.tiny_clip import save_tiny_clip
 
 LIBRARY_SIZE = 12
 DEADLINE_SECONDS = 60
@@ -109,7 +111,18 @@ def _runs(progress: Path) -> int:
     return int(text or 0)
 
 
-def test_rebuild_while_another_process_searches_without_one_failure(
+def _searcher(module: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env={**os.environ},
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_rebuild_with_unchanged_models_embeds_nothing_while_another_process_searches(
     es_env: dict[str, str],
     emulator: ElasticsearchEmulator,
     library: Path,
@@ -119,34 +132,27 @@ def test_rebuild_while_another_process_searches_without_one_failure(
     _json(capsys, "index", str(library))
     [old_index] = emulator.index_names()
     progress, stop = tmp_path / "progress", tmp_path / "stop"
-    searcher = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "tests.support.search_loop", str(progress), str(stop)),
-            *("search", "red circle", "-k", "3", "--json"),
-        ],
-        env={**os.environ},
-        cwd=Path(__file__).resolve().parents[2],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    searcher = _searcher(
+        "tests.support.search_loop",
+        *(str(progress), str(stop), "search", "red circle", "-k", "3", "--json"),
     )
     try:
         _wait_for(lambda: _runs(progress) >= 1, "the first search")
         during = threading.Event()
 
-        def hold_the_first_bulk_of_the_new_index(method: str, path: str) -> bool:
-            if path.endswith("/_bulk") and not during.is_set():
-                # Searches must go on while the new index is half built.
+        def hold_the_copy_into_the_new_index(method: str, path: str) -> bool:
+            if path == "/_reindex" and not during.is_set():
+                # Searches must go on while the new index is being built.
                 seen = _runs(progress)
                 _wait_for(lambda: _runs(progress) >= seen + 2, "searches during the rebuild")
                 during.set()
             return True
 
-        emulator.before_request = hold_the_first_bulk_of_the_new_index
+        emulator.before_request = hold_the_copy_into_the_new_index
         report = _json(capsys, "index", "--rebuild", str(library))
         emulator.before_request = None
         assert during.is_set()
-        assert report["indexed"] == LIBRARY_SIZE
+        assert (report["indexed"], report["unchanged"]) == (0, LIBRARY_SIZE)
         after = _runs(progress)
         _wait_for(lambda: _runs(progress) >= after + 2, "searches after the swap")
     finally:
@@ -158,6 +164,90 @@ def test_rebuild_while_another_process_searches_without_one_failure(
     [new_index] = emulator.index_names()
     assert new_index != old_index
     assert emulator.aliases() == {"findimage-images": [new_index]}
+    assert _json(capsys, "status")["count"] == LIBRARY_SIZE
+
+
+def test_a_running_service_refuses_once_another_process_rebuilt_with_other_models(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _json(capsys, "index", str(library))
+    picture = sorted(library.rglob("*.png"))[0]
+    first_answer = _json(capsys, "search", "--image", str(picture), "-k", "3")["results"]
+    progress, stop, swapped = tmp_path / "progress", tmp_path / "stop", tmp_path / "swapped"
+    service = _searcher(
+        "tests.support.service_loop", str(progress), str(stop), str(swapped), str(picture)
+    )
+    try:
+        _wait_for(lambda: _runs(progress) >= 2, "the service's first searches")
+        other = save_tiny_clip(tmp_path / "other-clip", seed=7)
+        monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", str(other))
+        monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(other))
+        report = _json(capsys, "index", "--rebuild", str(library))
+        assert report["indexed"] == LIBRARY_SIZE
+        swapped.touch()
+        seen = _runs(progress)
+        _wait_for(lambda: _runs(progress) >= seen + 3, "searches after the swap")
+        monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", es_env["FINDIMAGE_IMAGE_MODEL"])
+        monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", es_env["FINDIMAGE_TEXT_MODEL"])
+        code, _, fresh_err = _run(capsys, "search", "--image", str(picture), "-k", "3")
+    finally:
+        stop.touch()
+        out, err = service.communicate(timeout=DEADLINE_SECONDS)
+    assert code == 2
+    fresh_sentence = fresh_err.strip().removeprefix("findimage: ")
+    outcomes = json.loads(out)
+    expected = [[hit["path"], hit["score"]] for hit in first_answer]
+    for outcome in outcomes:
+        if "results" in outcome:
+            # Never a mix: only the answer of the index built with the service's models.
+            assert not outcome["after_marker"], err
+            assert [p for p, _ in outcome["results"]] == [p for p, _ in expected]
+        else:
+            assert outcome["refused"] == fresh_sentence
+    after = [o for o in outcomes if o["after_marker"]]
+    assert len(after) >= 3
+    assert all(o.get("refused") == fresh_sentence for o in after)
+
+
+def test_an_indexing_run_of_many_batches_refreshes_at_most_twice(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_BATCH_SIZE", "2")
+    assert _json(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
+    bulks = [r for r in emulator.requests if r.path.endswith("_bulk")]
+    refreshes = [r for r in emulator.requests if r.path.endswith("/_refresh")]
+    assert len(bulks) >= LIBRARY_SIZE // 2
+    assert 1 <= len(refreshes) <= 2
+    assert _json(capsys, "status")["count"] == LIBRARY_SIZE
+
+
+def test_reused_vectors_come_in_one_mget_per_batch(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _json(capsys, "index", str(library))
+    moved = library / "moved"
+    moved.mkdir()
+    for number, path in enumerate(sorted(p for p in library.rglob("*.*") if p.is_file())):
+        path.rename(moved / f"{number}{path.suffix}")
+    monkeypatch.setenv("FINDIMAGE_BATCH_SIZE", "4")
+    emulator.requests.clear()
+    report = _json(capsys, "index", str(library))
+    assert (report["indexed"], report["deleted"]) == (LIBRARY_SIZE, LIBRARY_SIZE)
+    assert len(emulator.calls("POST", "/_mget")) == LIBRARY_SIZE // 4
+    assert [r for r in emulator.requests if "/_doc/" in r.path] == []
 
 
 def test_an_outage_mid_run_is_one_sentence_and_a_rerun_completes(
@@ -231,3 +321,62 @@ def test_status_reports_the_text_model_problem(
     status = _json(capsys, "status")
     assert status["count"] == 0
     assert "absent-model is not in Elasticsearch" in status["text_model_problem"]
+
+
+def test_a_rebuild_stopped_by_an_outage_is_one_line_and_leaves_the_live_index(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _json(capsys, "index", str(library))
+    live = emulator.index_names()
+
+    def crash_at_the_copy(method: str, path: str) -> bool:
+        if path == "/_reindex":
+            emulator.stop()
+            return False
+        return True
+
+    emulator.before_request = crash_at_the_copy
+    code, _, err = _run(capsys, "index", "--rebuild", str(library))
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"findimage: Cannot reach Elasticsearch at {emulator.url}: check that it is running "
+        "and that FINDIMAGE_ES_URL is right."
+    ]
+    emulator.before_request = None
+    emulator.start()
+    # The half-made index could not be deleted during the outage: status names it, and the
+    # next rebuild removes it.
+    leftovers = [name for name in emulator.index_names() if name not in live]
+    status = _json(capsys, "status")
+    for name in leftovers:
+        assert name in status["location"]
+    _json(capsys, "index", "--rebuild", str(library))
+    assert len(emulator.index_names()) == 1
+
+
+def test_ctrl_c_in_a_rebuild_says_it_starts_over(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _json(capsys, "index", str(library))
+    live = emulator.index_names()
+
+    def press_ctrl_c_at_the_copy(method: str, path: str) -> bool:
+        if path == "/_reindex":
+            emulator.before_request = None
+            os.kill(os.getpid(), signal.SIGINT)
+        return True
+
+    emulator.before_request = press_ctrl_c_at_the_copy
+    code, _, err = _run(capsys, "index", "--rebuild", str(library))
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "findimage: interrupted; the rebuild was abandoned and the live index left as it was: "
+        "run `findimage index --rebuild` again to start it over."
+    ]
+    assert emulator.index_names() == live

@@ -16,7 +16,8 @@ from elasticsearch import (
 )
 
 from bot.encoders import ClipEncoder
-from tests.support.es_emulator import ElasticsearchEmulator
+from bot.stores.es_versions import VersionedElasticsearch
+from tests.support.es_emulator import ES_9_1, ElasticsearchEmulator
 
 QUERY = [-0.5, 90.0, -10, 14.8, -156.0]
 ANIMALS = {
@@ -49,7 +50,10 @@ def _animals(es: Elasticsearch, index: str, similarity: str) -> None:
 
 @pytest.fixture
 def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(emulator.url)
+    """findimage's client, which speaks the emulated version (the plain 9.x one cannot talk
+    to 8.x: see test_the_plain_9x_client_is_refused_by_an_8x_cluster...)."""
+    client = VersionedElasticsearch(emulator.url)
+    client.ensure_version(emulator.url, (8, 0))
     yield client
     client.close()
 
@@ -133,16 +137,29 @@ def test_knn_filter_as_in_the_yaml_tests(es: Elasticsearch) -> None:
     assert none["hits"]["total"]["value"] == 0
 
 
-def test_source_false_leaves_the_source_out_and_vectors_are_excluded_unless_named(
-    es: Elasticsearch,
+def test_vectors_are_in_source_before_9_2_and_left_out_from_9_2_unless_asked_for(
+    es: Elasticsearch, emulator: ElasticsearchEmulator
 ) -> None:
     _animals(es, "test", "cosine")
     knn = {"field": "vector", "query_vector": QUERY, "k": 1}
     assert "_source" not in es.search(index="test", knn=knn, source=False)["hits"]["hits"][0]
     plain = es.search(index="test", knn=knn)["hits"]["hits"][0]["_source"]
-    assert plain == {"name": "moose.jpg"}
-    named = es.get(index="test", id="2", source_includes=["name", "vector"])["_source"]
-    assert named["vector"] == ANIMALS["2"][1]
+    if emulator.version >= "9.2":
+        assert plain == {"name": "moose.jpg"}
+        asked = es.get(index="test", id="2", source_exclude_vectors=False)["_source"]
+        assert asked["vector"] == ANIMALS["2"][1]
+    else:
+        assert plain == {"name": "moose.jpg", "vector": ANIMALS["2"][1]}
+        with pytest.raises(BadRequestError):
+            es.get(index="test", id="2", source_exclude_vectors=False)
+
+
+def test_9_1_still_returns_vectors_in_source() -> None:
+    with ElasticsearchEmulator(version=ES_9_1) as nine_one:
+        client = VersionedElasticsearch(nine_one.url)
+        client.ensure_version(nine_one.url, (8, 0))
+        _animals(client, "test", "cosine")
+        assert client.get(index="test", id="2")["_source"]["vector"] == ANIMALS["2"][1]
 
 
 def test_searches_see_documents_after_a_refresh_gets_see_them_at_once(es: Elasticsearch) -> None:
@@ -256,14 +273,15 @@ def test_trained_model_stats_tell_missing_from_not_started(
 def test_answers_carry_the_product_header_and_the_compatible_media_type(
     emulator: ElasticsearchEmulator,
 ) -> None:
+    major = emulator.version.split(".")[0]
     request = urllib.request.Request(
         emulator.url + "/",
-        headers={"Accept": "application/vnd.elasticsearch+json; compatible-with=9"},
+        headers={"Accept": f"application/vnd.elasticsearch+json; compatible-with={major}"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.headers["X-Elastic-Product"] == "Elasticsearch"
         assert response.headers["Content-Type"].startswith(
-            "application/vnd.elasticsearch+json;compatible-with=9"
+            f"application/vnd.elasticsearch+json;compatible-with={major}"
         )
 
 
@@ -283,3 +301,183 @@ def test_an_outage_keeps_the_data_and_the_address(es: Elasticsearch, emulator) -
     emulator.start()
     assert emulator.url == url
     assert es.count(index="test")["count"] == 3
+
+
+# --- the behaviors issue 14 found missing, each as the real service has it ---------------------
+
+
+def test_dynamic_strict_refuses_a_field_outside_the_mapping(es: Elasticsearch) -> None:
+    es.indices.create(
+        index="strict", mappings={"dynamic": "strict", "properties": {"a": {"type": "keyword"}}}
+    )
+    with pytest.raises(BadRequestError) as refused:
+        es.index(index="strict", id="1", document={"a": "x", "b": "y"})
+    assert refused.value.body["error"]["type"] == "strict_dynamic_mapping_exception"
+    assert "dynamic introduction of [b] within [_doc] is not allowed" in str(refused.value.body)
+    response = es.bulk(operations=[{"index": {"_index": "strict", "_id": "2"}}, {"b": 1}])
+    assert response["items"][0]["index"]["error"]["type"] == "strict_dynamic_mapping_exception"
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("Upper", "must be lowercase"),
+        ("_x", "must not start with '_', '-', or '+'"),
+        ("-x", "must not start with '_', '-', or '+'"),
+        ("+x", "must not start with '_', '-', or '+'"),
+        ("a*b", "must not contain the following characters"),
+        ("a#b", "must not contain '#'"),
+        ("a:b", "must not contain ':'"),
+        ("..", "must not be '.' or '..'"),
+        ("x" * 256, "index name is too long, (256 > 255)"),
+    ],
+)
+def test_index_names_follow_elasticsearchs_rules(
+    es: Elasticsearch, name: str, problem: str
+) -> None:
+    with pytest.raises(BadRequestError) as refused:
+        es.indices.create(index=name)
+    assert refused.value.body["error"]["type"] == "invalid_index_name_exception"
+    assert problem in refused.value.body["error"]["reason"]
+
+
+def test_alias_names_follow_the_same_rules_and_may_not_shadow_an_index(es: Elasticsearch) -> None:
+    es.indices.create(index="one")
+    es.indices.create(index="two")
+    for alias in ("_bad", "two"):
+        with pytest.raises(BadRequestError) as refused:
+            es.indices.update_aliases(actions=[{"add": {"index": "one", "alias": alias}}])
+        assert refused.value.body["error"]["type"] == "invalid_alias_name_exception"
+
+
+def test_an_index_named_like_an_alias_is_an_invalid_index_name(es: Elasticsearch) -> None:
+    es.indices.create(index="real", aliases={"taken": {}})
+    with pytest.raises(BadRequestError) as refused:
+        es.indices.create(index="taken")
+    assert refused.value.body["error"]["type"] == "invalid_index_name_exception"
+    assert refused.value.body["error"]["reason"] == (
+        "Invalid index name [taken], already exists as alias"
+    )
+
+
+def test_remove_index_lets_an_alias_take_the_index_name_in_one_call(es: Elasticsearch) -> None:
+    es.indices.create(index="test")
+    es.indices.create(index="test_2")
+    es.indices.update_aliases(
+        actions=[
+            {"add": {"index": "test_2", "aliases": ["test", "test_write"]}},
+            {"remove_index": {"index": "test"}},
+        ]
+    )
+    assert list(es.indices.get(index="test").body) == ["test_2"]
+
+
+def test_aliases_report_partial_failures_and_a_404_when_all_fail(es: Elasticsearch) -> None:
+    es.indices.create(index="test_index")
+    partial = es.indices.update_aliases(
+        actions=[
+            {"add": {"index": "test_index", "aliases": "test_alias1"}},
+            {"remove": {"index": "test_index", "aliases": "test_non_existing"}},
+        ]
+    )
+    assert partial["errors"] is True
+    first, second = partial["action_results"]
+    assert (first["status"], second["status"]) == (200, 404)
+    assert second["error"]["type"] == "aliases_not_found_exception"
+    assert es.indices.exists_alias(name="test_alias1")
+    with pytest.raises(NotFoundError) as all_failed:
+        es.indices.update_aliases(
+            actions=[{"remove": {"index": "test_index", "aliases": "test_non_existing"}}]
+        )
+    assert all_failed.value.body["error"]["type"] == "aliases_not_found_exception"
+
+
+def _plain_docs(es: Elasticsearch, index: str, count: int) -> None:
+    operations: list[dict] = []
+    for number in range(count):
+        operations += [{"index": {"_index": index, "_id": str(number)}}, {"n": number}]
+    es.bulk(operations=operations, refresh=True)
+
+
+def test_hits_total_stops_at_10000_with_gte_unless_tracked(es: Elasticsearch) -> None:
+    _plain_docs(es, "many", 10_001)
+    capped = es.search(index="many", size=0)["hits"]["total"]
+    assert capped == {"value": 10_000, "relation": "gte"}
+    exact = es.search(index="many", size=0, track_total_hits=True)["hits"]["total"]
+    assert exact == {"value": 10_001, "relation": "eq"}
+
+
+def test_every_scroll_page_reports_the_searchs_total(es: Elasticsearch) -> None:
+    _plain_docs(es, "paged", 25)
+    first = es.search(index="paged", size=10, scroll="1m")
+    second = es.scroll(scroll_id=first["_scroll_id"], scroll="1m")
+    assert len(second["hits"]["hits"]) == 10
+    assert second["hits"]["total"] == {"value": 25, "relation": "eq"}
+
+
+def test_knn_with_a_query_returns_both_with_summed_scores(es: Elasticsearch) -> None:
+    _animals(es, "test", "l2_norm")
+    knn = {"field": "vector", "query_vector": QUERY, "k": 1, "num_candidates": 3}
+    only_knn = es.search(index="test", knn=knn)["hits"]["hits"]
+    both = es.search(index="test", knn=knn, query={"term": {"name": "moose.jpg"}})["hits"]
+    assert [h["_id"] for h in only_knn] == ["2"]
+    assert [h["_id"] for h in both["hits"]] == ["2"]
+    assert both["hits"][0]["_score"] == pytest.approx(only_knn[0]["_score"] + 1.0)
+    union = es.search(index="test", knn=knn, query={"term": {"name": "cow.jpg"}})["hits"]
+    assert {h["_id"] for h in union["hits"]} == {"1", "2"}
+
+
+def test_a_malformed_bulk_line_is_a_400_and_writes_nothing(
+    es: Elasticsearch, emulator: ElasticsearchEmulator
+) -> None:
+    es.indices.create(index="plain")
+    body = '{"index": {"_index": "plain", "_id": "1"}}\n{"n": 1}\nnot json\n'
+    with pytest.raises(BadRequestError) as refused:
+        es.bulk(operations=body)
+    assert "Malformed action/metadata line [3]" in refused.value.body["error"]["reason"]
+    es.indices.refresh(index="plain")
+    assert es.count(index="plain")["count"] == 0
+
+
+def test_infer_refuses_a_document_without_the_input_field(
+    es: Elasticsearch, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
+) -> None:
+    emulator.deploy_model("clip-text", tiny_encoder.encode_texts)
+    with pytest.raises(BadRequestError):
+        es.ml.infer_trained_model(model_id="clip-text", docs=[{"text": "red"}])
+
+
+def test_dates_sort_as_instants_not_as_strings(es: Elasticsearch) -> None:
+    es.indices.create(index="dated", mappings={"properties": {"at": {"type": "date"}}})
+    # As strings "2024-05-01T09..." sorts after "2024-05-01T10:30+02:00"; as instants, before.
+    es.index(index="dated", id="early-utc", document={"at": "2024-05-01T08:00:00+00:00"})
+    es.index(index="dated", id="later", document={"at": "2024-05-01T09:00:00+00:00"})
+    es.index(index="dated", id="earliest", document={"at": "2024-05-01T10:30:00+04:00"})
+    es.indices.refresh(index="dated")
+    hits = es.search(index="dated", sort=[{"at": {"order": "desc"}}])["hits"]["hits"]
+    assert [h["_id"] for h in hits] == ["later", "early-utc", "earliest"]
+    assert hits[0]["sort"] == [1714554000000]
+
+
+def test_settings_are_read_and_put_back_to_their_defaults(es: Elasticsearch) -> None:
+    es.indices.create(index="built", settings={"index": {"refresh_interval": "-1"}})
+    es.indices.put_settings(index="built", settings={"index": {"number_of_replicas": 0}})
+    current = es.indices.get_settings(index="built")["built"]["settings"]["index"]
+    assert (current["refresh_interval"], current["number_of_replicas"]) == ("-1", "0")
+    es.indices.put_settings(
+        index="built", settings={"index": {"refresh_interval": None, "number_of_replicas": None}}
+    )
+    current = es.indices.get_settings(index="built")["built"]["settings"]["index"]
+    assert (current["refresh_interval"], current["number_of_replicas"]) == ("1s", "1")
+
+
+def test_reindex_copies_the_matching_documents_vectors_included(es: Elasticsearch) -> None:
+    _animals(es, "test", "cosine")
+    es.reindex(
+        source={"index": "test", "query": {"term": {"name": "moose.jpg"}}},
+        dest={"index": "copy"},
+        refresh=True,
+    )
+    assert es.count(index="copy")["count"] == 1
+    [doc] = es.mget(index="copy", ids=["2"])["docs"]
+    assert doc["found"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from bot.documents import ModelInfo
@@ -38,6 +39,7 @@ def indexed(es_env: dict[str, str], tiny_encoder: ClipEncoder) -> SearchService:
     vectors = tiny_encoder.encode_images(pictures)
     docs = [_doc(f"{color}/{shape}.png", i) for i, (color, shape) in enumerate(shapes)]
     service.store.upsert(list(zip(docs, vectors, strict=True)))
+    service.store.refresh()
     return service
 
 
@@ -125,6 +127,17 @@ def test_a_model_stopped_while_serving_is_explained_by_its_state(
     assert service.by_text("red", SearchQuery(k=1))
 
 
-def test_the_local_model_stays_in_use_without_a_model_id(indexed: SearchService) -> None:
+def test_the_local_model_stays_in_use_without_a_model_id(
+    indexed: SearchService, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
+) -> None:
     assert indexed.text_model_problem() is None
-    assert isinstance(indexed.by_text("red", SearchQuery(k=1)), list)
+    emulator.requests.clear()
+    hits = indexed.by_text("red", SearchQuery(k=1))
+    assert len(hits) == 1
+    assert not any("_ml" in r.path for r in emulator.requests)
+    [search] = [r for r in emulator.requests if r.path.endswith("_search")]
+    knn = json.loads(search.body)["knn"]
+    assert "query_vector_builder" not in knn
+    np.testing.assert_allclose(
+        knn["query_vector"], tiny_encoder.encode_texts(["red"])[0], atol=1e-6
+    )

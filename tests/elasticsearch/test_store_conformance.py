@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from elasticsearch import Elasticsearch
 
 from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo, document_id
 from bot.errors import ModelMismatchError
@@ -19,7 +18,7 @@ from bot.settings import load_settings
 from bot.stores.base import VectorStore
 from bot.stores.elasticsearch import ElasticsearchStore
 from bot.stores.embedded import EmbeddedStore
-from tests.support.es_emulator import ElasticsearchEmulator
+from tests.support.es_emulator import VERSIONS, ElasticsearchEmulator
 
 DIMS = 8
 MODELS = ModelInfo(image_model="clip-image", text_model="clip-text", dims=DIMS)
@@ -35,7 +34,7 @@ def _elasticsearch_store(url: str, alias: str) -> ElasticsearchStore:
 @pytest.fixture(
     params=[
         "embedded",
-        "elasticsearch-emulator",
+        *(f"elasticsearch-emulator-{version}" for version in VERSIONS),
         pytest.param(
             "elasticsearch-cluster",
             marks=pytest.mark.skipif(
@@ -50,8 +49,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
         yield opened
         opened.close()
         return
-    if request.param == "elasticsearch-emulator":
-        with ElasticsearchEmulator() as emulator:
+    if request.param.startswith("elasticsearch-emulator-"):
+        version = request.param.removeprefix("elasticsearch-emulator-")
+        with ElasticsearchEmulator(version=version) as emulator:
             opened = _elasticsearch_store(emulator.url, "findimage-conformance")
             yield opened
             opened.close()
@@ -59,9 +59,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
     alias = f"findimage-test-{uuid.uuid4().hex[:8]}"
     opened = _elasticsearch_store(str(REAL_CLUSTER), alias)
     yield opened
+    # The store's own client: it speaks the cluster's version, 8.x or 9.x.
+    opened.connection.client.indices.delete(index=f"{alias}-*", allow_no_indices=True)
     opened.close()
-    with Elasticsearch(str(REAL_CLUSTER)) as cleanup:
-        cleanup.indices.delete(index=f"{alias}-*", allow_no_indices=True)
 
 
 def _unit(values: list[float]) -> np.ndarray:
@@ -99,6 +99,7 @@ LIBRARY = [
 def filled(store: VectorStore) -> VectorStore:
     store.record_models(MODELS)
     assert store.upsert(LIBRARY) == []
+    store.refresh()
     return store
 
 
@@ -143,13 +144,37 @@ def test_k_limits_the_hits(filled: VectorStore) -> None:
     assert len(filled.search(_unit([1.0]), 50)) == len(LIBRARY)
 
 
+def test_more_than_ten_hits_come_back_when_k_asks_for_them(store: VectorStore) -> None:
+    """Elasticsearch answers 10 hits unless the search says how many: k must reach `size`."""
+    store.record_models(MODELS)
+    many = [(_doc(f"many/{i:02d}.jpg", i), _unit([1.0, i / 10])) for i in range(25)]
+    assert store.upsert(many) == []
+    store.refresh()
+    query = _unit([1.0, 0.5])
+    hits = store.search(query, 17)
+    expected = sorted(many, key=lambda item: -float(item[1] @ query))[:17]
+    assert [hit.document.path for hit in hits] == [doc.path for doc, _ in expected]
+    assert len(store.search(query, 25)) == 25
+
+
+def test_get_many_brings_back_documents_and_vectors_and_skips_unknown_ids(
+    filled: VectorStore,
+) -> None:
+    wanted = [LIBRARY[0], LIBRARY[3]]
+    found = filled.get_many([doc.id for doc, _ in wanted] + ["no-such-id"])
+    assert set(found) == {doc.id for doc, _ in wanted}
+    for doc, vector in wanted:
+        assert found[doc.id][0] == doc
+        np.testing.assert_allclose(found[doc.id][1], vector, atol=1e-6)
+
+
 def test_get_returns_the_document_and_its_vector(store: VectorStore) -> None:
     store.record_models(MODELS)
     taken = datetime(2023, 7, 14, 9, 30, 5)
     doc = _doc("trips/beach.jpg", 7, taken_at=taken, gps=GeoPoint(lat=43.25, lon=-1.5))
     vector = _unit([0.3, 0.4, 0.5])
     store.upsert([(doc, vector)])
-    found = store.get(doc.id)
+    found = store.get(doc.id)  # realtime: no refresh needed
     assert found is not None
     assert found[0] == doc
     np.testing.assert_allclose(found[1], vector, atol=1e-6)
@@ -158,9 +183,11 @@ def test_get_returns_the_document_and_its_vector(store: VectorStore) -> None:
 def test_upsert_replaces_and_delete_ignores_unknown_ids(filled: VectorStore) -> None:
     moved = _doc("top.jpg", 9)
     assert filled.upsert([(moved, _unit([0.0, 1.0]))]) == []
+    filled.refresh()
     assert filled.count() == len(LIBRARY)
     assert filled.search(_unit([0.0, 1.0]), 1)[0].document == moved
     assert filled.delete([moved.id, "no-such-id"]) == []
+    filled.refresh()
     assert filled.count() == len(LIBRARY) - 1
     assert filled.get(moved.id) is None
 
