@@ -9,8 +9,8 @@ import pytest
 
 from bot.blocks import (
     MAX_QUERY_CHARS,
-    PICTURES_REFUSED,
     MAX_RESULTS_PER_MESSAGE,
+    PICTURES_REFUSED,
     Page,
     SharedResult,
     home_view,
