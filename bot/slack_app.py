@@ -47,6 +47,8 @@ EVENTS_PATH = "/slack/events"
 # Every Web API method the bot calls, with the bot scopes it needs. manifest.yml asks for
 # exactly these plus SURFACE_SCOPES; a test holds both to it.
 WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
+    # Socket Mode only, with the app-level token's connections:write, not a bot scope.
+    "apps.connections.open": (),
     "auth.test": (),
     "chat.postMessage": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),

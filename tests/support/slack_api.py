@@ -25,6 +25,7 @@ import requests
 from tests.support.block_kit import message_errors, view_errors
 
 BOT_TOKEN = "xoxb-fake"
+APP_TOKEN = "xapp-fake"
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM_ID = "T0000001"
@@ -102,6 +103,8 @@ class FakeSlack:
     # Uploaded file id -> the conversations it was shared into (empty: the bot's alone).
     uploads: dict[str, set[str]] = field(default_factory=dict)
     response_uses: dict[str, list[float]] = field(default_factory=dict)
+    # Where apps.connections.open sends Socket Mode clients (a local websocket server).
+    socket_url: str = ""
     _condition: threading.Condition = field(default_factory=threading.Condition)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -353,6 +356,12 @@ def _authenticated_answer(
     )
     if authorization is None:
         return {"ok": False, "error": "not_authed"}
+    if method == "apps.connections.open":
+        # Called with the app-level token (https://docs.slack.dev/reference/methods/
+        # apps.connections.open): {"ok": true, "url": "wss://…"}, here a local ws:// server.
+        if authorization != f"Bearer {APP_TOKEN}":
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": fake.socket_url}
     if authorization != f"Bearer {BOT_TOKEN}":
         return {"ok": False, "error": "invalid_auth"}
     for argument, error in REQUIRED_ARGUMENTS.get(method, ()):
