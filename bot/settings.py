@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port, printed at start
     public_base_url: str | None = None
     preview_secret: SecretStr | None = None
     preview_ttl_seconds: int = Field(default=3600, ge=60)

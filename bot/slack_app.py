@@ -230,8 +230,12 @@ def warm_up(service: SearchService) -> threading.Thread:
     return thread
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM or SIGINT to leave the server loop."""
+class _Stop(BaseException):
+    """Raised in the main thread by SIGTERM or SIGINT to leave the server loop.
+
+    A BaseException, like KeyboardInterrupt: waitress catches Exception around its socket
+    work, and would log and swallow a stop that lands there.
+    """
 
 
 def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> None:

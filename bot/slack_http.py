@@ -13,6 +13,9 @@ from waitress import create_server
 from waitress.server import BaseWSGIServer
 
 log = logging.getLogger(__name__)
+# Waitress warns at each request that waits for a thread. Slack sends bursts, and waiting in
+# the queue is what the queue is for; only its errors are worth an operator's attention.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 class SlackHttpServer:
