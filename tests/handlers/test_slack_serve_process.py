@@ -39,9 +39,10 @@ class ServeProcess:
     def sender(self) -> SlackSender:
         return SlackSender(self.url + "/slack/events")
 
-    def stop(self, timeout: float = 120) -> tuple[int, str]:
-        """SIGTERM, then the exit status and what it printed after the first line."""
-        self.process.send_signal(signal.SIGTERM)
+    def stop(self, how: int = signal.SIGTERM, timeout: float = 120) -> tuple[int, str]:
+        """SIGTERM (or Ctrl-C's SIGINT), then the exit status and what it printed after the
+        first line."""
+        self.process.send_signal(how)
         try:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -109,7 +110,7 @@ def _pump(process: subprocess.Popen, lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
-def test_serve_prints_one_line_and_fifty_connections_at_once_are_all_served(
+def test_serve_prints_one_line_serves_fifty_connections_at_once_and_stops_on_ctrl_c(
     serve_process: ServeProcess,
 ) -> None:
     assert serve_process.first_line.startswith("findimage: listening for Slack on ")
@@ -127,7 +128,7 @@ def test_serve_prints_one_line_and_fifty_connections_at_once_are_all_served(
         answers = list(pool.map(connect_and_ask, range(50)))
 
     assert all(answer.startswith(b"HTTP/1.1 404") for answer in answers)
-    code, rest = serve_process.stop()
+    code, rest = serve_process.stop(signal.SIGINT)
     assert code == 0
     assert rest == "findimage: stopped.\n"
 
