@@ -5,10 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.blocks import Message, Page, escape, results_message, sentence_message, shown_path
+from bot.blocks import (
+    Message,
+    Page,
+    SharedResult,
+    results_message,
+    sentence_message,
+    share_comment,
+    shared_message,
+    shown_path,
+)
 from bot.errors import FindImageError
 from bot.previews import PreviewSource
-from bot.search import SearchQuery, SearchService
+from bot.search import SearchQuery, SearchService, cut_note
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +41,28 @@ class Answers:
     def previews(self) -> PreviewSource:
         return self._previews
 
-    def for_page(self, page: Page, channel_id: str, thread_ts: str | None = None) -> Message:
-        """A page of results for a text query or for "more like this one"."""
+    def for_page(self, page: Page, user_id: str) -> Message:
+        """A private page of results for a text query or for "more like this one"."""
         query = SearchQuery(k=page.k, folder=page.folder, offset=page.offset)
+        notices: list[str] = []
         if page.like is not None:
             hits = self._service.like(page.like, query)
-            heading = "*Pictures like that one*"
+            heading = "Pictures like that one"
         else:
-            hits = self._service.by_text(page.text or "", query)
-            heading = f"*Results for “{escape(page.text or '')}”*"
+            fitted = self._service.fit_text(page.text or "")
+            if fitted.cut:
+                note = cut_note(fitted)
+                notices.append(note[0].upper() + note[1:])
+            hits = self._service.by_text(fitted.text, query)
+            heading = f"Results for “{page.text}”"
         if page.folder:
-            heading += f" in `{escape(page.folder)}`"
+            heading += f" in {page.folder}"
+        if not hits and page.folder and not page.offset:
+            return sentence_message(no_such_folder(page.folder))
         close = [hit for hit in hits if hit.score >= self._min_score]
         if not close:
             return sentence_message(self._nothing_close(page))
-        previews = self._previews.for_hits(close, channel_id, thread_ts)
+        previews = self._previews.for_private(close, user_id)
         return results_message(
             close,
             heading,
@@ -54,7 +70,7 @@ class Answers:
             previews,
             has_more=len(close) == page.k,
             shareable=True,
-            notice=previews.notice,
+            notices=notices,
         )
 
     def for_photo(self, data: bytes, name: str, k: int, channel_id: str, thread_ts: str) -> Message:
@@ -67,22 +83,21 @@ class Answers:
             )
         top = close[0]
         if top.score >= self._duplicate_score:
-            heading = (
-                "This picture is already in the library at "
-                f"*{escape(shown_path(top.document.path))}*."
-            )
+            heading = f"This picture is already in the library at {shown_path(top.document.path)}."
         else:
-            heading = f"*Pictures like {escape(name)}*"
-        previews = self._previews.for_hits(close, channel_id, thread_ts)
-        return results_message(
-            close,
-            heading,
-            Page(k=k),
-            previews,
-            has_more=False,
-            shareable=False,
-            notice=previews.notice,
+            heading = f"Pictures like {name}"
+        previews = self._previews.for_thread(close, channel_id, thread_ts)
+        return results_message(close, heading, Page(k=k), previews, has_more=False, shareable=False)
+
+    def share(self, result: SharedResult, user_id: str, channel_id: str) -> Message | None:
+        """The message that shows one result to the channel, or None when the picture was
+        posted there already with its share line."""
+        shared = self._previews.for_shared(
+            result.doc_id, result.path, channel_id, share_comment(result, user_id)
         )
+        if shared.posted:
+            return None
+        return shared_message(result, user_id, shared.source)
 
     def _nothing_close(self, page: Page) -> str:
         if page.offset:
@@ -95,13 +110,25 @@ class Answers:
         )
 
 
+def no_such_folder(folder: str) -> str:
+    return (
+        f"The library has no pictures in a folder “{folder}”: check the name after in:, "
+        'written as in the library (in:"folder with spaces" for a name with spaces).'
+    )
+
+
 def safely(answer: Callable[[], Message], what: str) -> Message:
     """The answer, or one plain sentence when it fails; the details go to the log."""
     try:
         return answer()
-    except FindImageError as exc:
+    except Exception as exc:
+        return failure_message(exc, what)
+
+
+def failure_message(exc: Exception, what: str) -> Message:
+    """One plain sentence for a failure: the error's own for ours, a generic one otherwise."""
+    if isinstance(exc, FindImageError):
         log.info("%s: %s", what, exc)
         return sentence_message(str(exc))
-    except Exception:
-        log.exception("%s failed", what)
-        return sentence_message(UNEXPECTED)
+    log.error("%s failed", what, exc_info=exc)
+    return sentence_message(UNEXPECTED)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import PurePath
 from typing import Any
 
 from bot.documents import SearchHit, StoreStatus
@@ -16,6 +18,8 @@ MAX_SECTION_TEXT = 3000
 MAX_PLAIN_TEXT = 2000
 MAX_BUTTON_VALUE = 2000
 MAX_FALLBACK_TEXT = 3000
+
+PICTURES_REFUSED = "Slack would not show the pictures of this answer, so here are the paths."
 
 BLOCKS_PER_RESULT = 3  # the path and score, the picture, the buttons
 # A heading and a notice above the results, the More results button below them.
@@ -79,18 +83,14 @@ class SharedResult:
     doc_id: str
     path: str
     score: float
-    uploaded_file: str | None = None
 
     def to_value(self) -> str:
-        data = {"id": self.doc_id, "path": self.path, "score": round(self.score, 4)}
-        if self.uploaded_file:
-            data["file"] = self.uploaded_file
-        return _value(data)
+        return _value({"id": self.doc_id, "path": self.path, "score": round(self.score, 4)})
 
     @classmethod
     def from_value(cls, value: str) -> SharedResult:
         data = json.loads(value)
-        return cls(data["id"], data["path"], float(data["score"]), data.get("file"))
+        return cls(data["id"], data["path"], float(data["score"]))
 
 
 def results_message(
@@ -100,18 +100,21 @@ def results_message(
     previews: Previews,
     has_more: bool,
     shareable: bool,
-    notice: str | None = None,
+    notices: Sequence[str | None] = (),
 ) -> Message:
-    """The results, best first: path and score, preview, More like this and Share buttons."""
+    """The results, best first: path and score, preview, More like this and Share buttons.
+
+    `heading` and the paths are plain text: library paths and queries hold `*`, `_`, `~` and
+    backticks that mrkdwn would read as formatting (it has no escape for them).
+    """
     hits = hits[:MAX_RESULTS_PER_MESSAGE]
-    blocks: list[dict[str, Any]] = [_section(heading)]
-    if notice:
-        blocks.append(_context(notice))
+    blocks: list[dict[str, Any]] = [_plain_section(heading)]
+    shown_notices = [notice for notice in (*notices, previews.notice) if notice]
+    if shown_notices:
+        blocks.append(_context(" ".join(escape(notice) for notice in shown_notices)))
     for rank, hit in enumerate(hits, start=page.offset + 1):
         doc = hit.document
-        blocks.append(
-            _section(f"{rank}. *{escape(shown_path(doc.path))}*  ·  score {hit.score:.3f}")
-        )
+        blocks.append(_plain_section(f"{rank}. {shown_path(doc.path)}  ·  score {hit.score:.3f}"))
         source = previews.sources.get(doc.id)
         if source:
             blocks.append(image_block(source, doc.path))
@@ -123,9 +126,7 @@ def results_message(
             )
         ]
         if shareable:
-            shared = SharedResult(
-                doc.id, shown_path(doc.path), hit.score, previews.uploaded_files.get(doc.id)
-            )
+            shared = SharedResult(doc.id, shown_path(doc.path), hit.score)
             buttons.append(_button("Share in channel", f"{ACTION_SHARE}:{rank}", shared.to_value()))
         blocks.append({"type": "actions", "block_id": f"result:{rank}", "elements": buttons})
     if has_more:
@@ -137,18 +138,39 @@ def results_message(
             }
         )
     paths = ", ".join(hit.document.path for hit in hits)
-    return {"text": _fallback(f"{_plain(heading)} {paths}"), "blocks": blocks}
+    return {"text": _fallback(f"{heading} {paths}"), "blocks": blocks}
 
 
 def shared_message(result: SharedResult, user_id: str, source: ImageSource | None) -> Message:
     """One result posted for everyone, naming who shared it."""
     blocks: list[dict[str, Any]] = [
-        _section(f"<@{user_id}> shared *{escape(shown_path(result.path))}*"),
+        _section(f"<@{user_id}> shared:"),
+        _plain_section(shown_path(result.path)),
     ]
     if source:
         blocks.append(image_block(source, result.path))
-    blocks.append(_context(f"score {result.score:.3f} · found with {COMMAND}"))
+    blocks.append(_context(share_line(result)))
     return {"text": _fallback(f"Shared picture: {result.path}"), "blocks": blocks}
+
+
+def share_comment(result: SharedResult, user_id: str) -> str:
+    """The comment of a shared picture uploaded into the channel (mrkdwn, path in code)."""
+    path = shown_path(result.path).replace("`", "'")
+    return f"<@{user_id}> shared `{escape(path)}` · {share_line(result)}"
+
+
+def share_line(result: SharedResult) -> str:
+    return f"score {result.score:.3f} · found with {COMMAND}"
+
+
+def without_images(message: Message) -> Message:
+    """The same message without its image blocks, for when Slack refuses one of them."""
+    blocks = message.get("blocks", [])
+    kept = [block for block in blocks if block.get("type") != "image"]
+    if len(kept) == len(blocks):
+        return message
+    notice = _context(escape(PICTURES_REFUSED))
+    return {**message, "blocks": [*kept[:1], notice, *kept[1:]][:MAX_MESSAGE_BLOCKS]}
 
 
 def usage_message() -> Message:
@@ -158,7 +180,7 @@ def usage_message() -> Message:
 
 def sentence_message(sentence: str) -> Message:
     """One plain sentence: an error, a refusal, a suggestion."""
-    return {"text": _fallback(sentence), "blocks": [_section(escape(sentence))]}
+    return {"text": _fallback(sentence), "blocks": [_plain_section(sentence)]}
 
 
 def home_view(status: StoreStatus | None, problem: str | None = None) -> dict[str, Any]:
@@ -179,8 +201,8 @@ def home_view(status: StoreStatus | None, problem: str | None = None) -> dict[st
             f"*Backend*\n{escape(status.backend)}",
             f"*Pictures*\n{status.count}",
             f"*Last indexed*\n{last}",
-            f"*Image model*\n{escape(models.image_model) if models else '-'}",
-            f"*Text model*\n{escape(models.text_model) if models else '-'}",
+            f"*Image model*\n{escape(model_label(models.image_model)) if models else '-'}",
+            f"*Text model*\n{escape(model_label(models.text_model)) if models else '-'}",
         ]
         blocks.append(
             {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]}
@@ -201,6 +223,13 @@ def image_block(source: ImageSource, path: str) -> dict[str, Any]:
     }
 
 
+def model_label(name: str) -> str:
+    """A model's name for people: a local folder's own name, never the server's paths."""
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name:
+        return PurePath(name.replace("\\", "/")).name or name
+    return name
+
+
 def shown_path(path: str) -> str:
     """A path short enough for any text field, keeping its end, where the file name is."""
     if len(path) <= MAX_SHOWN_PATH_CHARS:
@@ -217,6 +246,13 @@ def _section(text: str) -> dict[str, Any]:
     return {
         "type": "section",
         "text": {"type": "mrkdwn", "text": _truncate(text, MAX_SECTION_TEXT)},
+    }
+
+
+def _plain_section(text: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {"type": "plain_text", "text": _truncate(text, MAX_SECTION_TEXT), "emoji": False},
     }
 
 
@@ -241,10 +277,6 @@ def _value(data: dict[str, Any]) -> str:
     if len(value) > MAX_BUTTON_VALUE:
         raise ValueError(f"a button value of {len(value)} characters is over Slack's limit")
     return value
-
-
-def _plain(text: str) -> str:
-    return text.replace("*", "").replace("`", "")
 
 
 def _fallback(text: str) -> str:

@@ -173,7 +173,7 @@ def _index_target(
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
     from bot.presenters import results_dict
-    from bot.search import SearchQuery
+    from bot.search import SearchQuery, cut_note
 
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
@@ -186,7 +186,10 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         elif args.like is not None:
             hits = service.like(args.like, query)
         else:
-            hits = service.by_text(args.text, query)
+            fitted = service.fit_text(args.text)
+            if fitted.cut:
+                print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
+            hits = service.by_text(fitted.text, query)
     finally:
         service.store.close()
     if args.json:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -28,6 +30,24 @@ class TextEncoder(Protocol):
     model_name: str
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextFitter(Protocol):
+    """A text model that can say how much of a text it reads (local models; a remote one
+    truncates on its own side)."""
+
+    def fit_text(self, text: str) -> FittedText: ...
+
+
+@dataclass(frozen=True)
+class FittedText:
+    """A query as the text model reads it: `text` is whole words from the start of the
+    original, and `cut` says whether words were left out to fit `max_tokens`."""
+
+    text: str
+    cut: bool
+    max_tokens: int | None = None
 
 
 @runtime_checkable
@@ -77,6 +97,25 @@ class ClipEncoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(list(texts))
 
+    def fit_text(self, text: str) -> FittedText:
+        """The longest start of `text`, in whole words where it has spaces, that the model
+        reads in full; CLIP's text model refuses longer input rather than cutting it."""
+        model = self._load()
+        limit = _max_text_tokens(model)
+        if limit is None:
+            return FittedText(text, cut=False)
+        tokenizer = model.tokenizer
+
+        def fits(candidate: str) -> bool:
+            return len(tokenizer(candidate)["input_ids"]) <= limit
+
+        if fits(text):
+            return FittedText(text, cut=False, max_tokens=limit)
+        words = [match.end() for match in re.finditer(r"\S+", text)]
+        ends = words if len(words) > 1 and fits(text[: words[0]]) else range(1, len(text))
+        fitted = text[: _longest(ends, lambda end: fits(text[:end]))].rstrip()
+        return FittedText(fitted, cut=True, max_tokens=limit)
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self._encode(list(images))
 
@@ -99,6 +138,31 @@ class ClipEncoder:
             if self._model is None:
                 self._model = _load_model(self.model_name, self._setting, self._device)
         return self._model
+
+
+def _max_text_tokens(model: SentenceTransformer) -> int | None:
+    """The most tokens the text side reads: CLIP's position table, or the sequence limit the
+    sentence-transformers model declares (e.g. 128 for the multilingual text model)."""
+    limits = [model.max_seq_length] if model.max_seq_length and model.max_seq_length < 10**6 else []
+    inner = getattr(model[0], "auto_model", None)
+    config = getattr(inner, "config", None)
+    text_config = getattr(config, "text_config", config)
+    positions = getattr(text_config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        limits.append(positions)
+    return min(limits) if limits else None
+
+
+def _longest(ends: Sequence[int], fits: Callable[[int], bool]) -> int:
+    """The largest of the sorted `ends` that fits (binary search), or 0 when none does."""
+    low, high, best = 0, len(ends) - 1, 0
+    while low <= high:
+        middle = (low + high) // 2
+        if fits(ends[middle]):
+            best, low = ends[middle], middle + 1
+        else:
+            high = middle - 1
+    return best
 
 
 def _load_model(name: str, setting: str, device: str | None) -> SentenceTransformer:

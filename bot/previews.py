@@ -2,7 +2,7 @@
 
 Slack only shows pictures it can fetch itself, so a preview is either a short-lived signed
 URL on the bot's own `/images/<id>` endpoint (FINDIMAGE_PUBLIC_BASE_URL set), or a small
-JPEG uploaded into the conversation where the question was asked.
+JPEG uploaded to Slack where only the people who may see the answer can see it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import io
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,13 @@ NOT_IN_CHANNEL = (
     "I can't post previews here because I'm not in this conversation: invite me with "
     "`/invite @findimage` to see them. The paths are below."
 )
-UPLOAD_FAILED = "I couldn't upload the previews here, so here are just the paths."
+UPLOAD_FAILED = "I couldn't upload the previews, so here are just the paths."
+MISSING = "Some pictures have no preview: they are no longer in the library as indexed."
+PREVIEWS_ABOVE = "The previews are just above, in this thread."
+SHELF_LINE = (
+    "Previews for your /findimage answers go in this thread; nobody else can see them. "
+    "Share a result to show its picture in a channel."
+)
 
 ImageSource = dict[str, Any]
 
@@ -49,16 +57,29 @@ class Previews:
     """Image sources for some documents, by id, and a sentence to show when some are missing."""
 
     sources: dict[str, ImageSource] = field(default_factory=dict)
-    uploaded_files: dict[str, str] = field(default_factory=dict)
     notice: str | None = None
 
 
-class PreviewSource(Protocol):
-    def for_hits(
-        self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str | None
-    ) -> Previews: ...
+@dataclass(frozen=True)
+class SharedPreview:
+    """The picture for a shared result: a source for the shared message, or already posted."""
 
-    def for_shared(self, doc_id: str, uploaded_file: str | None) -> ImageSource | None: ...
+    source: ImageSource | None = None
+    posted: bool = False
+
+
+class PreviewSource(Protocol):
+    def for_private(self, hits: Sequence[SearchHit], user_id: str) -> Previews:
+        """Previews that only `user_id` can see: for /findimage, More results, More like this."""
+        ...
+
+    def for_thread(self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str) -> Previews:
+        """Previews for an answer posted in a thread that everyone in the channel sees."""
+        ...
+
+    def for_shared(
+        self, doc_id: str, path: str, channel_id: str, comment: str
+    ) -> SharedPreview: ...
 
 
 class PreviewSigner:
@@ -108,90 +129,186 @@ def render_preview(store_root: Path, relative_path: str, max_bytes: int) -> byte
 
 
 class SignedUrlPreviews:
-    """Image blocks point at the bot's own signed `/images/<id>` URLs."""
+    """Image blocks point at the bot's own signed `/images/<id>` URLs.
 
-    def __init__(self, public_base_url: str, signer: PreviewSigner):
+    Slack fetches each image_url when the message is posted and rejects the whole message
+    (`invalid_blocks`) when one cannot be fetched, so only pictures the endpoint can serve get
+    a link: a picture deleted or moved since the last index gets none.
+    """
+
+    def __init__(self, public_base_url: str, signer: PreviewSigner, store_root: Path):
         self._base = public_base_url.rstrip("/")
         self._signer = signer
+        self._root = store_root
 
     def url(self, doc_id: str) -> str:
         expires, signature = self._signer.sign(doc_id)
         return f"{self._base}{PREVIEW_PATH_PREFIX}{quote(doc_id)}?exp={expires}&sig={signature}"
 
-    def for_hits(
-        self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str | None
-    ) -> Previews:
-        return Previews(
-            sources={hit.document.id: {"image_url": self.url(hit.document.id)} for hit in hits}
-        )
+    def for_private(self, hits: Sequence[SearchHit], user_id: str) -> Previews:
+        return self._links(hits)
 
-    def for_shared(self, doc_id: str, uploaded_file: str | None) -> ImageSource | None:
-        return {"image_url": self.url(doc_id)}
+    def for_thread(self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str) -> Previews:
+        return self._links(hits)
+
+    def for_shared(self, doc_id: str, path: str, channel_id: str, comment: str) -> SharedPreview:
+        if not servable(self._root, path):
+            return SharedPreview()
+        return SharedPreview(source={"image_url": self.url(doc_id)})
+
+    def _links(self, hits: Sequence[SearchHit]) -> Previews:
+        sources = {}
+        for hit in hits:
+            if servable(self._root, hit.document.path):
+                sources[hit.document.id] = {"image_url": self.url(hit.document.id)}
+            else:
+                log.warning("no preview link for %s: not in the store now", hit.document.path)
+        return Previews(sources=sources, notice=None if len(sources) == len(hits) else MISSING)
+
+
+def servable(store_root: Path, relative_path: str) -> bool:
+    """Whether the preview endpoint would find this picture: a file inside the store."""
+    root = store_root.resolve()
+    path = (root / relative_path).resolve()
+    return path.is_relative_to(root) and path.is_file()
 
 
 class UploadedPreviews:
-    """Small JPEGs uploaded into the conversation, so image blocks can name them as slack_file.
+    """Small JPEGs uploaded to Slack, so image blocks can name them as `slack_file`.
 
-    A file uploaded without a channel stays private to the bot and cannot be shown in a block.
+    A `slack_file` must be a file the viewer can see: a file uploaded without a channel is
+    the bot's alone and Slack refuses blocks naming it ("invalid slack file",
+    slackapi/bolt-python#1251). So previews of a private answer go into a thread of the bot's
+    direct message with the asker, which nobody else can read; the answer, visible only to
+    the asker, shows them from there. Previews of a photo answer go into the photo's thread,
+    which everyone there sees anyway, and the answer then shows no second copy. A shared
+    result is uploaded again into the channel, with the share line as its comment: that is
+    the moment a picture becomes visible to the channel.
     """
 
-    def __init__(self, client: WebClient, store_root: Path, max_bytes: int):
+    def __init__(
+        self, client: WebClient, store_root: Path, max_bytes: int, shelves: PrivateShelves
+    ):
         self._client = client
         self._root = store_root
         self._max_bytes = max_bytes
+        self._shelves = shelves
 
-    def for_hits(
-        self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str | None
-    ) -> Previews:
+    def for_private(self, hits: Sequence[SearchHit], user_id: str) -> Previews:
         uploads, doc_ids = self._render(hits)
         if not uploads:
-            return Previews()
+            return Previews(notice=MISSING if hits else None)
         try:
-            response = self._client.files_upload_v2(
-                file_uploads=uploads, channel=channel_id, thread_ts=thread_ts
-            )
+            channel_id, thread_ts = self._shelves.thread_for(user_id)
+            files = self._upload(uploads, channel_id, thread_ts)
         except SlackApiError as exc:
-            error = exc.response.get("error")
+            log.warning("uploading private previews for %s failed: %s", user_id, _error(exc))
+            return Previews(notice=UPLOAD_FAILED)
+        sources = {
+            doc_id: {"slack_file": {"id": file_id}}
+            for doc_id, file_id in zip(doc_ids, files, strict=False)
+        }
+        notice = MISSING if len(sources) < len(hits) else None
+        return Previews(sources=sources, notice=notice)
+
+    def for_thread(self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str) -> Previews:
+        uploads, _ = self._render(hits)
+        if not uploads:
+            return Previews(notice=MISSING if hits else None)
+        try:
+            self._upload(uploads, channel_id, thread_ts)
+        except SlackApiError as exc:
+            error = _error(exc)
             if error in {"not_in_channel", "channel_not_found"}:
                 log.info("not a member of %s; listing paths without previews", channel_id)
                 return Previews(notice=NOT_IN_CHANNEL)
             log.warning("uploading previews to %s failed: %s", channel_id, error)
             return Previews(notice=UPLOAD_FAILED)
-        file_ids = [uploaded["id"] for uploaded in response.get("files", [])]
-        files = dict(zip(doc_ids, file_ids, strict=False))
-        return Previews(
-            sources={doc_id: {"slack_file": {"id": file_id}} for doc_id, file_id in files.items()},
-            uploaded_files=files,
+        # The pictures are in the thread now, just above the answer: no second copy in it.
+        return Previews(notice=PREVIEWS_ABOVE)
+
+    def for_shared(self, doc_id: str, path: str, channel_id: str, comment: str) -> SharedPreview:
+        uploads, _ = self._render([(doc_id, path)])
+        if not uploads:
+            return SharedPreview()
+        try:
+            self._client.files_upload_v2(
+                file_uploads=uploads, channel=channel_id, initial_comment=comment
+            )
+        except SlackApiError as exc:
+            log.warning("sharing a preview into %s failed: %s", channel_id, _error(exc))
+            return SharedPreview()
+        return SharedPreview(posted=True)
+
+    def _upload(self, uploads: list[dict[str, Any]], channel_id: str, thread_ts: str) -> list[str]:
+        response = self._client.files_upload_v2(
+            file_uploads=uploads, channel=channel_id, thread_ts=thread_ts
         )
+        return [uploaded["id"] for uploaded in response.get("files", [])]
 
-    def for_shared(self, doc_id: str, uploaded_file: str | None) -> ImageSource | None:
-        return {"slack_file": {"id": uploaded_file}} if uploaded_file else None
-
-    def _render(self, hits: Iterable[SearchHit]) -> tuple[list[dict[str, Any]], list[str]]:
+    def _render(
+        self, items: Iterable[SearchHit] | Iterable[tuple[str, str]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         uploads, doc_ids = [], []
-        for hit in hits:
-            doc = hit.document
+        for item in items:
+            doc_id, path = (
+                (item.document.id, item.document.path) if isinstance(item, SearchHit) else item
+            )
             try:
-                content = render_preview(self._root, doc.path, self._max_bytes)
+                content = render_preview(self._root, path, self._max_bytes)
             except (ImageError, NotFoundError) as exc:
-                log.warning("no preview for %s: %s", doc.path, exc)
+                log.warning("no preview for %s: %s", path, exc)
                 continue
-            stem = Path(doc.name).stem or "preview"
-            uploads.append({"content": content, "filename": f"{stem}.jpg", "title": doc.path})
-            doc_ids.append(doc.id)
+            stem = Path(path).stem or "preview"
+            uploads.append({"content": content, "filename": f"{stem}.jpg", "title": path})
+            doc_ids.append(doc_id)
         return uploads, doc_ids
+
+
+class PrivateShelves:
+    """One thread per person in the bot's direct message with them, holding their previews.
+
+    The thread keeps the direct message itself tidy: one line per bot start, the pictures
+    inside. Kept in memory; after a restart the next private answer opens a new thread.
+    """
+
+    def __init__(self, client: WebClient, remember: int = 10_000):
+        self._client = client
+        self._threads: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()
+
+    def thread_for(self, user_id: str) -> tuple[str, str]:
+        # One lock for the whole lookup, so answers arriving together open one thread; the
+        # Web API calls under it happen once per person per run.
+        with self._lock:
+            if user_id in self._threads:
+                self._threads.move_to_end(user_id)
+                return self._threads[user_id]
+            opened = self._client.conversations_open(users=user_id)
+            channel_id = opened["channel"]["id"]
+            posted = self._client.chat_postMessage(channel=channel_id, text=SHELF_LINE)
+            self._threads[user_id] = (channel_id, str(posted["ts"]))
+            if len(self._threads) > self._remember:
+                self._threads.popitem(last=False)
+            return self._threads[user_id]
 
 
 class NoPreviews:
     """No store root is configured, so there is nothing to show but the paths."""
 
-    def for_hits(
-        self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str | None
-    ) -> Previews:
+    def for_private(self, hits: Sequence[SearchHit], user_id: str) -> Previews:
         return Previews()
 
-    def for_shared(self, doc_id: str, uploaded_file: str | None) -> ImageSource | None:
-        return None
+    def for_thread(self, hits: Sequence[SearchHit], channel_id: str, thread_ts: str) -> Previews:
+        return Previews()
+
+    def for_shared(self, doc_id: str, path: str, channel_id: str, comment: str) -> SharedPreview:
+        return SharedPreview()
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error"))
 
 
 class PreviewEndpoint:

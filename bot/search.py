@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.documents import ModelInfo, SearchHit, StoreStatus
-from bot.encoders import ImageEncoder, RemoteTextEncoder, TextEncoder
+from bot.encoders import FittedText, ImageEncoder, RemoteTextEncoder, TextEncoder, TextFitter
 from bot.errors import (
     ConfigError,
     ImageError,
@@ -57,10 +57,25 @@ class SearchService:
         self._max_file_bytes = max_file_bytes
         self._text_search = text_search
 
-    def by_text(self, text: str, query: SearchQuery) -> list[SearchHit]:
+    def fit_text(self, text: str) -> FittedText:
+        """The query as the text model will read it, cut to its length if needed."""
         text = text.strip()
         if not text:
             raise ConfigError("Say what to look for, for example: snowy mountain.")
+        if isinstance(self._text_encoder, TextFitter):
+            return self._text_encoder.fit_text(text)
+        return FittedText(text, cut=False)
+
+    def load_models(self) -> None:
+        """Load the local models now (at a bot's start) rather than on the first request."""
+        for encoder in {id(e): e for e in (self._image_encoder, self._text_encoder)}.values():
+            load = getattr(encoder, "load", None)
+            if load is not None:
+                load()
+
+    def by_text(self, text: str, query: SearchQuery) -> list[SearchHit]:
+        """Hits for `text`, first cut to what the text model reads (see `fit_text`)."""
+        text = self.fit_text(text).text
         self._check_models()
         if self._text_search is not None:
             text_search = self._text_search
@@ -138,3 +153,11 @@ class SearchService:
         if not hits and self.store.count() == 0:
             raise IndexEmptyError("The index is empty: run `findimage index` first.")
         return hits[query.offset :]
+
+
+def cut_note(fitted: FittedText) -> str:
+    """The sentence that says a query was cut, for the CLI and for Slack answers."""
+    return (
+        f"the description was too long for the text model ({fitted.max_tokens} tokens at most), "
+        f"so I searched for “{fitted.text}”."
+    )

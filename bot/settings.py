@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -69,10 +69,27 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = Field(default=3000, ge=0, le=65535)  # 0: any free port, printed at start
     public_base_url: str | None = None
     preview_secret: SecretStr | None = None
     preview_ttl_seconds: int = Field(default=3600, ge=60)
+
+    # The Slack bot under load (issue 7): where the Web API is, how much work runs at once,
+    # and the HTTP server's sizes. Kept together so the Slack side's settings read as one block.
+    slack_api_url: str = "https://slack.com/api/"
+    slack_workers: int = Field(default=4, ge=1, le=64)
+    slack_queue: int = Field(default=32, ge=0, le=10_000)
+    http_threads: int = Field(default=8, ge=1, le=256)
+    http_backlog: int = Field(default=1024, ge=1, le=65_535)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _web_api_base(cls, value: str) -> str:
+        """An http(s) URL ending in a slash, as slack_sdk joins method names onto it."""
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https://, like https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
 
     @property
     def max_file_bytes(self) -> int:

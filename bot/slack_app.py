@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -28,12 +29,15 @@ from bot.previews import (
     PreviewEndpoint,
     PreviewSigner,
     PreviewSource,
+    PrivateShelves,
     SignedUrlPreviews,
     UploadedPreviews,
 )
 from bot.search import SearchService
 from bot.settings import Settings
 from bot.slack_files import SlackFiles
+from bot.slack_http import SlackHttpServer
+from bot.slack_workers import AnswerWorkers
 from handlers import actions, commands, events, home
 
 log = logging.getLogger(__name__)
@@ -43,9 +47,12 @@ EVENTS_PATH = "/slack/events"
 # Every Web API method the bot calls, with the bot scopes it needs. manifest.yml asks for
 # exactly these plus SURFACE_SCOPES; a test holds both to it.
 WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
+    # Socket Mode only, with the app-level token's connections:write, not a bot scope.
+    "apps.connections.open": (),
     "auth.test": (),
     "chat.postMessage": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
+    "conversations.open": ("im:write",),
     "files.info": ("files:read",),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
@@ -70,18 +77,21 @@ def required_scopes() -> set[str]:
 
 @dataclass(frozen=True)
 class BotOptions:
-    """What the listeners need besides the app: the answers and the limits from the settings."""
+    """What the listeners need besides the app: the answers, the workers and the limits."""
 
     answers: Answers
     files: SlackFiles
+    workers: AnswerWorkers
     top_k: int
 
 
 def build_web_client(settings: Settings) -> WebClient:
+    """The Web API client for FINDIMAGE_SLACK_API_URL (Slack's, GovSlack's, or a local one)."""
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.")
     return WebClient(
         token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
         retry_handlers=web_client_retry_handlers(),
     )
 
@@ -91,8 +101,17 @@ def web_client_retry_handlers() -> list:
     return [ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)]
 
 
-def create_app(settings: Settings, service: SearchService, client: WebClient | None = None) -> App:
-    """The Bolt app with every listener; `client` carries the token (and a base_url in tests)."""
+def build_workers(settings: Settings) -> AnswerWorkers:
+    return AnswerWorkers(settings.slack_workers, settings.slack_queue)
+
+
+def create_app(
+    settings: Settings,
+    service: SearchService,
+    client: WebClient | None = None,
+    workers: AnswerWorkers | None = None,
+) -> App:
+    """The Bolt app with every listener; `client` carries the token and the Web API URL."""
     if settings.slack_signing_secret is None:
         raise ConfigError(
             "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."
@@ -106,15 +125,17 @@ def create_app(settings: Settings, service: SearchService, client: WebClient | N
             duplicate_score=settings.duplicate_score,
         ),
         files=SlackFiles(client, settings.max_file_bytes, settings.max_file_mb),
+        workers=workers or build_workers(settings),
         top_k=min(settings.top_k, MAX_RESULTS_PER_MESSAGE),
     )
+    logging.getLogger("slack_bolt.App").addFilter(_quiet_token_unused)
     try:
         app = App(
             client=client,
             signing_secret=settings.slack_signing_secret.get_secret_value(),
-            # Listeners ack first and answer afterwards on Bolt's thread pool, so Slack gets
-            # its acknowledgement within 3 seconds however long the model or backend takes.
-            process_before_response=False,
+            # Listeners run in the request thread and only ack and hand the work to the
+            # bot's own workers, so an ack never waits behind a search in Bolt's small pool.
+            process_before_response=True,
         )
     except BoltError as exc:
         log.error("auth.test failed: %s", exc)
@@ -122,34 +143,30 @@ def create_app(settings: Settings, service: SearchService, client: WebClient | N
             "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
         ) from None
     except OSError as exc:
-        log.error("auth.test could not reach Slack: %s", exc)
+        log.error("auth.test could not reach Slack at %s: %s", client.base_url, exc)
         raise BackendUnavailableError(
-            "Slack cannot be reached: check this machine's network and proxy settings."
+            "Slack cannot be reached: check this machine's network and proxy settings "
+            "(and FINDIMAGE_SLACK_API_URL)."
         ) from None
-    app.use(ignore_retries)
     commands.register(app, options)
     actions.register(app, options)
     events.register(app, options)
-    home.register(app, service)
+    home.register(app, service, options)
     return app
 
 
-def ignore_retries(request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
-    """Slack redelivers when it thinks an event was lost; the first delivery is answered."""
-    retry = request.headers.get("x-slack-retry-num")
-    if retry:
-        reason = request.headers.get("x-slack-retry-reason", ["?"])[0]
-        log.info("ignoring Slack retry %s (%s)", retry[0], reason)
-        return BoltResponse(status=200, body="")
-    return next()
+def _quiet_token_unused(record: logging.LogRecord) -> bool:
+    """Bolt warns that SLACK_BOT_TOKEN is unused when it is set and a client is given: it is
+    used, by that client."""
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 def build_previews(settings: Settings, client: WebClient) -> PreviewSource:
     if settings.store is None:
         return NoPreviews()
     if settings.public_base_url:
-        return SignedUrlPreviews(settings.public_base_url, preview_signer(settings))
-    return UploadedPreviews(client, settings.store, settings.max_file_bytes)
+        return SignedUrlPreviews(settings.public_base_url, preview_signer(settings), settings.store)
+    return UploadedPreviews(client, settings.store, settings.max_file_bytes, PrivateShelves(client))
 
 
 def preview_signer(settings: Settings) -> PreviewSigner:
@@ -162,11 +179,7 @@ def preview_signer(settings: Settings) -> PreviewSigner:
 
 
 def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) -> Callable:
-    """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`.
-
-    Bolt's own `app.start()` serves only its events path, so both routes go through Bolt's
-    WSGI adapter and a plain wsgiref server instead.
-    """
+    """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`."""
     previews = None
     if settings.public_base_url and settings.store is not None:
 
@@ -195,42 +208,93 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
     return route
 
 
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def make_http_server(
+    wsgi_app: Callable, host: str, port: int, settings: Settings
+) -> SlackHttpServer:
+    return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
 
 
-class _LoggingRequestHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+def warm_up(service: SearchService) -> threading.Thread:
+    """Load both models in the background, so the first answers need not wait for them;
+    requests arriving meanwhile are acked at once and answered when the models are ready."""
+
+    def load() -> None:
+        try:
+            service.load_models()
+            log.info("models loaded")
+        except Exception as exc:
+            log.warning("loading the models at start failed (answers will say why): %s", exc)
+
+    thread = threading.Thread(target=load, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
-def make_http_server(wsgi_app: Callable, host: str, port: int) -> ThreadingWSGIServer:
-    return make_server(
-        host,
-        port,
-        wsgi_app,
-        server_class=ThreadingWSGIServer,
-        handler_class=_LoggingRequestHandler,
-    )
+class _Stop(BaseException):
+    """Raised in the main thread by SIGTERM or SIGINT to leave the server loop.
+
+    A BaseException, like KeyboardInterrupt: waitress catches Exception around its socket
+    work, and would log and swallow a stop that lands there.
+    """
 
 
 def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> None:
-    """Run until interrupted: Socket Mode when SLACK_APP_TOKEN is set, HTTP mode otherwise."""
-    app = create_app(settings, service)
-    if settings.slack_app_token is not None:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+    """Run until SIGTERM or Ctrl-C: Socket Mode with SLACK_APP_TOKEN, HTTP mode otherwise.
 
-        if settings.public_base_url:
-            # Socket Mode needs no public URL for Slack, but signed previews still do.
-            server = make_http_server(build_wsgi_app(settings, service, None), host, settings.port)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            log.info("serving previews on port %s", settings.port)
-        log.info("connecting to Slack in Socket Mode")
-        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
-        return
-    server = make_http_server(build_wsgi_app(settings, service, app), host, settings.port)
-    log.info("listening for Slack on http://%s:%s%s", host, settings.port, EVENTS_PATH)
+    On a stop, no new request is taken and the answers already under way are finished
+    (for up to FINDIMAGE_SHUTDOWN_GRACE_SECONDS) before returning.
+    """
+    workers = build_workers(settings)
+    app = create_app(settings, service, workers=workers)
+    warm_up(service)
+    stopping = threading.Event()
+    _on_stop_signals(stopping)
+    server: SlackHttpServer | None = None
+    socket_mode = None
     try:
-        server.serve_forever()
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            if settings.public_base_url:
+                # Socket Mode needs no public URL for Slack, but signed previews still do.
+                server = make_http_server(
+                    build_wsgi_app(settings, service, None), host, settings.port, settings
+                )
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+            socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            socket_mode.connect()
+            _say("connected to Slack in Socket Mode; Ctrl-C stops.")
+            stopping.wait()
+        else:
+            server = make_http_server(
+                build_wsgi_app(settings, service, app), host, settings.port, settings
+            )
+            _say(f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; Ctrl-C stops.")
+            server.serve_forever()
+    except (_Stop, KeyboardInterrupt):
+        pass
     finally:
-        server.server_close()
+        if socket_mode is not None:
+            socket_mode.close()
+        if server is not None:
+            server.stop()
+        finished = workers.shutdown(timeout=settings.shutdown_grace_seconds)
+        log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
+    _say("stopped." if finished else "stopped before every answer was sent (see the log).")
+
+
+def _on_stop_signals(stopping: threading.Event) -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT stop the bot the same graceful way."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def _say(line: str) -> None:
+    print(f"findimage: {line}", file=sys.stderr, flush=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.answers import safely
-from bot.blocks import ACTION_LIKE, ACTION_MORE, ACTION_SHARE, Page, SharedResult, shared_message
+from bot.answers import failure_message, safely
+from bot.blocks import ACTION_LIKE, ACTION_MORE, ACTION_SHARE, Page, SharedResult, sentence_message
+from bot.slack_replies import respond_safely
+from bot.slack_workers import BUSY
 
 if TYPE_CHECKING:
     from bot.slack_app import BotOptions
@@ -17,6 +20,10 @@ if TYPE_CHECKING:
 def register(app: App, options: BotOptions) -> None:
     answers = options.answers
 
+    def hand_off(respond: Respond, work: Callable[[], None], what: str) -> None:
+        if not options.workers.submit(work, what):
+            respond(response_type="ephemeral", replace_original=False, **sentence_message(BUSY))
+
     @app.action(re.compile(rf"^{ACTION_LIKE}:\d+$"))
     @app.action(ACTION_MORE)
     def another_page(
@@ -24,18 +31,33 @@ def register(app: App, options: BotOptions) -> None:
     ) -> None:
         ack()
         page = Page.from_value(action["value"])
-        channel_id = _channel_id(body)
-        thread_ts = body.get("container", {}).get("thread_ts")
-        message = safely(lambda: answers.for_page(page, channel_id, thread_ts), "button search")
-        respond(response_type="ephemeral", replace_original=False, **message)
+        user_id = body["user"]["id"]
+
+        def answer() -> None:
+            message = safely(lambda: answers.for_page(page, user_id), "button search")
+            respond_safely(respond, message, response_type="ephemeral", replace_original=False)
+
+        hand_off(respond, answer, "button search")
 
     @app.action(re.compile(rf"^{ACTION_SHARE}:\d+$"))
     def share(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
         result = SharedResult.from_value(action["value"])
-        source = answers.previews.for_shared(result.doc_id, result.uploaded_file)
-        message = shared_message(result, body["user"]["id"], source)
-        respond(response_type="in_channel", replace_original=False, **message)
+        user_id = body["user"]["id"]
+        channel_id = _channel_id(body)
+
+        def answer() -> None:
+            try:
+                message = answers.share(result, user_id, channel_id)
+            except Exception as exc:
+                # A failure is for the sharer alone, never for the channel.
+                failed = failure_message(exc, "share")
+                respond(response_type="ephemeral", replace_original=False, **failed)
+                return
+            if message is not None:
+                respond_safely(respond, message, response_type="in_channel", replace_original=False)
+
+        hand_off(respond, answer, "share")
 
 
 def _channel_id(body: dict[str, Any]) -> str:

@@ -9,12 +9,26 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 
 from bot.answers import safely
-from bot.blocks import COMMAND, MAX_QUERY_CHARS, MAX_RESULTS_PER_MESSAGE, Page, usage_message
+from bot.blocks import (
+    COMMAND,
+    MAX_QUERY_CHARS,
+    MAX_RESULTS_PER_MESSAGE,
+    Page,
+    sentence_message,
+    usage_message,
+)
+from bot.slack_replies import respond_safely
+from bot.slack_workers import BUSY
 
 if TYPE_CHECKING:
     from bot.slack_app import BotOptions
 
-_OPTION = re.compile(r"(?:^|\s)(k|in):(\S*)", re.IGNORECASE)
+# A value runs to the next space, or is quoted ("…", '…' or the curly quotes Slack's
+# composer may put in) so that folder names can hold spaces.
+_OPEN, _CLOSE = "\"'\u201c\u2018", "\"'\u201d\u2019"
+_QUOTED = "|".join(f"{a}[^{b}]*{b}" for a, b in zip(_OPEN, _CLOSE, strict=True))
+_OPTION = re.compile(rf"(?:^|\s)(k|in):({_QUOTED}|\S*)", re.IGNORECASE)
+_QUOTES = _OPEN + _CLOSE
 _HELP_WORDS = {"", "help", "?", "-h", "--help"}
 
 
@@ -39,8 +53,8 @@ def parse_command_text(raw: str) -> CommandText:
                 k = int(value)
             else:
                 problem = f"k: takes a number from 1 to {MAX_RESULTS_PER_MESSAGE}, like k:10."
-        elif value.strip("/"):
-            folder = value.strip("/")[:MAX_QUERY_CHARS]
+        elif value.strip(_QUOTES).strip().strip("/"):
+            folder = value.strip(_QUOTES).strip().strip("/")[:MAX_QUERY_CHARS]
         else:
             problem = "in: takes a folder of the library, like in:marketing/2024."
     text = " ".join(_OPTION.sub(" ", raw).split())[:MAX_QUERY_CHARS]
@@ -50,6 +64,7 @@ def parse_command_text(raw: str) -> CommandText:
 def register(app: App, options: BotOptions) -> None:
     @app.command(COMMAND)
     def find_images(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        """Acks in the request thread; the search runs on the bot's own workers."""
         parsed = parse_command_text(command.get("text", ""))
         if parsed.problem:
             ack(response_type="ephemeral", text=parsed.problem)
@@ -57,9 +72,16 @@ def register(app: App, options: BotOptions) -> None:
         if parsed.text.lower() in _HELP_WORDS:
             ack(response_type="ephemeral", **usage_message())
             return
-        ack()
         page = Page(k=parsed.k or options.top_k, text=parsed.text, folder=parsed.folder)
-        message = safely(
-            lambda: options.answers.for_page(page, command["channel_id"]), "slash command search"
-        )
-        respond(response_type="ephemeral", replace_original=False, **message)
+        user_id = command["user_id"]
+
+        def answer() -> None:
+            message = safely(
+                lambda: options.answers.for_page(page, user_id), "slash command search"
+            )
+            respond_safely(respond, message, response_type="ephemeral", replace_original=False)
+
+        if options.workers.submit(answer, "slash command search"):
+            ack()
+        else:
+            ack(response_type="ephemeral", **sentence_message(BUSY))

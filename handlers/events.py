@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.answers import safely
 from bot.blocks import COMMAND, sentence_message, usage_message
 from bot.slack_files import display_name
+from bot.slack_replies import post_safely
+from bot.slack_workers import BUSY
 
 if TYPE_CHECKING:
     from bot.slack_app import BotOptions
@@ -23,12 +26,11 @@ log = logging.getLogger(__name__)
 NO_PHOTO = (
     f"Send me a photo with your mention to find similar pictures, or use `{COMMAND} <description>`."
 )
-_ANSWERED_MEMORY = 2048
+_ANSWERED_MEMORY = 4096
 
 
 class AnsweredOnce:
-    """Remembers recent (channel, message, file) keys, so each photo is answered once even
-    when Slack delivers the same message as two events."""
+    """Remembers recent keys, so each is acted on once however often it is delivered."""
 
     def __init__(self, size: int = _ANSWERED_MEMORY):
         self._keys: OrderedDict[tuple[str, ...], None] = OrderedDict()
@@ -45,41 +47,71 @@ class AnsweredOnce:
             return True
 
 
+def once_per_event(seen: AnsweredOnce) -> Callable[..., BoltResponse | None]:
+    """Middleware: an event is handled once per `event_id`, the identity Slack keeps on each
+    redelivery (https://api.slack.com/apis/events-api#retries). A first delivery that only
+    ever arrives as a retry, as during a restart, is still handled."""
+
+    def middleware(request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
+        event_id = request.body.get("event_id") if isinstance(request.body, dict) else None
+        if event_id and not seen.first_time("event", str(event_id)):
+            retry = request.headers.get("x-slack-retry-num", ["-"])[0]
+            log.info("event %s delivered again (retry %s); already handled", event_id, retry)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    return middleware
+
+
 def register(app: App, options: BotOptions) -> None:
-    answered = AnsweredOnce()
+    app.use(once_per_event(AnsweredOnce()))
+    # Slack sends one photo as several events (message.im and app_mention for a mention in a
+    # direct message, each with its own event_id): each photo is answered once per channel.
+    photos = AnsweredOnce()
+    workers = options.workers
 
     def answer_photos(event: dict[str, Any], client: WebClient) -> None:
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
         for file in event.get("files", []):
-            if not answered.first_time(channel, ts, file.get("id", "")):
+            if not photos.first_time(channel, file.get("id", "")):
                 continue
-            message = safely(
-                lambda file=file: _answer_photo(options, file, channel, thread_ts),
-                "photo search",
-            )
-            _post(client, channel=channel, thread_ts=thread_ts, **message)
+
+            def answer(file: dict[str, Any] = file) -> None:
+                message = safely(
+                    lambda: _answer_photo(options, file, channel, thread_ts), "photo search"
+                )
+                post_safely(client, channel=channel, thread_ts=thread_ts, **message)
+
+            if not workers.submit(answer, "photo search"):
+                post_safely(client, channel=channel, thread_ts=thread_ts, **sentence_message(BUSY))
 
     @app.event({"type": "message", "subtype": (None, "file_share")})
     def direct_message(event: dict[str, Any], client: WebClient) -> None:
+        # Bolt drops the bot's own messages; other bots (and their file shares) are ours to skip.
         if event.get("channel_type") != "im" or event.get("bot_id"):
             return
         if event.get("files"):
             answer_photos(event, client)
-        elif answered.first_time(event["channel"], event["ts"]):
-            _post(client, channel=event["channel"], **usage_message())
+            return
+        channel = event["channel"]
+        workers.submit(lambda: post_safely(client, channel=channel, **usage_message()), "usage")
 
     @app.event("app_mention")
     def mention(event: dict[str, Any], client: WebClient) -> None:
         if event.get("files"):
             answer_photos(event, client)
             return
-        try:
-            client.chat_postEphemeral(
-                channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
-            )
-        except SlackApiError as exc:
-            log.warning("could not answer a mention: %s", exc.response.get("error"))
+
+        def hint() -> None:
+            try:
+                client.chat_postEphemeral(
+                    channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
+                )
+            except SlackApiError as exc:
+                log.warning("could not answer a mention: %s", exc.response.get("error"))
+
+        workers.submit(hint, "mention hint")
 
     @app.event("message")
     def other_messages() -> None:
@@ -91,10 +123,3 @@ def _answer_photo(options: BotOptions, file: dict[str, Any], channel: str, threa
     options.files.check(file)
     data = options.files.download(file)
     return options.answers.for_photo(data, display_name(file), options.top_k, channel, thread_ts)
-
-
-def _post(client: WebClient, **message: Any) -> None:
-    try:
-        client.chat_postMessage(**message)
-    except SlackApiError as exc:
-        log.warning("could not post to %s: %s", message.get("channel"), exc.response.get("error"))

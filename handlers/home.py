@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.blocks import home_view
 from bot.errors import FindImageError
 from bot.search import SearchService
 
+if TYPE_CHECKING:
+    from bot.slack_app import BotOptions
+
 log = logging.getLogger(__name__)
 
 
-def register(app: App, service: SearchService) -> None:
+def register(app: App, service: SearchService, options: BotOptions) -> None:
     @app.event("app_home_opened")
     def publish_home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") != "home":
             return
-        try:
-            view = home_view(service.status(), problem=service.text_model_problem())
-        except FindImageError as exc:
-            log.warning("index status for the Home tab: %s", exc)
-            view = home_view(None, problem=str(exc))
-        client.views_publish(user_id=event["user"], view=view)
+        user_id = event["user"]
+
+        def publish() -> None:
+            try:
+                view = home_view(service.status(), problem=service.text_model_problem())
+            except FindImageError as exc:
+                log.warning("index status for the Home tab: %s", exc)
+                view = home_view(None, problem=str(exc))
+            try:
+                client.views_publish(user_id=user_id, view=view)
+            except SlackApiError as exc:
+                log.warning("could not publish the Home tab: %s", exc.response.get("error"))
+
+        # Busy: the tab keeps its previous content, and the next opening tries again.
+        options.workers.submit(publish, "home tab")

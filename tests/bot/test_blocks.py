@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -9,13 +10,16 @@ import pytest
 from bot.blocks import (
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
+    PICTURES_REFUSED,
     Page,
     SharedResult,
     home_view,
+    model_label,
     results_message,
     sentence_message,
     shared_message,
     usage_message,
+    without_images,
 )
 from bot.documents import ImageDocument, ModelInfo, SearchHit, StoreStatus, document_id
 from bot.previews import Previews
@@ -45,7 +49,6 @@ def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None
     page = Page(k=MAX_RESULTS_PER_MESSAGE, text=query, folder="f" * MAX_QUERY_CHARS)
     previews = Previews(
         sources={h.document.id: {"image_url": "https://bot.example/images/x"} for h in hits},
-        uploaded_files={h.document.id: "F0123456789" for h in hits},
         notice="a notice",
     )
 
@@ -54,20 +57,18 @@ def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None
     check_message(message)
     assert len(message["blocks"]) <= 50
     assert sum(b["type"] == "image" for b in message["blocks"]) == MAX_RESULTS_PER_MESSAGE
-    mrkdwn = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
-    assert all("<b>" not in text for text in mrkdwn), "user text must be escaped in mrkdwn"
-    assert any("&lt;b&gt;&amp;0.jpg" in text for text in mrkdwn)
+    texts = [b["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert all(text["type"] == "plain_text" for text in texts), "paths are never mrkdwn"
+    assert any(text["text"].endswith("<b>&0.jpg  ·  score 0.800") for text in texts)
     assert Page.from_value(buttons(message)[-1]["value"]) == page.next()
 
 
 def test_button_values_round_trip() -> None:
     page = Page(k=7, text="snow", folder="trips/2024", offset=14)
-    shared = SharedResult("abc", "trips/x.jpg", 0.91234, "F1")
+    shared = SharedResult("abc", "trips/x.jpg", 0.91234)
 
     assert Page.from_value(page.to_value()) == page
-    assert SharedResult.from_value(shared.to_value()) == SharedResult(
-        "abc", "trips/x.jpg", 0.9123, "F1"
-    )
+    assert SharedResult.from_value(shared.to_value()) == SharedResult("abc", "trips/x.jpg", 0.9123)
 
 
 def test_a_button_value_over_slacks_limit_is_refused() -> None:
@@ -99,3 +100,40 @@ def test_other_messages_and_the_home_view_fit_the_limits() -> None:
     check_home(home)
     assert "2024-05-01 12:30 UTC" in str(home)
     check_home(home_view(None, problem="Elasticsearch cannot be reached."))
+
+
+@pytest.mark.parametrize(
+    "name", ["a*b*c.jpg", "snake_case_name_.png", "~tilde~.jpg", "tick`s`.png"]
+)
+def test_mrkdwn_characters_in_a_file_name_are_shown_as_they_are(name: str) -> None:
+    message = results_message(
+        [hit(f"trips/{name}")], f"Pictures like {name}", Page(k=1), Previews(), False, True
+    )
+
+    check_message(message)
+    heading, line = message["blocks"][0]["text"], message["blocks"][1]["text"]
+    assert heading == {"type": "plain_text", "text": f"Pictures like {name}", "emoji": False}
+    assert line["type"] == "plain_text"
+    assert line["text"] == f"1. trips/{name}  ·  score 0.800"
+
+
+def test_a_message_without_its_pictures_keeps_everything_else_and_says_why() -> None:
+    hits = [hit("a.jpg"), hit("b.jpg")]
+    previews = Previews(sources={h.document.id: {"image_url": "https://x/i"} for h in hits})
+    message = results_message(hits, "h", Page(k=2), previews, has_more=True, shareable=True)
+
+    bare = without_images(message)
+
+    assert [b for b in bare["blocks"] if b["type"] == "image"] == []
+    assert len(bare["blocks"]) == len(message["blocks"]) - 2 + 1
+    assert PICTURES_REFUSED in json.dumps(bare["blocks"])
+    assert buttons(bare) == buttons(message)
+    assert without_images(bare) is bare
+
+
+def test_the_home_tab_names_local_model_folders_without_the_servers_paths() -> None:
+    assert model_label("/srv/models/clip-ViT-B-32") == "clip-ViT-B-32"
+    assert model_label("./models/tiny") == "tiny"
+    assert model_label("sentence-transformers/clip-ViT-B-32-multilingual-v1") == (
+        "sentence-transformers/clip-ViT-B-32-multilingual-v1"
+    )

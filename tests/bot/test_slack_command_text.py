@@ -27,3 +27,13 @@ def test_bad_options_are_explained() -> None:
 
 def test_an_overlong_query_is_cut_to_what_the_model_can_read() -> None:
     assert len(parse_command_text("word " * 1000).text) == 500
+
+
+def test_a_quoted_folder_may_hold_spaces_in_any_quotes_slack_sends() -> None:
+    for raw in (
+        'in:"Team photos/2024" cat',
+        "in:'Team photos/2024' cat",
+        "in:“Team photos/2024” cat",
+    ):
+        parsed = parse_command_text(raw)
+        assert (parsed.folder, parsed.text) == ("Team photos/2024", "cat")

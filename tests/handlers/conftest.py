@@ -19,12 +19,14 @@ from bot.settings import Settings
 from bot.slack_app import (
     EVENTS_PATH,
     WEB_API_SCOPES,
-    ThreadingWSGIServer,
+    build_workers,
     build_wsgi_app,
     create_app,
     make_http_server,
     web_client_retry_handlers,
 )
+from bot.slack_http import SlackHttpServer
+from bot.slack_workers import AnswerWorkers
 from bot.stores.embedded import EmbeddedStore
 from tests.support.pictures import make_library
 from tests.support.slack_api import BOT_TOKEN, FakeSlack, SlackApiServer
@@ -34,12 +36,14 @@ LIBRARY_SIZE = 24
 PREVIEW_SECRET = "preview-secret-for-tests"
 
 
-def bot_settings(tiny_clip: Path, store_root: Path, data_dir: Path, **overrides: Any) -> Settings:
+def bot_settings(
+    trained_clip: Path, store_root: Path, data_dir: Path, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = {
         "store": store_root,
         "data_dir": data_dir,
-        "image_model": str(tiny_clip),
-        "text_model": str(tiny_clip),
+        "image_model": str(trained_clip),
+        "text_model": str(trained_clip),
         "device": "cpu",
         "batch_size": 8,
         "slack_bot_token": BOT_TOKEN,
@@ -69,12 +73,12 @@ class Library:
 
 
 @pytest.fixture(scope="session")
-def library(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
+def library(trained_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
     """A picture library indexed by the real Indexer into a real EmbeddedStore, once."""
     base = tmp_path_factory.mktemp("slack-library")
     root, data_dir = base / "store", base / "data"
     make_library(root, LIBRARY_SIZE)
-    settings = bot_settings(tiny_clip, root, data_dir)
+    settings = bot_settings(trained_clip, root, data_dir)
     store = EmbeddedStore(data_dir)
     report = build_indexer(settings, store).run(root, progress=False)
     assert report.indexed == LIBRARY_SIZE
@@ -103,48 +107,60 @@ class Bot:
     settings: Settings
     service: SearchService
     sender: SlackSender
+    workers: AnswerWorkers
+
+    def finish_work(self) -> None:
+        """Wait until every answer the bot accepted so far has been sent."""
+        assert self.workers.wait_idle(timeout=60), "the bot's answers did not finish"
 
 
 BotFactory = Callable[..., Bot]
 
 
 @pytest.fixture(scope="session")
-def start_bot(library: Library, slack_api: FakeSlack, tiny_clip: Path) -> Iterator[BotFactory]:
+def start_bot(library: Library, slack_api: FakeSlack, trained_clip: Path) -> Iterator[BotFactory]:
     """Serve a Bolt app in HTTP mode on 127.0.0.1, as `findimage serve` does.
 
     `previews="url"` signs preview links to the bot's own /images/<id>; "upload" uploads
     them into the conversation. Bots with the same arguments are shared.
     """
-    servers: list[ThreadingWSGIServer] = []
+    servers: list[SlackHttpServer] = []
     cache: dict[tuple, Bot] = {}
 
     def start(previews: str = "url", service: SearchService | None = None, **overrides: Any) -> Bot:
         key = (previews, id(service), tuple(sorted(overrides.items())))
         if key in cache:
             return cache[key]
-        server = make_http_server(_not_ready, "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+        routes: dict[str, Callable] = {"app": _not_ready}
+        settings = bot_settings(trained_clip, library.root, library.data_dir, **overrides)
+        server = make_http_server(
+            lambda environ, start_response: routes["app"](environ, start_response),
+            "127.0.0.1",
+            0,
+            settings,
+        )
+        url = f"http://127.0.0.1:{server.port}"
         if previews == "url":
             overrides.setdefault("public_base_url", url)
-        settings = bot_settings(tiny_clip, library.root, library.data_dir, **overrides)
+        settings = bot_settings(trained_clip, library.root, library.data_dir, **overrides)
         service = service or library.service()
         client = WebClient(
             token=BOT_TOKEN,
             base_url=slack_api.api_url,
             retry_handlers=web_client_retry_handlers(),
         )
-        app = create_app(settings, service, client=client)
-        server.set_app(build_wsgi_app(settings, service, app))
+        workers = build_workers(settings)
+        app = create_app(settings, service, client=client, workers=workers)
+        routes["app"] = build_wsgi_app(settings, service, app)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-        bot = Bot(url, settings, service, SlackSender(url + EVENTS_PATH))
+        bot = Bot(url, settings, service, SlackSender(url + EVENTS_PATH), workers)
         cache[key] = bot
         return bot
 
     yield start
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from bot.documents import ImageDocument, document_id
 from bot.previews import PreviewSigner
 from bot.stores.embedded import EmbeddedStore
 from tests.handlers.conftest import PREVIEW_SECRET, Bot, BotFactory, Library
+from tests.support.block_kit import check_message
 from tests.support.pictures import draw_shape, save
 from tests.support.slack_api import FakeSlack
 from tests.support.slack_requests import SlackSender, message_event
@@ -29,7 +30,11 @@ def test_an_unsigned_request_is_rejected_and_not_answered(bot: Bot, fake_slack: 
     response = bot.sender.command("red circle", fake_slack.response_url("unsigned"), signed=False)
 
     assert response.status_code == 401
+    # Work is handed to the workers before the ack is sent: once they are idle, anything the
+    # request had started would have been answered.
+    bot.finish_work()
     assert not fake_slack.calls("response")
+    assert not fake_slack.calls("response-refused")
 
 
 def test_a_request_signed_with_another_secret_is_rejected(bot: Bot, fake_slack: FakeSlack) -> None:
@@ -182,3 +187,52 @@ def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
         "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
     )
     assert "xoxb-revoked" not in str(refused.value)
+
+
+def test_the_web_api_url_setting_is_used_for_auth_test_and_every_call_after(
+    library: Library, fake_slack: FakeSlack
+) -> None:
+    from bot.slack_app import build_web_client, create_app
+
+    settings = library.settings.model_copy(update={"slack_api_url": fake_slack.api_url})
+
+    client = build_web_client(settings)
+    create_app(settings, library.service(), client=client)
+
+    assert client.base_url == fake_slack.api_url
+    [auth] = fake_slack.calls("auth.test")
+    assert auth.headers["Authorization"].startswith("Bearer ")
+
+
+def test_a_picture_gone_since_the_last_index_gets_no_image_block_and_a_refused_answer_is_sent_again(
+    start_bot: BotFactory,
+    library: Library,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Signed-link mode: Slack fetches every image_url and refuses the whole message when one
+    fails, so a picture deleted since indexing gets no link; one that is there but cannot be
+    rendered makes Slack refuse the answer, which then goes again without pictures."""
+    root = tmp_path / "store"
+    save(draw_shape("blue", "circle"), root / "fine.png")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    store = EmbeddedStore(tmp_path / "data")
+    vector = np.ones(library.image_encoder.dims, dtype=np.float32)
+    vector /= np.linalg.norm(vector)
+    store.upsert([(_document(p), vector) for p in ("gone.png", "broken.png", "fine.png")])
+    try:
+        bot = start_bot(service=library.service(store=store), store=root)
+
+        bot.sender.command("k:3 blue circle", fake_slack.response_url("gone"))
+
+        [answer] = fake_slack.wait_for("response", where=lambda r: r.path.endswith("/gone"))
+    finally:
+        store.close()
+    [refused] = fake_slack.calls("response-refused")
+    first_images = [b["title"]["text"] for b in refused.params["blocks"] if b["type"] == "image"]
+    assert sorted(first_images) == ["broken.png", "fine.png"], "no link for the missing picture"
+    check_message(answer.params)
+    assert [b for b in answer.params["blocks"] if b["type"] == "image"] == []
+    assert all(path in answer.params["text"] for path in ("gone.png", "broken.png", "fine.png"))
+    assert "Slack refused a response_url post: HTTP 400 invalid_blocks" in caplog.text

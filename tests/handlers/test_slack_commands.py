@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 import requests
 
 from bot.blocks import Page, SharedResult
@@ -48,7 +49,20 @@ def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
     return found
 
 
-def test_search_answers_the_services_results_in_order_with_previews_and_buttons(
+@pytest.mark.parametrize(
+    ("query", "best"),
+    [("red circle", "red-circle-0000.png"), ("a blue square", "trips/2024/blue-square-0010.png")],
+)
+def test_search_ranks_the_described_picture_first(
+    bot: Bot, fake_slack: FakeSlack, query: str, best: str
+) -> None:
+    """The trained tiny CLIP knows colored shapes: the library holds one of each."""
+    message = ask(bot, fake_slack, query, f"rank-{best}")
+
+    assert result_paths(message)[0] == best
+
+
+def test_search_answers_privately_with_previews_and_buttons(
     bot: Bot, fake_slack: FakeSlack
 ) -> None:
     expected = bot.service.by_text("red circle", SearchQuery(k=5))
@@ -80,8 +94,9 @@ def test_more_results_shows_the_next_page(bot: Bot, fake_slack: FakeSlack) -> No
     assert clicked.status_code == 200
     second = answer_at(fake_slack, "page2")
     assert result_paths(second) == [hit.document.path for hit in expected[5:10]]
+    assert not set(result_paths(first)) & set(result_paths(second))
     assert second["replace_original"] is False
-    assert "6. *" in json.dumps(second["blocks"])
+    assert "6. " in json.dumps(second["blocks"])
 
 
 def test_more_like_this_searches_with_the_pictures_stored_vector(
@@ -187,3 +202,32 @@ def test_a_slow_search_is_still_acknowledged_at_once(
         slow.gate.set()
     message = answer_at(fake_slack, "slow")
     assert len(result_paths(message)) == 5
+
+
+def test_a_folder_that_holds_no_pictures_is_named_in_the_answer(
+    bot: Bot, fake_slack: FakeSlack
+) -> None:
+    message = ask(bot, fake_slack, "in:nosuchfolder red circle", "nofolder")
+
+    assert message["text"].startswith("The library has no pictures in a folder “nosuchfolder”")
+    assert not buttons(message)
+
+
+def test_a_query_longer_than_the_text_model_reads_is_cut_and_says_so(
+    bot: Bot, fake_slack: FakeSlack
+) -> None:
+    """The trained tiny CLIP reads 32 tokens; 90 words would make it refuse the input."""
+    long_query = " ".join(["a red circle"] * 30)
+
+    message = ask(bot, fake_slack, long_query, "long")
+
+    assert result_paths(message)[0] == "red-circle-0000.png"
+    notice = message["blocks"][1]
+    assert notice["type"] == "context"
+    assert "too long for the text model (32 tokens at most)" in notice["elements"][0]["text"]
+
+
+def test_every_message_slack_refused_would_fail_here(bot: Bot, fake_slack: FakeSlack) -> None:
+    """No answer in this module was refused by the stand-in's Block Kit checks."""
+    ask(bot, fake_slack, "green circle", "valid")
+    assert not fake_slack.calls("response-refused")

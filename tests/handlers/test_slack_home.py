@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.handlers.conftest import LIBRARY_SIZE, Bot, Library
 from tests.support.block_kit import check_home
@@ -32,5 +33,7 @@ def test_opening_the_home_tab_publishes_status_and_usage(
     text = json.dumps(view)
     assert f"*Pictures*\\n{LIBRARY_SIZE}" in text
     assert "*Backend*\\nembedded" in text
-    assert str(library.image_encoder.model_name) in text
+    model_folder = Path(library.image_encoder.model_name)
+    assert f"*Image model*\\n{model_folder.name}" in text
+    assert str(model_folder.parent) not in text, "the server's own paths are no one's business"
     assert "/findimage snowy mountain" in text

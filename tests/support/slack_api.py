@@ -1,7 +1,11 @@
 """A local stand-in for Slack's Web API, response URLs, upload URLs and file downloads.
 
-It listens on 127.0.0.1, answers the way Slack documents, and records every request so tests
-can assert on what the bot actually sent.
+It listens on 127.0.0.1, answers the way Slack documents (each behavior cites its source),
+and records every request so tests can assert on what the bot actually sent. Where Slack
+varies (the Content-Type of a download, redirects), each variant can be switched on.
+
+Not emulated, because the bot never relies on them: rate limits beyond the one-shot 429 that
+tests switch on, pagination, Enterprise Grid, and message editing.
 """
 
 from __future__ import annotations
@@ -14,14 +18,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
+
+import requests
+
+from tests.support.block_kit import message_errors, view_errors
 
 BOT_TOKEN = "xoxb-fake"
+APP_TOKEN = "xapp-fake"
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM_ID = "T0000001"
 JSON_FIELDS = {"blocks", "files", "view", "attachments"}
 SIGN_IN_PAGE = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
+# What Slack has been seen to send as a download's Content-Type: the file's own mimetype, or a
+# generic binary type (issue 7's trials; slackapi/java-slack-sdk#1349 shows files whose
+# mimetype Slack left empty). Tests run photo answers against each.
+DOWNLOAD_CONTENT_TYPES = ("mimetype", "application/octet-stream", "binary/octet-stream")
+# https://api.slack.com/interactivity/handling#message_responses: "You can use response_url
+# up to five times within 30 minutes" of the interaction.
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
+# Methods and the arguments Slack requires, with the error each gives when one is missing
+# (each method's page on https://docs.slack.dev/reference/methods/, "Required arguments" and
+# "Errors"); `invalid_arguments` is Slack's common error where a page names no specific one.
+REQUIRED_ARGUMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "chat.postMessage": (("channel", "channel_not_found"),),
+    "chat.postEphemeral": (("channel", "channel_not_found"), ("user", "user_not_in_channel")),
+    "conversations.open": (("users", "invalid_arguments"),),
+    "files.info": (("file", "file_not_found"),),
+    "files.getUploadURLExternal": (
+        ("filename", "invalid_arguments"),
+        ("length", "invalid_arguments"),
+    ),
+    "files.completeUploadExternal": (("files", "invalid_arguments"),),
+    "views.publish": (("user_id", "invalid_arguments"), ("view", "invalid_arguments")),
+}
 
 
 @dataclass
@@ -44,11 +76,19 @@ class SlackFile:
     content: bytes
     filetype: str = "png"
     pretty_type: str = "PNG"
+    # The size the file object reports, when a test wants it to differ from the bytes.
+    reported_size: int | None = None
 
 
 @dataclass
 class FakeSlack:
-    """State and recordings; the HTTP server below reads and writes it."""
+    """State and recordings; the HTTP server below reads and writes it.
+
+    Switches for the variants a test wants: `download_content_type` (one of
+    DOWNLOAD_CONTENT_TYPES), `redirect_downloads` ("same-host" or "cross-host"),
+    `files_read_scope` (False: the token may not read files), `delay` (seconds before each
+    Web API and response_url answer).
+    """
 
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
@@ -56,12 +96,26 @@ class FakeSlack:
     not_member: set[str] = field(default_factory=set)
     rate_limited_once: set[str] = field(default_factory=set)
     all_methods: set[str] = field(default_factory=set)
+    download_content_type: str = "mimetype"
+    redirect_downloads: str | None = None
+    files_read_scope: bool = True
+    delay: float = 0.0
+    # Uploaded file id -> the conversations it was shared into (empty: the bot's alone).
+    uploads: dict[str, set[str]] = field(default_factory=dict)
+    response_uses: dict[str, list[float]] = field(default_factory=dict)
+    # Where apps.connections.open sends Socket Mode clients (a local websocket server).
+    socket_url: str = ""
     _condition: threading.Condition = field(default_factory=threading.Condition)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
     def api_url(self) -> str:
         return f"{self.url}/api/"
+
+    @property
+    def other_host_url(self) -> str:
+        """The same server under another host name: a different host to `requests`."""
+        return self.url.replace("127.0.0.1", "localhost")
 
     def response_url(self, name: str) -> str:
         return f"{self.url}/response/{name}"
@@ -72,9 +126,15 @@ class FakeSlack:
             self.files.clear()
             self.not_member.clear()
             self.rate_limited_once.clear()
+            self.uploads.clear()
+            self.response_uses.clear()
+            self.download_content_type = "mimetype"
+            self.redirect_downloads = None
+            self.files_read_scope = True
+            self.delay = 0.0
 
     def add_file(
-        self, name: str, content: bytes, mimetype: str = "image/png", **extra: str
+        self, name: str, content: bytes, mimetype: str = "image/png", **extra: Any
     ) -> dict[str, Any]:
         """Register a file and return it as Slack shows it in a message event."""
         file_id = f"F{next(self._ids):08d}"
@@ -91,7 +151,11 @@ class FakeSlack:
             "mimetype": slack_file.mimetype,
             "filetype": slack_file.filetype,
             "pretty_type": slack_file.pretty_type,
-            "size": len(slack_file.content),
+            "size": (
+                len(slack_file.content)
+                if slack_file.reported_size is None
+                else slack_file.reported_size
+            ),
             "mode": "hosted",
             "url_private": f"{base}/{slack_file.name}",
             "url_private_download": f"{base}/download/{slack_file.name}",
@@ -143,18 +207,60 @@ class _Handler(BaseHTTPRequestHandler):
         segments = parts.path.strip("/").split("/")
         headers = dict(self.headers.items())
         if segments[0] == "files-pri" and len(segments) >= 2:
-            file_id = segments[1].split("-", 1)[-1]
-            fake.record(Recorded("download", parts.path, {"file": file_id}, headers))
-            slack_file = fake.files.get(file_id)
-            if slack_file is None:
-                self._send(404, b"not found", "text/plain")
-            elif headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
-                # Slack answers a download without the right token with its sign-in page.
-                self._send(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
-            else:
-                self._send(200, slack_file.content, slack_file.mimetype)
+            self._download(fake, segments[1].split("-", 1)[-1], parts.path, headers)
+        elif segments[0] == "files-cdn" and len(segments) >= 2:
+            # Where a cross-host redirect lands: a signed CDN link that needs no token.
+            fake.record(Recorded("cdn", parts.path, {"file": segments[1]}, headers))
+            self._send_file(fake, segments[1])
+        elif segments[0] == "signin":
+            fake.record(Recorded("signin", parts.path, {}, headers))
+            self._send(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
+        else:
+            self._send(404, b"not found", "text/plain")
+
+    def _download(self, fake: FakeSlack, file_id: str, path: str, headers: dict[str, str]) -> None:
+        """url_private(_download): the file's bytes for the bot token with files:read.
+
+        https://api.slack.com/types/file#auth: these URLs need "an Authorization header
+        with a token that has the files:read scope". Without it Slack answers with its
+        sign-in page, not an error status (slackapi/bolt-js#2585, and
+        https://gist.github.com/ErikKalkoken/f3ab28617d5099531ded865d111dbac1 "you get a
+        HTML asking you to login"), reached by a 302 redirect to the workspace sign-in page.
+        """
+        fake.record(Recorded("download", path, {"file": file_id}, headers))
+        if file_id not in fake.files:
+            self._send(404, b"not found", "text/plain")
             return
-        self._send(404, b"not found", "text/plain")
+        authorized = headers.get("Authorization") == f"Bearer {BOT_TOKEN}"
+        if not authorized or not fake.files_read_scope:
+            self._redirect(f"{fake.url}/signin?redir={quote(path)}")
+            return
+        # Slack may redirect a file download to where the bytes are served (openclaw/openclaw
+        # #63588 describes a redirect from files.slack.com to Slack's CDN); `requests` keeps
+        # the Authorization header on the same host and drops it on another
+        # (requests.sessions.SessionRedirectMixin.should_strip_auth).
+        if fake.redirect_downloads == "same-host" and not path.endswith("/moved"):
+            self._redirect(f"{fake.url}{path}/moved")
+        elif fake.redirect_downloads == "cross-host":
+            self._redirect(f"{fake.other_host_url}/files-cdn/{file_id}")
+        else:
+            self._send_file(fake, file_id)
+
+    def _send_file(self, fake: FakeSlack, file_id: str) -> None:
+        slack_file = fake.files.get(file_id)
+        if slack_file is None:
+            self._send(404, b"not found", "text/plain")
+            return
+        content_type = fake.download_content_type
+        if content_type == "mimetype":
+            content_type = slack_file.mimetype
+        self._send(200, slack_file.content, content_type)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self) -> None:
         parts = urlsplit(self.path)
@@ -166,9 +272,10 @@ class _Handler(BaseHTTPRequestHandler):
             fake.record(Recorded("upload", parts.path, {"file": segments[-1]}, headers, body))
             self._send(200, f"OK - {len(body)}".encode(), "text/plain")
             return
+        if fake.delay:
+            time.sleep(fake.delay)  # a slow Slack, not synchronization
         if segments[0] == "response":
-            fake.record(Recorded("response", parts.path, json.loads(body or b"{}"), headers, body))
-            self._send(200, b"ok", "text/plain")
+            self._response_url(fake, segments[-1], parts.path, headers, body)
             return
         if segments[0] != "api" or len(segments) != 2:
             self._send(404, b"not found", "text/plain")
@@ -177,13 +284,38 @@ class _Handler(BaseHTTPRequestHandler):
         params = _params(parts.query, headers.get("Content-Type", ""), body)
         fake.record(Recorded(method, parts.path, params, headers, body))
         if method in fake.rate_limited_once:
+            # https://api.slack.com/apis/rate-limits: HTTP 429 with a Retry-After header.
             fake.rate_limited_once.discard(method)
             self._send_json({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": "1"})
             return
-        if headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
-            self._send_json({"ok": False, "error": "invalid_auth"})
+        self._send_json(_authenticated_answer(fake, method, params, headers))
+
+    def _response_url(
+        self, fake: FakeSlack, name: str, path: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        """A response_url: up to 5 posts in 30 minutes; a payload with blocks Slack refuses
+        gets HTTP 400 and the body `invalid_blocks` (slackapi/java-slack-sdk#1017,
+        sourcegraph/sourcegraph-public-snapshot#49979: "400 Bad Request with body
+        invalid_blocks"). Slack's docs give the limit but not the refusal's shape once it is
+        used up; this answers 404 `expired_url`, and the bot only logs the body anyway."""
+        params = json.loads(body or b"{}")
+        now = time.monotonic()
+        with fake._condition:
+            uses = fake.response_uses.setdefault(name, [])
+            fresh = not uses or now - uses[0] <= RESPONSE_URL_SECONDS
+            allowed = fresh and len(uses) < RESPONSE_URL_USES
+            if allowed:
+                uses.append(now)
+        if not allowed:
+            fake.record(Recorded("response-refused", path, params, headers, body))
+            self._send(404, b"expired_url", "text/plain")
             return
-        self._send_json(_answer(fake, method, params))
+        if _block_errors(fake, params):
+            fake.record(Recorded("response-refused", path, params, headers, body))
+            self._send(400, b"invalid_blocks", "text/plain")
+            return
+        fake.record(Recorded("response", path, params, headers, body))
+        self._send(200, b"ok", "text/plain")
 
     def _send(
         self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
@@ -214,6 +346,77 @@ def _params(query: str, content_type: str, body: bytes) -> dict[str, Any]:
     return params
 
 
+def _authenticated_answer(
+    fake: FakeSlack, method: str, params: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """https://docs.slack.dev/reference/methods (common errors): no token at all is
+    `not_authed`; a token Slack does not know is `invalid_auth`."""
+    authorization = headers.get("Authorization") or (
+        f"Bearer {params['token']}" if params.get("token") else None
+    )
+    if authorization is None:
+        return {"ok": False, "error": "not_authed"}
+    if method == "apps.connections.open":
+        # Called with the app-level token (https://docs.slack.dev/reference/methods/
+        # apps.connections.open): {"ok": true, "url": "wss://…"}, here a local ws:// server.
+        if authorization != f"Bearer {APP_TOKEN}":
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": fake.socket_url}
+    if authorization != f"Bearer {BOT_TOKEN}":
+        return {"ok": False, "error": "invalid_auth"}
+    for argument, error in REQUIRED_ARGUMENTS.get(method, ()):
+        if params.get(argument) in (None, "", []):
+            return {"ok": False, "error": error}
+    if method in {"chat.postMessage", "chat.postEphemeral"}:
+        # chat.postMessage: "no_text: No message text provided" when neither text, blocks
+        # nor attachments is given (https://docs.slack.dev/reference/methods/chat.postMessage).
+        if not any(params.get(key) for key in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        errors = _block_errors(fake, params)
+        if errors:
+            # The shape Slack gives (slackapi/bolt-python#1016, #1251):
+            # {"ok": false, "error": "invalid_blocks", "errors": ["… [json-pointer:…]"]}
+            return {"ok": False, "error": "invalid_blocks", "errors": errors}
+    if method == "views.publish":
+        errors = view_errors(params["view"])
+        if errors:
+            return {"ok": False, "error": "invalid_arguments", "errors": errors}
+    return _answer(fake, method, params)
+
+
+def _block_errors(fake: FakeSlack, message: dict[str, Any]) -> list[str]:
+    """Block Kit rules, plus the two checks Slack makes on a picture's source.
+
+    - slack_file: "the user posting these blocks must have access to this file"
+      (https://docs.slack.dev/reference/block-kit/composition-objects/slack-file-object); a
+      file uploaded without a channel is the uploader's alone, and Slack refuses it with
+      "invalid slack file [json-pointer:/blocks/0/slack_file]" (slackapi/bolt-python#1251).
+      The stand-in holds the bot to the stricter rule that the file is shared somewhere.
+    - image_url: Slack fetches the picture when the message is posted and refuses the whole
+      message when it cannot (issue 7's trials; the refusal names the block the same way).
+    """
+    errors = message_errors(message)
+    for index, block in enumerate(message.get("blocks") or []):
+        if block.get("type") != "image":
+            continue
+        slack_file = block.get("slack_file") or {}
+        if "id" in slack_file and not fake.uploads.get(slack_file["id"]):
+            errors.append(f"invalid slack file [json-pointer:/blocks/{index}/slack_file]")
+        if "image_url" in block and not _fetches_as_image(block["image_url"]):
+            errors.append(f"downloading image failed [json-pointer:/blocks/{index}/image_url]")
+    return errors
+
+
+def _fetches_as_image(url: str) -> bool:
+    try:
+        response = requests.get(url, timeout=10)
+    except requests.RequestException:
+        return False
+    return response.status_code == 200 and response.headers.get("Content-Type", "").startswith(
+        "image/"
+    )
+
+
 def _answer(fake: FakeSlack, method: str, params: dict[str, Any]) -> dict[str, Any]:
     ts = f"{time.time():.6f}"
     channel = params.get("channel") or params.get("channel_id")
@@ -237,11 +440,22 @@ def _answer(fake: FakeSlack, method: str, params: dict[str, Any]) -> dict[str, A
             return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         case "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
+        case "conversations.open":
+            # The bot's direct message with that person: https://docs.slack.dev/reference/
+            # methods/conversations.open ("users": one user id opens a 1:1 DM).
+            return {"ok": True, "channel": {"id": "D" + str(params["users"]).lstrip("UW")}}
         case "files.getUploadURLExternal":
             file_id = f"FUP{next(fake._ids):06d}"
             return {"ok": True, "upload_url": f"{fake.url}/upload/{file_id}", "file_id": file_id}
         case "files.completeUploadExternal":
+            # Without channel_id the files are uploaded but shared nowhere
+            # (https://docs.slack.dev/reference/methods/files.completeUploadExternal).
             files = params.get("files", [])
+            with fake._condition:
+                for uploaded in files:
+                    shared = fake.uploads.setdefault(uploaded["id"], set())
+                    if channel:
+                        shared.add(channel)
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         case "files.info":
             slack_file = fake.files.get(params.get("file", ""))
@@ -255,6 +469,8 @@ def _answer(fake: FakeSlack, method: str, params: dict[str, Any]) -> dict[str, A
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The standard library listens with a backlog of 5; Slack takes bursts.
+    request_queue_size = 256
 
     def __init__(self, fake: FakeSlack):
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -50,43 +50,13 @@ class SlackSender:
     def command(
         self, text: str, response_url: str, channel_id: str = "C0000001", **kwargs: Any
     ) -> requests.Response:
-        form = {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "test",
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": USER_ID,
-            "user_name": "alex",
-            "command": "/findimage",
-            "text": text,
-            "api_app_id": APP_ID,
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-        }
+        form = command_form(text, response_url, channel_id)
         return self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **kwargs)
 
-    def event(self, event: dict[str, Any], **kwargs: Any) -> requests.Response:
-        envelope = {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
-            "api_app_id": APP_ID,
-            "event": event,
-            "type": "event_callback",
-            "event_id": f"Ev{next(_event_ids):08d}",
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": TEAM_ID,
-                    "user_id": BOT_USER_ID,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
+    def event(
+        self, event: dict[str, Any], event_id: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        envelope = event_envelope(event, event_id)
         return self.post(json.dumps(envelope).encode(), "application/json", **kwargs)
 
     def button(
@@ -128,6 +98,49 @@ class SlackSender:
         }
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return self.post(body, "application/x-www-form-urlencoded", **kwargs)
+
+
+def command_form(text: str, response_url: str, channel_id: str = "C0000001") -> dict[str, str]:
+    """A slash command as Slack posts it (https://api.slack.com/interactivity/slash-commands)."""
+    return {
+        "token": "deprecated-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "test",
+        "channel_id": channel_id,
+        "channel_name": "general",
+        "user_id": USER_ID,
+        "user_name": "alex",
+        "command": "/findimage",
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+    }
+
+
+def event_envelope(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """An Events API envelope (https://api.slack.com/apis/events-api#callback-field); a
+    redelivery carries the same event_id."""
+    return {
+        "token": "deprecated-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_event_ids):08d}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
 
 
 def message_event(
