@@ -11,10 +11,12 @@ import numpy as np
 from bot.documents import ModelInfo, SearchHit, StoreStatus
 from bot.encoders import ImageEncoder, RemoteTextEncoder, TextEncoder
 from bot.errors import ConfigError, ImageError, IndexEmptyError, NotFoundError
-from bot.images import decode_image
+from bot.images import DecodedImage, decode_image
 from bot.stores.base import VectorStore, check_models
 
 log = logging.getLogger(__name__)
+
+EMPTY_INDEX = "The index is empty: run `findimage index` first."
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,12 @@ class SearchService:
             decoded = decode_image(data, self._max_file_bytes)
         except ImageError as exc:
             raise ImageError(f"That picture cannot be used: {exc}.") from exc
+        return self.by_picture(decoded, query)
+
+    def by_picture(self, picture: DecodedImage, query: SearchQuery) -> list[SearchHit]:
+        """Like `by_image`, for a picture the caller decoded (and vouched for) itself."""
         self._check_models()
-        vector = self._image_encoder.encode_images([decoded.image])[0]
+        vector = self._image_encoder.encode_images([picture.image])[0]
         return self._search(vector, query)
 
     def like(self, doc_id: str, query: SearchQuery) -> list[SearchHit]:
@@ -90,7 +96,7 @@ class SearchService:
         return None
 
     def _check_models(self) -> None:
-        """Refuse an index built with other models.
+        """Refuse a missing index, and one built with other models, before any model loads.
 
         By name: the recorded dims follow from the recorded names, and asking a model for its
         dims would load it, where a text query needs only the text model (and with a model
@@ -99,7 +105,7 @@ class SearchService:
         """
         recorded = self.store.models()
         if recorded is None:
-            return
+            raise IndexEmptyError(EMPTY_INDEX)
         configured = ModelInfo(
             image_model=self._image_encoder.model_name,
             text_model=self._text_encoder.model_name,
@@ -112,5 +118,5 @@ class SearchService:
 
     def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
         if not hits and self.store.count() == 0:
-            raise IndexEmptyError("The index is empty: run `findimage index` first.")
+            raise IndexEmptyError(EMPTY_INDEX)
         return hits[query.offset :]

@@ -5,13 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from platformdirs import user_data_path
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "sentence-transformers/clip-ViT-B-32-multilingual-v1"
+
+
+def default_data_dir() -> Path:
+    """One index per user wherever findimage runs from: ~/.local/share/findimage on Linux."""
+    return user_data_path("findimage", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -26,7 +32,7 @@ class Settings(BaseSettings):
     # The library and its index.
     store: Path | None = None
     backend: Literal["embedded", "elasticsearch"] = "embedded"
-    data_dir: Path = Path(".findimage")
+    data_dir: Path = Field(default_factory=default_data_dir)
 
     # Models and inference.
     image_model: str = DEFAULT_IMAGE_MODEL
@@ -73,6 +79,12 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     preview_secret: SecretStr | None = None
     preview_ttl_seconds: int = Field(default=3600, ge=60)
+
+    @field_validator("data_dir", "store", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # A relative folder would change meaning with the working directory.
+        return value.expanduser().absolute() if value is not None else None
 
     @property
     def max_file_bytes(self) -> int:

@@ -22,8 +22,12 @@ class VectorStore(ABC):
     """Documents with one L2-normalized float32 vector each, searchable by cosine kNN.
 
     Implementations are safe to use from one writer and many readers at once, and a
-    search always sees what was committed before it started.
+    search always sees what was committed before it started. Reading never creates an index:
+    a store with no index answers as an empty one.
     """
+
+    # The setting that points findimage at another index, named in messages.
+    location_setting = "FINDIMAGE_DATA_DIR"
 
     @abstractmethod
     def models(self) -> ModelInfo | None:
@@ -32,6 +36,17 @@ class VectorStore(ABC):
     @abstractmethod
     def record_models(self, models: ModelInfo) -> None:
         """Record the models on an index that has none; refuse different ones."""
+
+    @abstractmethod
+    def library_root(self) -> str | None:
+        """The absolute folder the index was built from, or None if none is recorded."""
+
+    @abstractmethod
+    def record_library_root(self, root: str) -> None:
+        """Record the library folder, replacing the one recorded before.
+
+        Called once the models are recorded, so the index exists.
+        """
 
     @abstractmethod
     def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
