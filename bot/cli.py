@@ -143,12 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_indexer, build_store
     from bot.presenters import report_dict
+    from bot.stores.base import check_model_names
 
     store = build_store(settings)
     try:
         path = _library_path(args.path, settings, store)
         if args.rebuild:
             path = _whole_library(path, store, args.replace)
+        else:
+            # Said at once, even on a run that turns out to need no model.
+            check_model_names(store.models(), settings.image_model, settings.text_model)
         with _index_target(store, args.rebuild, settings) as target:
             report = build_indexer(settings, target).run(
                 path, dry_run=args.dry_run, progress=not args.json, replace=args.replace

@@ -76,8 +76,7 @@ def _decode_opened(opened: Image.Image, min_side: int) -> DecodedImage:
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
         raise ImageError(
-            f"refused as a decompression bomb ({width}x{height} pixels, over the "
-            f"limit of {limit})"
+            f"refused as a decompression bomb ({width}x{height} pixels, over the limit of {limit})"
         )
     exif = opened.getexif()
     orientation = exif.get(ExifTags.Base.Orientation, 1)

@@ -8,11 +8,11 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.documents import ModelInfo, SearchHit, StoreStatus
+from bot.documents import SearchHit, StoreStatus
 from bot.encoders import ImageEncoder, RemoteTextEncoder, TextEncoder
 from bot.errors import ConfigError, ImageError, IndexEmptyError, NotFoundError
 from bot.images import DecodedImage, decode_image
-from bot.stores.base import VectorStore, check_models
+from bot.stores.base import VectorStore, check_model_names
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +98,13 @@ class SearchService:
     def _check_models(self) -> None:
         """Refuse a missing index, and one built with other models, before any model loads.
 
-        By name: the recorded dims follow from the recorded names, and asking a model for its
-        dims would load it, where a text query needs only the text model (and with a model
-        deployed in Elasticsearch, none at all). A vector of another length is refused by
-        the store itself.
+        By name: asking a model for its dims would load it, where a text query needs only the
+        text model (and with a model deployed in Elasticsearch, none at all).
         """
         recorded = self.store.models()
         if recorded is None:
             raise IndexEmptyError(EMPTY_INDEX)
-        configured = ModelInfo(
-            image_model=self._image_encoder.model_name,
-            text_model=self._text_encoder.model_name,
-            dims=recorded.dims,
-        )
-        check_models(recorded, configured)
+        check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
         return self._page(self.store.search(vector, query.k + query.offset, query.folder), query)

@@ -101,6 +101,16 @@ def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
     )
 
 
+def check_model_names(recorded: ModelInfo | None, image_model: str, text_model: str) -> None:
+    """`check_models` by name alone, so no model loads to learn its dims.
+
+    The recorded dims follow from the recorded names; a vector of another length is refused
+    by the store itself.
+    """
+    if recorded is not None:
+        check_models(recorded, ModelInfo(image_model, text_model, recorded.dims))
+
+
 def folder_matches(folder: str, wanted: str) -> bool:
     """True when `folder` is `wanted` or lies below it."""
     wanted = wanted.strip("/")
