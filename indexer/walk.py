@@ -52,7 +52,7 @@ def walk_store(root: Path, folder: str = "") -> Iterator[StoreFile | WalkSkip]:
             subfolders[:] = []
             continue
         visited.add(real)
-        kept = []
+        kept: list[str] = []
         for name in sorted(subfolders):
             if name.startswith("."):
                 continue
