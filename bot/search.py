@@ -102,7 +102,7 @@ class SearchService:
         text model (and with a model deployed in Elasticsearch, none at all).
         """
         recorded = self.store.models()
-        if recorded is None:
+        if recorded is None or self.store.count() == 0:
             raise IndexEmptyError(EMPTY_INDEX)
         check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 
@@ -110,6 +110,4 @@ class SearchService:
         return self._page(self.store.search(vector, query.k + query.offset, query.folder), query)
 
     def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
-        if not hits and self.store.count() == 0:
-            raise IndexEmptyError(EMPTY_INDEX)
         return hits[query.offset :]

@@ -191,3 +191,15 @@ def test_search_on_a_missing_index_loads_no_model(
             1,
             "findimage: The index is empty: run `findimage index` first.",
         )
+
+
+def test_search_on_an_index_emptied_by_the_indexer_loads_no_model(
+    library: Path, breakable_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _json(capsys, "index", str(library))
+    for picture in _files(library):
+        picture.unlink()
+    assert _json(capsys, "index", str(library))["deleted"] == 16
+    _break(breakable_model)
+    code, _, err = _run(capsys, "search", "mountain")
+    assert (code, err.strip()) == (1, "findimage: The index is empty: run `findimage index` first.")
