@@ -12,10 +12,12 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import ConfigError, FindImageError
+from bot.errors import ConfigError, FindImageError, ImageError
+from bot.notices import notices
 from bot.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from bot.images import DecodedImage
     from bot.stores.base import VectorStore
 
 log = logging.getLogger("findimage")
@@ -35,18 +37,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more details (-vv for debug)"
     )
+    # -v after the command too; SUPPRESS keeps a subcommand from resetting the count to 0.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log more details (-vv for debug)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     index = commands.add_parser(
         "index",
+        parents=[verbose],
         help="index the image store (incremental)",
         description="Bring the index in line with the image store: embed new and changed "
-        "pictures, drop the ones that are gone. Unchanged pictures are not embedded again.",
+        "pictures, drop the ones that are gone. Unchanged pictures are not embedded again. "
+        "A folder inside the library refreshes only that folder.",
     )
     index.add_argument(
-        "path", nargs="?", type=Path, help="the image store root (default: FINDIMAGE_STORE)"
+        "path",
+        nargs="?",
+        type=Path,
+        help="the library's root, or a folder inside it (default: FINDIMAGE_STORE, "
+        "else the library the index was built from)",
     )
     index.add_argument("--dry-run", action="store_true", help="only say what would change")
+    index.add_argument(
+        "--replace",
+        action="store_true",
+        help="start over with PATH as the library, dropping the pictures of the one indexed "
+        "before (vectors of identical pictures are reused)",
+    )
     index.add_argument(
         "--rebuild",
         action="store_true",
@@ -58,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser(
         "search",
+        parents=[verbose],
         help="search by text, by a picture, or like an indexed picture",
         description="Find the pictures closest to a description, a picture file, "
         "or an already indexed picture.",
@@ -74,13 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(handler=_search)
 
     status = commands.add_parser(
-        "status", help="show the index and its models", description="Show what the index holds."
+        "status",
+        parents=[verbose],
+        help="show the index and its models",
+        description="Show what the index holds.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_status)
 
     serve = commands.add_parser(
         "serve",
+        parents=[verbose],
         help="run the Slack bot",
         description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise "
         "an HTTP server for /slack/events on FINDIMAGE_PORT. See docs/slack.md.",
@@ -124,15 +152,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_indexer, build_store
     from bot.presenters import report_dict
+    from bot.stores.base import check_model_names
 
-    if args.path is not None:
-        settings = settings.model_copy(update={"store": args.path})
-    root = settings.require_store()
     store = build_store(settings)
     try:
+        path = _library_path(args.path, settings, store)
+        if args.rebuild:
+            path = _whole_library(path, store, args.replace)
+        else:
+            # Said at once, even on a run that turns out to need no model.
+            check_model_names(store.models(), settings.image_model, settings.text_model)
         with _index_target(store, args.rebuild, settings) as target:
             report = build_indexer(settings, target).run(
-                root, dry_run=args.dry_run, progress=not args.json
+                path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
             )
     finally:
         store.close()
@@ -152,6 +184,35 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         for skipped in report.skipped:
             print(f"  skipped {skipped.path}: {skipped.reason}")
     return EXIT_OK
+
+
+def _library_path(given: Path | None, settings: Settings, store: VectorStore) -> Path:
+    """The folder to index: the one given, else FINDIMAGE_STORE, else the indexed library."""
+    if given is not None:
+        if not given.is_dir():
+            raise ConfigError(f"{given} is not a folder: give the folder of pictures to index.")
+        return given
+    if settings.store is None and (recorded := store.library_root()) is not None:
+        if not Path(recorded).is_dir():
+            raise ConfigError(
+                f"The library this index was built from, {recorded}, is not a folder any more: "
+                "give its new place with `findimage index FOLDER --replace`."
+            )
+        return Path(recorded)
+    return settings.require_store()
+
+
+def _whole_library(path: Path, store: VectorStore, replace: bool) -> Path:
+    """A rebuild embeds the whole library again; a folder inside it would drop the rest."""
+    from indexer.indexer import library_scope
+
+    scope = library_scope(path, store.library_root(), replace, store.location_setting)
+    if scope.folder:
+        raise ConfigError(
+            f"--rebuild embeds the whole library again: run it on {scope.root}, "
+            "not on a folder inside it."
+        )
+    return scope.root
 
 
 def _index_target(
@@ -174,39 +235,52 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
     from bot.presenters import results_dict
     from bot.search import SearchQuery, cut_note
+    from bot.terminal import results_table, supports_hyperlinks
 
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
         raise ConfigError("-k must be at least 1.")
     query = SearchQuery(k=k, folder=args.folder)
+    # A bad query picture is found before the index is opened or a model loaded.
+    picture = _query_picture(args.image, settings) if args.image is not None else None
     service = build_search_service(settings)
     try:
-        if args.image is not None:
-            hits = service.by_image(_read_query_image(args.image), query)
+        if picture is not None:
+            hits = service.by_picture(picture, query)
+            title = f"Pictures like {args.image}, best first:"
         elif args.like is not None:
             hits = service.like(args.like, query)
+            title = f"Pictures like {args.like}, best first:"
         else:
             fitted = service.fit_text(args.text)
             if fitted.cut:
                 print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
             hits = service.by_text(fitted.text, query)
+            title = f'Pictures for "{fitted.text}", best first:'
+        root = service.store.library_root()
     finally:
         service.store.close()
     if args.json:
-        _print_json(results_dict(hits))
+        _print_json(results_dict(hits, root))
     elif not hits:
         print("No pictures found.")
     else:
-        for hit in hits:
-            print(f"{hit.score:.4f}  {hit.document.path}  ({hit.document.id})")
+        print(results_table(hits, root, title, supports_hyperlinks(sys.stdout, os.environ)))
     return EXIT_OK
 
 
-def _read_query_image(path: Path) -> bytes:
+def _query_picture(path: Path, settings: Settings) -> DecodedImage:
+    """The picture to search with; any problem with it is one sentence naming the file."""
+    from bot.images import decode_image
+
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        raise ConfigError(f"Cannot read the picture {path}: {exc.strerror or exc}.") from None
+    try:
+        return decode_image(data, settings.max_file_bytes)
+    except ImageError as exc:
+        raise ConfigError(f"The picture {path} cannot be used: {exc}.") from None
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
@@ -249,9 +323,21 @@ def _print_json(data: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
+class _NoticeHandler(logging.Handler):
+    """Notices as bare lines on stderr, printed clear of a progress bar that may be showing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
 def _configure_logging(verbosity: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    notices.handlers = [_NoticeHandler()]
+    notices.setLevel(logging.INFO)
+    notices.propagate = False
     if verbosity < 2:
         # The model libraries chat on stderr (weights progress, advice); keep the user's view clean.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -78,3 +78,5 @@ class StoreStatus:
     models: ModelInfo | None
     last_indexed_at: datetime | None
     location: str
+    # The absolute folder the index was built from; result paths are relative to it.
+    library_root: str | None = None

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from bot.errors import ModelLoadError
+from bot.notices import announced_if_slow
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -136,7 +137,9 @@ class ClipEncoder:
             return self._model
         with self._lock:
             if self._model is None:
-                self._model = _load_model(self.model_name, self._setting, self._device)
+                kind = "text" if self._setting == "FINDIMAGE_TEXT_MODEL" else "image"
+                with announced_if_slow(f"Loading the {kind} model ({self.model_name}) ..."):
+                    self._model = _load_model(self.model_name, self._setting, self._device)
         return self._model
 
 

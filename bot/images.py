@@ -17,6 +17,7 @@ from bot.errors import ImageError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
 
 # CLIP looks at 224 pixels; keeping twice that leaves room for its resize and for previews.
 DECODE_MIN_SIDE = 448
@@ -63,7 +64,7 @@ def decode_image(data: bytes, max_bytes: int, min_side: int = DECODE_MIN_SIDE) -
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not a picture Pillow can read") from None
+        raise ImageError(UNREADABLE) from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"refused as a decompression bomb ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
@@ -75,8 +76,7 @@ def _decode_opened(opened: Image.Image, min_side: int) -> DecodedImage:
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
         raise ImageError(
-            f"refused as a decompression bomb ({width}x{height} pixels, over Pillow's "
-            f"limit of {limit})"
+            f"refused as a decompression bomb ({width}x{height} pixels, over the limit of {limit})"
         )
     exif = opened.getexif()
     orientation = exif.get(ExifTags.Base.Orientation, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bot.documents import ImageDocument, SearchHit, StoreStatus
@@ -26,12 +27,14 @@ def document_dict(doc: ImageDocument) -> dict[str, Any]:
     }
 
 
-def hit_dict(hit: SearchHit) -> dict[str, Any]:
-    return {**document_dict(hit.document), "score": round(hit.score, 6)}
+def hit_dict(hit: SearchHit, root: str | None = None) -> dict[str, Any]:
+    """The document, its score, and `location`: its absolute path when the library is known."""
+    location = str(Path(root) / hit.document.path) if root else None
+    return {**document_dict(hit.document), "score": round(hit.score, 6), "location": location}
 
 
-def results_dict(hits: list[SearchHit]) -> dict[str, Any]:
-    return {"results": [hit_dict(hit) for hit in hits]}
+def results_dict(hits: list[SearchHit], root: str | None = None) -> dict[str, Any]:
+    return {"results": [hit_dict(hit, root) for hit in hits]}
 
 
 def status_dict(status: StoreStatus) -> dict[str, Any]:
@@ -44,6 +47,7 @@ def status_dict(status: StoreStatus) -> dict[str, Any]:
         "dims": models.dims if models else None,
         "last_indexed_at": _iso(status.last_indexed_at),
         "location": status.location,
+        "library": status.library_root,
     }
 
 

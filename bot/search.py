@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.documents import ModelInfo, SearchHit, StoreStatus
+from bot.documents import SearchHit, StoreStatus
 from bot.encoders import FittedText, ImageEncoder, RemoteTextEncoder, TextEncoder, TextFitter
 from bot.errors import (
     ConfigError,
@@ -18,10 +18,12 @@ from bot.errors import (
     IndexEmptyError,
     NotFoundError,
 )
-from bot.images import decode_image
-from bot.stores.base import VectorStore, check_models
+from bot.images import DecodedImage, decode_image
+from bot.stores.base import VectorStore, check_model_names
 
 log = logging.getLogger(__name__)
+
+EMPTY_INDEX = "The index is empty: run `findimage index` first."
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,12 @@ class SearchService:
             decoded = decode_image(data, self._max_file_bytes)
         except ImageError as exc:
             raise ImageError(f"That picture cannot be used: {exc}.") from exc
+        return self.by_picture(decoded, query)
+
+    def by_picture(self, picture: DecodedImage, query: SearchQuery) -> list[SearchHit]:
+        """Like `by_image`, for a picture the caller decoded (and vouched for) itself."""
         self._check_models()
-        vector = self._image_encoder.encode_images([decoded.image])[0]
+        vector = self._image_encoder.encode_images([picture.image])[0]
         return self._search(vector, query)
 
     def like(self, doc_id: str, query: SearchQuery) -> list[SearchHit]:
@@ -117,22 +123,15 @@ class SearchService:
         return None
 
     def _check_models(self) -> None:
-        """Refuse an index built with other models.
+        """Refuse a missing index, and one built with other models, before any model loads.
 
-        By name: the recorded dims follow from the recorded names, and asking a model for its
-        dims would load it, where a text query needs only the text model (and with a model
-        deployed in Elasticsearch, none at all). A vector of another length is refused by
-        the store itself.
+        By name: asking a model for its dims would load it, where a text query needs only the
+        text model (and with a model deployed in Elasticsearch, none at all).
         """
         recorded = self.store.models()
-        if recorded is None:
-            return
-        configured = ModelInfo(
-            image_model=self._image_encoder.model_name,
-            text_model=self._text_encoder.model_name,
-            dims=recorded.dims,
-        )
-        check_models(recorded, configured)
+        if recorded is None or self.store.count() == 0:
+            raise IndexEmptyError(EMPTY_INDEX)
+        check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
         wanted = query.k + query.offset
@@ -150,8 +149,6 @@ class SearchService:
             return search()
 
     def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
-        if not hits and self.store.count() == 0:
-            raise IndexEmptyError("The index is empty: run `findimage index` first.")
         return hits[query.offset :]
 
 

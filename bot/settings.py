@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from platformdirs import user_data_path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +13,11 @@ from bot.errors import ConfigError
 
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "sentence-transformers/clip-ViT-B-32-multilingual-v1"
+
+
+def default_data_dir() -> Path:
+    """One index per user wherever findimage runs from: ~/.local/share/findimage on Linux."""
+    return user_data_path("findimage", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -26,7 +32,7 @@ class Settings(BaseSettings):
     # The library and its index.
     store: Path | None = None
     backend: Literal["embedded", "elasticsearch"] = "embedded"
-    data_dir: Path = Path(".findimage")
+    data_dir: Path = Field(default_factory=default_data_dir)
 
     # Models and inference.
     image_model: str = DEFAULT_IMAGE_MODEL
@@ -90,6 +96,12 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https://, like https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("data_dir", "store", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # A relative folder would change meaning with the working directory.
+        return value.expanduser().absolute() if value is not None else None
 
     @property
     def max_file_bytes(self) -> int:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from bot.documents import Fingerprint, ImageDocument, ModelInfo, document_id
 from bot.encoders import ImageEncoder
+from bot.errors import ConfigError
 from bot.stores.base import VectorStore
 from indexer.pipeline import (
     Copied,
@@ -45,6 +46,41 @@ class IndexReport:
     to_delete: list[str] = field(default_factory=list)
 
 
+class LibraryMismatchError(ConfigError):
+    """The index holds another library than the folder given."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one run covers: the library root, which the index's paths are relative to, and
+    the folder inside it to bring up to date ("" for all of it)."""
+
+    root: Path
+    folder: str = ""
+
+
+def library_scope(path: Path, recorded: str | None, replace: bool, setting: str) -> Scope:
+    """Where `path` lies in the library the index was built from.
+
+    The library itself or a folder inside it is fine; another folder would delete the
+    whole index in favour of it, so it is refused unless `replace` says to start over.
+    `setting` names what points findimage at another index.
+    """
+    path = path.resolve()
+    if recorded is None or replace:
+        return Scope(path)
+    root = Path(recorded)
+    if path == root:
+        return Scope(root)
+    if path.is_relative_to(root):
+        return Scope(root, path.relative_to(root).as_posix())
+    raise LibraryMismatchError(
+        f"This index holds the library {root}, and {path} is not inside it: to keep a second "
+        f"library, set {setting} to another place for its index; to start over with {path}, "
+        f"run `findimage index {path} --replace`."
+    )
+
+
 @dataclass(frozen=True)
 class IndexPlan:
     """What a run has to look at: files whose size or mtime moved, and ids whose file is gone."""
@@ -72,8 +108,12 @@ class Indexer:
         self._batch_size = batch_size
         self._workers = decode_workers
         self._max_file_bytes = max_file_bytes
+        # The run's library root, and whether its models are yet to be recorded or checked.
+        self._root: Path | None = None
+        self._models_pending = True
 
-    def plan(self, root: Path) -> IndexPlan:
+    def plan(self, scope: Scope) -> IndexPlan:
+        """Compare the files under the scope with the index, reading no picture."""
         # Writes of a run that was killed before its final refresh become visible first, so
         # they are not embedded again.
         self._store.refresh()
@@ -82,7 +122,7 @@ class Indexer:
         skips: list[WalkSkip] = []
         seen: set[str] = set()
         unchanged = 0
-        for entry in walk_store(root):
+        for entry in walk_store(scope.root, scope.folder):
             if isinstance(entry, WalkSkip):
                 skips.append(entry)
                 continue
@@ -93,11 +133,27 @@ class Indexer:
                 unchanged += 1
             else:
                 candidates.append(entry)
-        gone = {doc_id: fp for doc_id, fp in indexed.items() if doc_id not in seen}
+        # Only what lies in the folder may be gone: the rest of the library was not looked at.
+        prefix = f"{scope.folder}/" if scope.folder else ""
+        gone = {
+            doc_id: fp
+            for doc_id, fp in indexed.items()
+            if doc_id not in seen and fp.path.startswith(prefix)
+        }
         return IndexPlan(indexed, candidates, unchanged, gone, skips)
 
-    def run(self, root: Path, dry_run: bool = False, progress: bool = True) -> IndexReport:
-        plan = self.plan(root)
+    def run(
+        self, path: Path, dry_run: bool = False, progress: bool = True, replace: bool = False
+    ) -> IndexReport:
+        """Bring the index in line with the library at `path`, or with the folder `path` in it.
+
+        The models load only when a picture needs embedding: a run with nothing to do
+        answers from the plan alone.
+        """
+        scope = library_scope(
+            path, self._store.library_root(), replace, self._store.location_setting
+        )
+        plan = self.plan(scope)
         report = IndexReport(
             unchanged=plan.unchanged,
             skipped=[Skipped(skip.relative_path, skip.reason) for skip in plan.walk_skips],
@@ -107,7 +163,8 @@ class Indexer:
             report.to_index = [file.relative_path for file in plan.candidates]
             report.to_delete = sorted(fp.path for fp in plan.gone.values())
             return report
-        self._store.record_models(self._models())
+        self._root, self._models_pending = scope.root, True
+        self._record_root()
         try:
             self._write_all(plan, report, progress)
         except BaseException:
@@ -125,7 +182,8 @@ class Indexer:
             total=len(plan.candidates),
             unit="img",
             desc="Indexing",
-            disable=True if not progress else None,
+            # Nothing to look at, no bar; None lets tqdm leave it out where stderr is no terminal.
+            disable=True if not (progress and plan.candidates) else None,
         ) as bar:
             for prepared in prepare_in_threads(plan.candidates, preparer, self._workers, lookahead):
                 batch.append(prepared)
@@ -148,6 +206,12 @@ class Indexer:
             self._store.refresh()
         except Exception as exc:  # the failure that stopped the run is the one to report
             log.info("could not refresh the index after the run stopped: %r", exc)
+
+    def _record_root(self) -> None:
+        """Record the library once the index exists (it is created with the first vectors)."""
+        root = str(self._root)
+        if self._store.models() is not None and self._store.library_root() != root:
+            self._store.record_library_root(root)
 
     def _write(self, batch: Sequence[Prepared], report: IndexReport) -> None:
         now = datetime.now(UTC)
@@ -194,6 +258,12 @@ class Indexer:
     ) -> list[tuple[Decoded, np.ndarray]]:
         if not decoded:
             return []
+        if self._models_pending:
+            # The first picture that needs the model is when it loads and is checked against
+            # the index's models (a fresh index is created with them here).
+            self._store.record_models(self._models())
+            self._record_root()
+            self._models_pending = False
         try:
             vectors = self._encoder.encode_images([p.image.image for p in decoded])
             return list(zip(decoded, vectors, strict=True))

@@ -33,25 +33,35 @@ class WalkSkip:
     reason: str
 
 
-def walk_store(root: Path) -> Iterator[StoreFile | WalkSkip]:
-    """Every picture under `root`, by extension, case-insensitive, in a stable order.
+def walk_store(root: Path, folder: str = "") -> Iterator[StoreFile | WalkSkip]:
+    """Every picture under `root` (or only under its `folder`), by extension, case-insensitive,
+    in a stable order. Relative paths are always relative to `root`.
 
     Hidden files and folders are left out. A symbolic link is followed only when it
-    leads to a place inside the store; one leading outside is reported as skipped.
+    leads to a place inside the store; one leading outside (file or folder) is reported as
+    skipped.
     """
     root = root.resolve()
     visited: set[Path] = set()
-    for folder, subfolders, files in os.walk(root, followlinks=True, onerror=_log_walk_error):
-        here = Path(folder)
+    start = root / folder if folder else root
+    for here_name, subfolders, files in os.walk(start, followlinks=True, onerror=_log_walk_error):
+        here = Path(here_name)
         # A linked folder seen twice (or a link to an ancestor) would index pictures twice or loop.
         real = here.resolve()
         if real in visited:
             subfolders[:] = []
             continue
         visited.add(real)
-        subfolders[:] = sorted(
-            name for name in subfolders if not name.startswith(".") and _inside(here / name, root)
-        )
+        kept: list[str] = []
+        for name in sorted(subfolders):
+            if name.startswith("."):
+                continue
+            if _inside(here / name, root):
+                kept.append(name)
+            else:
+                relative = (here / name).relative_to(root).as_posix()
+                yield WalkSkip(relative, "a linked folder leading outside the store")
+        subfolders[:] = kept
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue

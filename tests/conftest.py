@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ import pytest
 from bot.settings import Settings, load_settings
 from tests.support.tiny_clip import save_tiny_clip
 from tests.support.trained_clip import train_tiny_clip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default data dir is the user data folder; no test may write into the real one."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    mp.delenv("FINDIMAGE_DATA_DIR", raising=False)
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,12 @@ class VectorStore(ABC):
     """Documents with one L2-normalized float32 vector each, searchable by cosine kNN.
 
     Implementations are safe to use from one writer and many readers at once. A search sees
-    every write made before the last `refresh()` (a store may show writes sooner).
+    every write made before the last `refresh()` (a store may show writes sooner). Reading
+    never creates an index: a store with no index answers as an empty one.
     """
+
+    # The setting that points findimage at another index, named in messages.
+    location_setting = "FINDIMAGE_DATA_DIR"
 
     @abstractmethod
     def models(self) -> ModelInfo | None:
@@ -32,6 +36,17 @@ class VectorStore(ABC):
     @abstractmethod
     def record_models(self, models: ModelInfo) -> None:
         """Record the models on an index that has none; refuse different ones."""
+
+    @abstractmethod
+    def library_root(self) -> str | None:
+        """The absolute folder the index was built from, or None if none is recorded."""
+
+    @abstractmethod
+    def record_library_root(self, root: str) -> None:
+        """Record the library folder, replacing the one recorded before.
+
+        Called once the models are recorded, so the index exists.
+        """
 
     @abstractmethod
     def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
@@ -96,6 +111,16 @@ def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
         f"({configured.dims} dims). Set FINDIMAGE_IMAGE_MODEL and FINDIMAGE_TEXT_MODEL back, "
         "or rebuild the index with the new models."
     )
+
+
+def check_model_names(recorded: ModelInfo | None, image_model: str, text_model: str) -> None:
+    """`check_models` by name alone, so no model loads to learn its dims.
+
+    The recorded dims follow from the recorded names; a vector of another length is refused
+    by the store itself.
+    """
+    if recorded is not None:
+        check_models(recorded, ModelInfo(image_model, text_model, recorded.dims))
 
 
 def folder_matches(folder: str, wanted: str) -> bool:

@@ -9,6 +9,7 @@ once at the end of a run, as Elastic's indexing-speed guide advises
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from bot.stores.es_connection import (
 from bot.stores.es_mapping import (
     DOCUMENT_FIELDS,
     FINGERPRINT_FIELDS,
+    META_KEY,
     VECTOR_FIELD,
     VectorIndexOptions,
     folder_filter,
@@ -65,6 +67,8 @@ FIRST_INDEX_SUFFIX = "first"
 
 
 class ElasticsearchStore(VectorStore):
+    location_setting = "FINDIMAGE_ES_INDEX"
+
     def __init__(
         self,
         connection: Connection,
@@ -194,6 +198,29 @@ class ElasticsearchStore(VectorStore):
             aliases=aliases,
             settings=settings,
         )
+
+    def library_root(self) -> str | None:
+        """The `root` in the findimage `_meta`, beside the models."""
+        with translate_errors(self._connection, f"read the mapping of {self._target}"):
+            try:
+                mappings = self._client.indices.get_mapping(index=self._target)
+            except EsNotFoundError:
+                return None
+        for body in mappings.body.values():
+            root = body.get("mappings", {}).get("_meta", {}).get(META_KEY, {}).get("root")
+            if root:
+                return str(root)
+        return None
+
+    def record_library_root(self, root: str) -> None:
+        # A mapping update replaces `_meta` whole, so the rest of it is written back unchanged:
+        # https://www.elastic.co/guide/en/elasticsearch/reference/8.11/mapping-meta-field.html
+        with translate_errors(self._connection, f"record the library in {self._target}"):
+            mappings = self._client.indices.get_mapping(index=self._target)
+            for concrete, body in mappings.body.items():
+                meta = copy.deepcopy(body.get("mappings", {}).get("_meta", {}))
+                meta.setdefault(META_KEY, {})["root"] = root
+                self._client.indices.put_mapping(index=concrete, meta=meta)
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -415,6 +442,7 @@ class ElasticsearchStore(VectorStore):
             models=models,
             last_indexed_at=self._last_indexed_at() if models else None,
             location=location,
+            library_root=self.library_root() if models else None,
         )
 
     def close(self) -> None:

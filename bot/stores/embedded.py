@@ -154,31 +154,62 @@ class _VectorIndex:
 
 
 class EmbeddedStore(VectorStore):
+    """The index in `data_dir`, created by the first write; until then it reads as empty."""
+
     def __init__(self, data_dir: Path):
-        self._path = Path(data_dir) / DATABASE_NAME
+        self._path = Path(data_dir).absolute() / DATABASE_NAME
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+        self._vectors = _VectorIndex()
+        # Open an existing index now, so a damaged or foreign one is reported at once.
+        self._reader()
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """The open index, or None while there is none: reading never creates one.
+
+        Checked on every read, so a bot started before the first `findimage index` sees the
+        index once that run has created it.
+        """
+        with self._lock:
+            if self._db is None and self._path.exists():
+                self._db = self._connect(create=False)
+            return self._db
+
+    def _writer(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._db is None:
+                self._db = self._connect(create=True)
+            return self._db
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self._path,
+            if create:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                f"{self._path.as_uri()}?mode={'rwc' if create else 'rw'}",
+                uri=True,
                 timeout=BUSY_TIMEOUT_SECONDS,
                 check_same_thread=False,
                 isolation_level=None,
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._create_or_check_schema()
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._create_or_check_schema(db)
+            except BaseException:
+                db.close()
+                raise
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailableError(
                 f"Cannot open the index at {self._path} ({exc}): check FINDIMAGE_DATA_DIR."
             ) from exc
-        self._lock = threading.RLock()
-        self._vectors = _VectorIndex()
+        return db
 
-    def _create_or_check_schema(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _create_or_check_schema(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
         try:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            tables = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
             if tables and version != SCHEMA_VERSION:
                 raise BackendUnavailableError(
                     f"The index at {self._path} was made by another version of findimage: "
@@ -186,17 +217,31 @@ class EmbeddedStore(VectorStore):
                 )
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def models(self) -> ModelInfo | None:
+        value = self._meta("models")
+        return ModelInfo(**json.loads(value)) if value is not None else None
+
+    def library_root(self) -> str | None:
+        return self._meta("root")
+
+    def record_library_root(self, root: str) -> None:
+        with self._write() as (db, _):
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('root', ?)", (root,))
+
+    def _meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'models'").fetchone()
-        return ModelInfo(**json.loads(row[0])) if row else None
+            db = self._reader()
+            if db is None:
+                return None
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
 
     def record_models(self, models: ModelInfo) -> None:
         with self._write() as (db, _):
@@ -234,7 +279,10 @@ class EmbeddedStore(VectorStore):
     def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
-            self._refresh()
+            db = self._reader()
+            if db is None:
+                return []
+            self._refresh(db)
             ranked = self._vectors.search(query, k, folder)
         documents = self._documents([doc_id for doc_id, _ in ranked])
         return [
@@ -245,7 +293,10 @@ class EmbeddedStore(VectorStore):
 
     def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
         with self._lock:
-            row = self._db.execute(
+            db = self._reader()
+            if db is None:
+                return None
+            row = db.execute(
                 f"SELECT {_DOCUMENT_COLUMNS}, vector FROM images WHERE id = ?", (doc_id,)
             ).fetchone()
         if row is None:
@@ -254,11 +305,15 @@ class EmbeddedStore(VectorStore):
 
     def count(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+            db = self._reader()
+            return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0]) if db else 0
 
     def fingerprints(self) -> dict[str, Fingerprint]:
         with self._lock:
-            rows = self._db.execute("SELECT id, path, size, mtime, sha256 FROM images").fetchall()
+            db = self._reader()
+            if db is None:
+                return {}
+            rows = db.execute("SELECT id, path, size, mtime, sha256 FROM images").fetchall()
         return {
             doc_id: Fingerprint(path=path, size=size, mtime=mtime, sha256=sha256)
             for doc_id, path, size, mtime, sha256 in rows
@@ -266,68 +321,75 @@ class EmbeddedStore(VectorStore):
 
     def status(self) -> StoreStatus:
         with self._lock:
-            count, last = self._db.execute(
-                "SELECT COUNT(*), MAX(indexed_at) FROM images"
-            ).fetchone()
+            db = self._reader()
+            if db is None:
+                count, last = 0, None
+            else:
+                count, last = db.execute("SELECT COUNT(*), MAX(indexed_at) FROM images").fetchone()
+        location = str(self._path)
+        if db is None:
+            location += " (not created yet: run `findimage index FOLDER`)"
         return StoreStatus(
             backend="embedded",
             count=int(count),
             models=self.models(),
             last_indexed_at=datetime.fromisoformat(last) if last else None,
-            location=str(self._path),
+            location=location,
+            library_root=self.library_root(),
         )
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     @contextmanager
     def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
         """One write transaction, with the generation number it stamps on what it changes."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._writer()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                generation = self._generation() + 1
-                yield self._db, generation
-                self._db.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
-                )
+                generation = _generation(db) + 1
+                yield db, generation
+                db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
 
-    def _generation(self) -> int:
-        return int(
-            self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
-        )
-
-    def _refresh(self) -> None:
+    def _refresh(self, db: sqlite3.Connection) -> None:
         """Bring the in-memory vectors up to what is committed, reading only what changed."""
         since = self._vectors.generation
-        if since == self._generation():
+        if since == _generation(db):
             return
         # One read transaction, so the generation matches the rows it goes with.
-        self._db.execute("BEGIN")
+        db.execute("BEGIN")
         try:
-            generation = self._generation()
-            rows = self._db.execute(
+            generation = _generation(db)
+            rows = db.execute(
                 "SELECT id, folder, vector FROM images WHERE generation > ?", (since,)
             ).fetchall()
-            removed = self._db.execute(
-                "SELECT id FROM removed WHERE generation > ?", (since,)
-            ).fetchall()
+            removed = db.execute("SELECT id FROM removed WHERE generation > ?", (since,)).fetchall()
         finally:
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
         self._vectors.apply(generation, (row[0] for row in removed), rows)
 
     def _documents(self, ids: list[str]) -> dict[str, ImageDocument]:
         marks = ",".join("?" * len(ids))
         with self._lock:
-            rows = self._db.execute(
+            db = self._reader()
+            if db is None:
+                return {}
+            rows = db.execute(
                 f"SELECT {_DOCUMENT_COLUMNS} FROM images WHERE id IN ({marks})", ids
             ).fetchall()
         return {row[0]: _to_document(row) for row in rows}
+
+
+def _generation(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
 
 def _to_row(doc: ImageDocument, vector: np.ndarray) -> tuple:

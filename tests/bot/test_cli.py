@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import socket
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli import build_parser, main
+from bot.images import UNREADABLE
 from tests.support.pictures import draw_shape, make_library, save
 
 
@@ -36,7 +41,7 @@ def test_index_json_report_shape(library: Path, capsys: pytest.CaptureFixture[st
         "indexed": 16,
         "unchanged": 0,
         "deleted": 0,
-        "skipped": [{"path": "broken.jpg", "reason": "not a picture Pillow can read"}],
+        "skipped": [{"path": "broken.jpg", "reason": UNREADABLE}],
     }
     assert _json(capsys, "index", str(library))["unchanged"] == 16
 
@@ -109,17 +114,65 @@ def test_human_output_is_readable(library: Path, capsys: pytest.CaptureFixture[s
     code, out, _ = _run(capsys, "index", str(library))
     assert (code, out.splitlines()[0]) == (0, "Indexed 16, unchanged 0, removed 0, skipped 0.")
     code, out, _ = _run(capsys, "search", "blue", "-k", "2")
-    assert code == 0 and len(out.splitlines()) == 2
-    assert out.split()[1].endswith((".png", ".jpg"))
+    assert code == 0
+    title, header, *rows = out.splitlines()
+    assert title == 'Pictures for "blue", best first:'
+    assert header.split() == ["score", "size", "date", "picture"]
+    assert len(rows) == 2
+    for row in rows:
+        score, size, unit, day, picture = row.split()
+        assert 0.0 <= float(score) <= 1.0
+        assert unit in {"B", "KB"} and float(size) > 0
+        # The absolute path, ready to open; no escape codes where stdout is no terminal.
+        assert Path(picture).is_absolute() and Path(picture).is_file()
+        # No EXIF date in these pictures: the file's own date.
+        assert day == f"{datetime.fromtimestamp(Path(picture).stat().st_mtime):%Y-%m-%d}"
+        assert Path(picture).is_relative_to(library.resolve())
+
+
+def test_result_paths_are_hyperlinks_where_the_terminal_shows_them(
+    library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _json(capsys, "index", str(library))
+    monkeypatch.setenv("FORCE_HYPERLINK", "1")
+    _, out, _ = _run(capsys, "search", "blue", "-k", "1")
+    row = out.splitlines()[2]
+    match = re.search(r"\x1b\]8;;(file://[^\x1b]+)\x1b\\(.+?)\x1b\]8;;\x1b\\$", row)
+    assert match, row
+    uri, shown = match.groups()
+    assert uri == f"file://{socket.gethostname()}{Path(shown).as_uri().removeprefix('file://')}"
+    assert Path(shown).is_file()
+
+
+def test_search_json_adds_the_absolute_location(
+    library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _json(capsys, "index", str(library))
+    for result in _json(capsys, "search", "red", "-k", "3")["results"]:
+        assert result["location"] == str(library.resolve() / result["path"])
+
+
+@pytest.mark.parametrize(
+    ("args", "verbosity"),
+    [
+        (["status"], 0),
+        (["-v", "status"], 1),
+        (["status", "-v"], 1),
+        (["index", "-vv", "--dry-run"], 2),
+        (["search", "red", "--verbose"], 1),
+        (["serve", "-v"], 1),
+    ],
+)
+def test_verbose_is_accepted_before_or_after_the_command(args: list[str], verbosity: int) -> None:
+    assert build_parser().parse_args(args).verbose == verbosity
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["index"], "FINDIMAGE_STORE"),
-        (["index", "/no/such/folder"], "is not a folder"),
+        (["index", "/no/such/folder"], "/no/such/folder is not a folder"),
         (["search", "x", "-k", "0"], "-k must be at least 1"),
-        (["search", "--image", "/no/such.png"], "Cannot read /no/such.png"),
     ],
 )
 def test_usage_and_configuration_errors_exit_2_with_one_line(
@@ -129,6 +182,16 @@ def test_usage_and_configuration_errors_exit_2_with_one_line(
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_folder_given_on_the_command_line_is_named_not_the_setting(
+    findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "index", "/no/such/folder")
+    assert code == 2
+    assert err.strip() == (
+        "findimage: /no/such/folder is not a folder: give the folder of pictures to index."
+    )
 
 
 def test_argparse_usage_errors_exit_2(findimage_env: dict[str, str]) -> None:
@@ -165,6 +228,8 @@ def test_model_that_cannot_be_loaded_is_one_plain_line(
         "findimage: Could not load the model '/models/not-here': there is no such folder. "
         "Set FINDIMAGE_IMAGE_MODEL to a folder holding a local copy of it, or to a model name."
     ]
+    # A failed first run leaves no empty index behind.
+    assert not Path(os.environ["FINDIMAGE_DATA_DIR"]).exists()
 
 
 def test_switching_models_on_an_existing_index_is_refused(
@@ -181,6 +246,11 @@ def test_switching_models_on_an_existing_index_is_refused(
     code, _, err = _run(capsys, "search", "red")
     assert code == 2
     assert "rebuild the index" in err
+    # An index run with nothing to embed says so too, without loading a model to find out.
+    shutil.rmtree(other)
+    code, _, err = _run(capsys, "index", str(library))
+    assert code == 2
+    assert "rebuild the index" in err
 
 
 def test_new_picture_is_found_after_an_incremental_run(
@@ -193,15 +263,35 @@ def test_new_picture_is_found_after_an_incremental_run(
     assert top["path"] == "new/p.png"
 
 
-def test_unusable_query_picture_is_one_plain_line(
-    library: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"GIF89a but not really", UNREADABLE),
+        (b"root:x:0:0:root:/root:/bin/bash\n", UNREADABLE),
+        (b"", "the file is empty"),
+        (None, "Is a directory"),
+        ("missing", "No such file or directory"),
+    ],
+    ids=["fake-gif", "text-file", "empty", "folder", "missing"],
+)
+def test_every_problem_with_the_query_picture_exits_2_naming_the_file(
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    content: bytes | str | None,
+    reason: str,
 ) -> None:
     _json(capsys, "index", str(library))
-    bad = tmp_path / "query.jpg"
-    bad.write_bytes(b"GIF89a but not really")
-    code, _, err = _run(capsys, "search", "--image", str(bad))
-    assert code == 1
-    assert err.strip() == "findimage: That picture cannot be used: not a picture Pillow can read."
+    query = tmp_path / "query.jpg"
+    if content is None:
+        query.mkdir()
+    elif isinstance(content, bytes):
+        query.write_bytes(content)
+    code, _, err = _run(capsys, "search", "--image", str(query))
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert str(query) in line and reason in line
+    assert "Pillow" not in line and "Traceback" not in line
 
 
 def test_text_search_ranks_the_described_picture_first_in_any_phrasing(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.images import UNREADABLE
 from tests.handlers.conftest import Bot, BotFactory, Library
 from tests.support.block_kit import buttons, check_message
 from tests.support.pictures import draw_shape, encode, gradient
@@ -211,7 +212,7 @@ def test_an_unreadable_picture_is_one_plain_sentence(photo_bot: Bot, fake_slack:
     photo_bot.sender.event(event)
 
     [answer] = posted_in_thread(fake_slack, event["ts"])
-    assert answer["text"] == "That picture cannot be used: not a picture Pillow can read."
+    assert answer["text"] == f"That picture cannot be used: {UNREADABLE}."
 
 
 def test_a_file_announced_by_id_only_is_looked_up_first(

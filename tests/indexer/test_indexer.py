@@ -11,10 +11,10 @@ from PIL import Image
 
 from bot.documents import ModelInfo, document_id
 from bot.encoders import ClipEncoder
-from bot.errors import ModelMismatchError
+from bot.errors import ModelLoadError, ModelMismatchError
 from bot.settings import Settings
 from bot.stores.embedded import EmbeddedStore
-from indexer.indexer import Indexer
+from indexer.indexer import Indexer, LibraryMismatchError
 from tests.support.pictures import draw_shape, encode, make_library, save
 
 
@@ -199,5 +199,63 @@ def test_an_index_of_another_model_is_refused(
     store: EmbeddedStore, library: Path, encoder: CountingEncoder
 ) -> None:
     _indexer(store, encoder, "text-model-a").run(library, progress=False)
+    save(draw_shape("white", "circle"), library / "new" / "added.png")
     with pytest.raises(ModelMismatchError):
         _indexer(store, encoder, "text-model-b").run(library, progress=False)
+
+
+def test_a_folder_run_refreshes_that_folder_and_leaves_the_rest(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    shutil.rmtree(library / "marketing")
+    changed = sorted((library / "trips" / "2024").iterdir())[0]
+    save(draw_shape("black", "triangle", (200, 100)), changed)
+    encoder.encoded = 0
+    report = indexer.run(library / "trips" / "2024", progress=False)
+    assert (report.indexed, report.unchanged, report.deleted) == (1, 5, 0)
+    assert encoder.encoded == 1
+    # marketing/ is gone from disk but was not looked at: its pictures stay until a full run.
+    assert store.count() == 24
+    assert store.library_root() == str(library.resolve())
+    assert indexer.run(library, progress=False).deleted == 6
+
+
+def test_another_library_is_refused_and_replace_starts_over_reusing_vectors(
+    indexer: Indexer, store: EmbeddedStore, library: Path, encoder: CountingEncoder, tmp_path: Path
+) -> None:
+    indexer.run(library, progress=False)
+    moved = tmp_path / "moved"
+    shutil.copytree(library / "trips", moved)
+    with pytest.raises(LibraryMismatchError, match="--replace"):
+        indexer.run(moved, progress=False)
+    assert store.count() == 24
+    encoder.encoded = 0
+    report = indexer.run(moved, progress=False, replace=True)
+    # The same pictures under new paths: their vectors are reused, nothing is embedded.
+    assert (report.indexed, report.deleted, encoder.encoded) == (12, 24, 0)
+    assert _paths(store) == _relative(moved)
+    assert store.library_root() == str(moved.resolve())
+
+
+def test_a_run_with_nothing_to_embed_never_loads_the_model(
+    indexer: Indexer, store: EmbeddedStore, library: Path, tmp_path: Path, encoder: CountingEncoder
+) -> None:
+    indexer.run(library, progress=False)
+    source = sorted(library.glob("*.png"))[0]
+    source.rename(library / "renamed.png")
+    os.utime(sorted(library.rglob("*.jpg"))[0], (2_000_000_000, 2_000_000_000))
+    # Any load of this model fails; the run must not need one.
+    unloadable = ClipEncoder(str(tmp_path / "no-model"), "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    report = _indexer(store, unloadable, encoder.model_name).run(library, progress=False)
+    assert (report.indexed, report.unchanged, report.deleted) == (1, 23, 1)
+
+
+def test_a_first_run_whose_model_fails_leaves_no_index(
+    settings: Settings, library: Path, tmp_path: Path
+) -> None:
+    store = EmbeddedStore(settings.data_dir)
+    unloadable = ClipEncoder(str(tmp_path / "no-model"), "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    with pytest.raises(ModelLoadError):
+        _indexer(store, unloadable, "text").run(library, progress=False)
+    assert not settings.data_dir.exists()

@@ -52,5 +52,16 @@ def test_links_inside_the_store_are_followed_and_outside_ones_skipped(tmp_path: 
     files = sorted(e.relative_path for e in entries if isinstance(e, StoreFile))
     skips = [e for e in entries if isinstance(e, WalkSkip)]
     assert files == ["alias.jpg", "real/a.jpg"]
-    assert [s.relative_path for s in skips] == ["link-to-secret.jpg"]
-    assert "outside the store" in skips[0].reason
+    assert {s.relative_path: s.reason for s in skips} == {
+        "link-to-outside-folder": "a linked folder leading outside the store",
+        "link-to-secret.jpg": "a symbolic link leading outside the store",
+    }
+
+
+def test_a_folder_is_walked_alone_with_paths_relative_to_the_root(tmp_path: Path) -> None:
+    _touch(tmp_path / "top.jpg")
+    _touch(tmp_path / "trips" / "a.jpg")
+    _touch(tmp_path / "trips" / "2024" / "b.jpg")
+    _touch(tmp_path / "tripsandmore" / "c.jpg")
+    found = [e.relative_path for e in walk_store(tmp_path, "trips")]
+    assert found == ["trips/a.jpg", "trips/2024/b.jpg"]

@@ -242,3 +242,41 @@ def test_an_index_of_another_schema_version_is_one_plain_sentence(tmp_path: Path
         db.execute("CREATE TABLE images (id TEXT PRIMARY KEY, vector BLOB)")
     with pytest.raises(BackendUnavailableError, match="another version of findimage"):
         EmbeddedStore(tmp_path)
+
+
+def test_reading_a_missing_index_creates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = EmbeddedStore(data)
+    assert (store.models(), store.library_root(), store.count()) == (None, None, 0)
+    assert (store.fingerprints(), store.get("x"), store.search(_unit(1), 3)) == ({}, None, [])
+    status = store.status()
+    assert status.count == 0
+    assert (
+        status.location
+        == f"{data / 'index.sqlite3'} (not created yet: run `findimage index FOLDER`)"
+    )
+    store.close()
+    assert not data.exists()
+
+
+def test_an_open_reader_sees_the_index_another_store_creates(tmp_path: Path) -> None:
+    reader = EmbeddedStore(tmp_path / "data")
+    assert reader.count() == 0
+    writer = EmbeddedStore(tmp_path / "data")
+    writer.record_models(MODELS)
+    writer.upsert([(_doc("a.jpg"), _unit(1))])
+    assert reader.count() == 1
+    assert [hit.document.path for hit in reader.search(_unit(1), 1)] == ["a.jpg"]
+    reader.close()
+    writer.close()
+
+
+def test_the_library_root_is_recorded_and_replaced(store: EmbeddedStore, tmp_path: Path) -> None:
+    store.record_models(MODELS)
+    store.record_library_root("/pictures")
+    store.record_library_root("/elsewhere")
+    assert store.library_root() == "/elsewhere"
+    reopened = EmbeddedStore(tmp_path / "data")
+    assert reopened.library_root() == "/elsewhere"
+    assert reopened.status().library_root == "/elsewhere"
+    reopened.close()

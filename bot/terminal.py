@@ -1,0 +1,76 @@
+"""Search results for a terminal: a header, then one line per picture that opens it.
+
+The absolute path of each result is an OSC 8 hyperlink where the terminal is known to
+support them. The escape and its `file://HOSTNAME/path` form follow the spec:
+https://gist.github.com/egmontkob/eb114294efbcd5adb1944c9f3cb5feda
+Which terminals support it: the same environment checks as the `supports-hyperlinks`
+crate (https://github.com/zkat/supports-hyperlinks, src/lib.rs), FORCE_HYPERLINK included.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.documents import SearchHit
+
+_LINKING_PROGRAMS = frozenset({"Hyper", "iTerm.app", "terminology", "WezTerm", "vscode"})
+_LINKING_TERMS = frozenset({"xterm-kitty", "alacritty", "alacritty-direct"})
+# VTE 0.50 (GNOME Terminal 3.26 and its family) was the first with hyperlinks.
+_VTE_WITH_LINKS = 5000
+
+
+def supports_hyperlinks(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """True when `stream` is a terminal known to show OSC 8 links (or FORCE_HYPERLINK says so)."""
+    forced = env.get("FORCE_HYPERLINK")
+    if forced is not None:
+        return forced.strip() != "0"
+    if not stream.isatty():
+        return False
+    vte = env.get("VTE_VERSION", "")
+    return (
+        "DOMTERM" in env
+        or (vte.isdigit() and int(vte) >= _VTE_WITH_LINKS)
+        or env.get("TERM_PROGRAM") in _LINKING_PROGRAMS
+        or env.get("TERM") in _LINKING_TERMS
+        or env.get("COLORTERM") == "xfce4-terminal"
+        or "WT_SESSION" in env
+        or "KONSOLE_VERSION" in env
+    )
+
+
+def hyperlink(path: Path, text: str) -> str:
+    """`text` linked to the file at the absolute `path`, on this host."""
+    uri = f"file://{socket.gethostname()}{path.as_uri().removeprefix('file://')}"
+    return f"\x1b]8;;{uri}\x1b\\{text}\x1b]8;;\x1b\\"
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def results_table(hits: list[SearchHit], root: str | None, title: str, links: bool) -> str:
+    """A title line, column names, and one line per result, best first.
+
+    The date is when the picture was taken where its EXIF says so, else the file's date.
+    Without a recorded library root (an index from before roots were kept), paths stay
+    relative to the library.
+    """
+    lines = [title, f"{'score':<7} {'size':>9}  {'date':<10}  picture"]
+    for hit in hits:
+        doc = hit.document
+        taken = doc.taken_at or datetime.fromtimestamp(doc.mtime)
+        location = str(Path(root) / doc.path) if root else doc.path
+        shown = hyperlink(Path(location), location) if links and root else location
+        lines.append(f"{hit.score:<7.4f} {human_size(doc.size):>9}  {taken:%Y-%m-%d}  {shown}")
+    return "\n".join(lines)
