@@ -252,10 +252,10 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
             hits = service.like(args.like, query)
             title = f"Pictures like {args.like}, best first:"
         else:
+            hits = service.by_text(args.text, query)
             fitted = service.fit_text(args.text)
             if fitted.cut:
                 print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
-            hits = service.by_text(fitted.text, query)
             title = f'Pictures for "{fitted.text}", best first:'
         root = service.store.library_root()
     finally:

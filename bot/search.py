@@ -61,9 +61,7 @@ class SearchService:
 
     def fit_text(self, text: str) -> FittedText:
         """The query as the text model will read it, cut to its length if needed."""
-        text = text.strip()
-        if not text:
-            raise ConfigError("Say what to look for, for example: snowy mountain.")
+        text = _required(text)
         if isinstance(self._text_encoder, TextFitter):
             return self._text_encoder.fit_text(text)
         return FittedText(text, cut=False)
@@ -77,8 +75,10 @@ class SearchService:
 
     def by_text(self, text: str, query: SearchQuery) -> list[SearchHit]:
         """Hits for `text`, first cut to what the text model reads (see `fit_text`)."""
-        text = self.fit_text(text).text
+        _required(text)
+        # A missing or refused index answers before the tokenizer or a model loads.
         self._check_models()
+        text = self.fit_text(text).text
         if self._text_search is not None:
             text_search = self._text_search
             hits = self._checked(
@@ -150,6 +150,14 @@ class SearchService:
 
     def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
         return hits[query.offset :]
+
+
+def _required(text: str) -> str:
+    """The query without surrounding blanks; an empty one gets a sentence saying what to type."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("Say what to look for, for example: snowy mountain.")
+    return text
 
 
 def cut_note(fitted: FittedText) -> str:

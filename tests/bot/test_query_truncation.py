@@ -8,6 +8,7 @@ import pytest
 
 from bot.cli import main
 from bot.encoders import ClipEncoder
+from tests.support.pictures import draw_shape, encode
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +46,16 @@ def test_a_long_query_without_spaces_is_cut_by_characters(encoder: ClipEncoder) 
 
 
 def test_the_cli_searches_with_the_cut_query_and_says_so(
-    findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    findimage_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "circle.png").write_bytes(encode(draw_shape("red", "circle")))
+    assert main(["index", str(library), "--json"]) == 0
+    capsys.readouterr()
     long = " ".join(["snowy mountain"] * 40)
 
-    main(["search", long])
+    assert main(["search", long]) == 0
 
     err = capsys.readouterr().err
     assert "findimage: note: the description was too long for the text model (32 tokens" in err
