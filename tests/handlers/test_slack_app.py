@@ -14,7 +14,7 @@ import pytest
 import requests
 from slack_sdk import WebClient
 
-from bot.documents import ImageDocument, document_id
+from bot.documents import ImageDocument, ModelInfo, document_id
 from bot.previews import PreviewSigner
 from bot.stores.embedded import EmbeddedStore
 from tests.handlers.conftest import PREVIEW_SECRET, Bot, BotFactory, Library
@@ -130,7 +130,9 @@ def test_the_preview_endpoint_never_reads_outside_the_store(
     save(draw_shape("blue", "circle"), root / "inside.png")
     os.symlink(secret, root / "link.png")
     store = EmbeddedStore(tmp_path / "data")
-    vector = np.ones(library.image_encoder.dims, dtype=np.float32)
+    encoder = library.image_encoder
+    store.record_models(ModelInfo(encoder.model_name, encoder.model_name, encoder.dims))
+    vector = np.ones(encoder.dims, dtype=np.float32)
     vector /= np.linalg.norm(vector)
     store.upsert(
         [(_document(path), vector) for path in ("../secret.png", "link.png", "inside.png")]
@@ -218,7 +220,9 @@ def test_a_picture_gone_since_the_last_index_gets_no_image_block_and_a_refused_a
     save(draw_shape("blue", "circle"), root / "fine.png")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     store = EmbeddedStore(tmp_path / "data")
-    vector = np.ones(library.image_encoder.dims, dtype=np.float32)
+    encoder = library.image_encoder
+    store.record_models(ModelInfo(encoder.model_name, encoder.model_name, encoder.dims))
+    vector = np.ones(encoder.dims, dtype=np.float32)
     vector /= np.linalg.norm(vector)
     store.upsert([(_document(p), vector) for p in ("gone.png", "broken.png", "fine.png")])
     try:
