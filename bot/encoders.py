@@ -14,6 +14,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from bot.errors import ModelLoadError
+from bot.inference.export import Precision, Tower, ensure_exported
+from bot.inference.preprocess import ImageSpec, TextTokenizer
+from bot.inference.runtime import OnnxSession
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT_SECONDS = 5.0
+# CLIP ViT-B/32's input: what a picture needs when the model does not say.
+DEFAULT_INPUT_SIDE = 224
 
 
 class TextEncoder(Protocol):
@@ -48,18 +53,50 @@ class ImageEncoder(Protocol):
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
 
-class ClipEncoder:
-    """One sentence-transformers model, loaded once on first use, thread-safe.
+class PipelineImageEncoder(ImageEncoder, Protocol):
+    """An image encoder whose per-picture work can run on the decode workers.
 
-    Returns L2-normalized float32 rows. `setting` names the environment variable that
-    points at this model, for the message shown when it cannot be loaded.
+    `prepare_image` is called on worker threads, many at once; `encode_prepared` takes
+    what it returned, on the thread that drives the engine.
     """
 
-    def __init__(self, model_name: str, setting: str, device: str = "auto", batch_size: int = 32):
+    engine: str
+    precision: str
+
+    @property
+    def input_side(self) -> int:
+        """The fewest pixels a decoded picture's short side needs."""
+        ...
+
+    def prepare_image(self, image: Image.Image) -> object: ...
+
+    def encode_prepared(self, prepared: Sequence[object]) -> np.ndarray: ...
+
+
+class ClipEncoder:
+    """One sentence-transformers model on PyTorch, loaded once on first use, thread-safe.
+
+    Returns L2-normalized float32 rows. `setting` names the environment variable that
+    points at this model, for the message shown when it cannot be loaded. `threads`, when
+    given, is PyTorch's intra-op thread count (process-wide: PyTorch has one pool).
+    """
+
+    engine = "torch"
+    precision = "fp32"
+
+    def __init__(
+        self,
+        model_name: str,
+        setting: str,
+        device: str = "auto",
+        batch_size: int = 32,
+        threads: int | None = None,
+    ):
         self.model_name = model_name
         self._setting = setting
         self._device = None if device == "auto" else device
         self._batch_size = batch_size
+        self._threads = threads
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
@@ -70,15 +107,33 @@ class ClipEncoder:
             dims = self.encode_texts(["dimension probe"]).shape[1]
         return int(dims)
 
+    @property
+    def input_side(self) -> int:
+        return image_input_side(self._load())
+
     def load(self) -> None:
         """Load the model now rather than on the first request."""
         self._load()
+
+    def warm(self, tower: Tower) -> None:
+        """Load the model and run one input through `tower`, so the first request pays neither."""
+        if tower == "image":
+            self.encode_images([warm_up_picture(self.input_side)])
+        else:
+            self.encode_texts(["warm up"])
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(list(texts))
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self._encode(list(images))
+
+    def prepare_image(self, image: Image.Image) -> object:
+        # sentence-transformers preprocesses inside encode(); nothing to do ahead of it.
+        return image
+
+    def encode_prepared(self, prepared: Sequence[object]) -> np.ndarray:
+        return self._encode(list(prepared))
 
     def _encode(self, inputs: list) -> np.ndarray:
         model = self._load()
@@ -97,11 +152,147 @@ class ClipEncoder:
             return self._model
         with self._lock:
             if self._model is None:
-                self._model = _load_model(self.model_name, self._setting, self._device)
+                if self._threads:
+                    import torch
+
+                    torch.set_num_threads(self._threads)
+                self._model = load_sentence_transformer(
+                    self.model_name, self._setting, self._device
+                )
         return self._model
 
 
-def _load_model(name: str, setting: str, device: str | None) -> SentenceTransformer:
+class OnnxEncoder:
+    """One tower of a model on ONNX Runtime: exported from sentence-transformers once, cached.
+
+    The export (and its check against PyTorch) happens on first use when the cache has none;
+    after that, neither PyTorch nor the sentence-transformers model is loaded. Thread-safe.
+    """
+
+    engine = "onnx"
+
+    def __init__(
+        self,
+        model_name: str,
+        setting: str,
+        tower: Tower,
+        precision: Precision,
+        cache_dir: Path,
+        threads: int | None,
+        batch_size: int = 32,
+    ):
+        self.model_name = model_name
+        self.precision = precision
+        self._setting = setting
+        self._tower = tower
+        self._cache_dir = cache_dir
+        self._threads = threads
+        self._batch_size = batch_size
+        self._session: OnnxSession | None = None
+        self._image_spec: ImageSpec | None = None
+        self._tokenize: TextTokenizer | None = None
+        self._dims: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dims(self) -> int:
+        self._load()
+        assert self._dims is not None
+        return self._dims
+
+    @property
+    def input_side(self) -> int:
+        return self._spec().input_side
+
+    def load(self) -> None:
+        """Export if needed and open the session now rather than on the first request."""
+        self._load()
+
+    def warm(self, tower: Tower | None = None) -> None:
+        """Load the session and run one input, so the first request pays neither."""
+        if self._tower == "image":
+            self.encode_images([warm_up_picture(self.input_side)])
+        else:
+            self.encode_texts(["warm up"])
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        session = self._load()
+        if self._tokenize is None:
+            raise ModelLoadError(f"The {self._tower} model cannot encode text.")
+        rows = list(texts)
+        parts = [
+            session.run(self._tokenize(rows[start : start + self._batch_size]))
+            for start in range(0, len(rows), self._batch_size)
+        ]
+        return _stack(parts, self._dims)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.encode_prepared([self.prepare_image(image) for image in images])
+
+    def prepare_image(self, image: Image.Image) -> np.ndarray:
+        return self._spec().pixels(image)
+
+    def encode_prepared(self, prepared: Sequence[object]) -> np.ndarray:
+        session = self._load()
+        rows = [np.asarray(p, dtype=np.float32) for p in prepared]
+        parts = [
+            session.run({"pixel_values": np.stack(rows[start : start + self._batch_size])})
+            for start in range(0, len(rows), self._batch_size)
+        ]
+        return _stack(parts, self._dims)
+
+    def _spec(self) -> ImageSpec:
+        self._load()
+        if self._image_spec is None:
+            raise ModelLoadError(f"The {self._tower} model cannot encode pictures.")
+        return self._image_spec
+
+    def _load(self) -> OnnxSession:
+        if self._session is not None:
+            return self._session
+        with self._lock:
+            if self._session is None:
+                exported = ensure_exported(
+                    self._cache_dir,
+                    self.model_name,
+                    self._tower,
+                    self.precision,
+                    load=lambda: load_sentence_transformer(self.model_name, self._setting, "cpu"),
+                    setting=self._setting,
+                )
+                if self._tower == "image":
+                    self._image_spec = ImageSpec.load(exported.folder / "image_spec.json")
+                else:
+                    self._tokenize = TextTokenizer.load(exported.folder)
+                session = OnnxSession(exported.model_path, self._threads)
+                self._dims = session.output_dims
+                self._session = session
+        return self._session
+
+
+def _stack(parts: list[np.ndarray], dims: int | None) -> np.ndarray:
+    if not parts:
+        return np.zeros((0, dims or 0), dtype=np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def image_input_side(model: SentenceTransformer) -> int:
+    """The short side the model's image processor resizes to, or CLIP's 224 if it says none."""
+    processor = getattr(model[0], "processor", None)
+    images = getattr(processor, "image_processor", processor)
+    size = getattr(images, "size", None) or {}
+    crop = getattr(images, "crop_size", None) or {}
+    sides = [size.get("shortest_edge"), crop.get("height"), crop.get("width")]
+    return max((int(side) for side in sides if side), default=DEFAULT_INPUT_SIDE)
+
+
+def warm_up_picture(side: int) -> Image.Image:
+    from PIL import Image
+
+    return Image.new("RGB", (side, side), (128, 128, 128))
+
+
+def load_sentence_transformer(name: str, setting: str, device: str | None) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     local = Path(name).expanduser()

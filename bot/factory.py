@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from bot.documents import ModelInfo
-from bot.encoders import ClipEncoder, TextEncoder
+from bot.encoders import ClipEncoder, OnnxEncoder, TextEncoder
+from bot.errors import ConfigError
 from bot.search import SearchService, TextSearch
 from bot.settings import Settings
 from bot.stores.base import VectorStore
 from indexer.indexer import Indexer
+
+Encoder = ClipEncoder | OnnxEncoder
 
 
 def build_store(settings: Settings) -> VectorStore:
@@ -20,17 +23,60 @@ def build_store(settings: Settings) -> VectorStore:
     return EmbeddedStore(settings.data_dir)
 
 
-def build_encoders(settings: Settings) -> tuple[ClipEncoder, ClipEncoder]:
-    """The image and the text encoder; one shared model when both settings name the same one."""
-    image = ClipEncoder(
-        settings.image_model, "FINDIMAGE_IMAGE_MODEL", settings.device, settings.batch_size
+def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
+    """The image and the text encoder, on the configured engine.
+
+    On PyTorch one model serves both towers when both settings name the same one; an
+    exported engine runs each tower as its own graph.
+    """
+    threads = settings.compute_threads
+    if settings.engine == "torch":
+        if settings.precision != "fp32":
+            raise ConfigError(
+                "FINDIMAGE_PRECISION=int8 needs FINDIMAGE_ENGINE=onnx: PyTorch runs fp32 only."
+            )
+        image = ClipEncoder(
+            settings.image_model,
+            "FINDIMAGE_IMAGE_MODEL",
+            settings.device,
+            settings.batch_size,
+            threads,
+        )
+        if settings.text_model == settings.image_model:
+            return image, image
+        text = ClipEncoder(
+            settings.text_model,
+            "FINDIMAGE_TEXT_MODEL",
+            settings.device,
+            settings.batch_size,
+            threads,
+        )
+        return image, text
+    if settings.device == "cuda":
+        raise ConfigError(
+            "FINDIMAGE_DEVICE=cuda needs FINDIMAGE_ENGINE=torch: the ONNX engine runs on the CPU."
+        )
+    cache = settings.model_cache_dir
+    return (
+        OnnxEncoder(
+            settings.image_model,
+            "FINDIMAGE_IMAGE_MODEL",
+            "image",
+            settings.precision,
+            cache,
+            threads,
+            settings.batch_size,
+        ),
+        OnnxEncoder(
+            settings.text_model,
+            "FINDIMAGE_TEXT_MODEL",
+            "text",
+            settings.precision,
+            cache,
+            threads,
+            settings.batch_size,
+        ),
     )
-    if settings.text_model == settings.image_model:
-        return image, image
-    text = ClipEncoder(
-        settings.text_model, "FINDIMAGE_TEXT_MODEL", settings.device, settings.batch_size
-    )
-    return image, text
 
 
 def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
@@ -74,6 +120,8 @@ def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
             image_model=image_encoder.model_name,
             text_model=text_encoder.model_name,
             dims=image_encoder.dims,
+            engine=image_encoder.engine,
+            precision=image_encoder.precision,
         ),
         batch_size=settings.batch_size,
         decode_workers=settings.decode_workers,

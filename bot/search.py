@@ -100,10 +100,15 @@ class SearchService:
         recorded = self.store.models()
         if recorded is None:
             return
+        # A query may run on another engine than the one that wrote the index: engines
+        # are only allowed when they agree with PyTorch fp32 to a cosine of 0.999, which
+        # keeps rankings (docs/speed.md); only the indexer refuses to mix them in the index.
         configured = ModelInfo(
             image_model=self._image_encoder.model_name,
             text_model=self._text_encoder.model_name,
             dims=recorded.dims,
+            engine=recorded.engine,
+            precision=recorded.precision,
         )
         check_models(recorded, configured)
 
