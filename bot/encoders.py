@@ -45,23 +45,20 @@ class RemoteTextEncoder(TextEncoder, Protocol):
 
 
 class ImageEncoder(Protocol):
+    """Pictures into vectors; the per-picture work (`prepare_image`) can run ahead.
+
+    `prepare_image` may be called on worker threads, many at once; `encode_prepared`
+    takes what it returned, on the thread that drives the engine.
+    """
+
     model_name: str
+    engine: str
+    precision: str
 
     @property
     def dims(self) -> int: ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
-
-
-class PipelineImageEncoder(ImageEncoder, Protocol):
-    """An image encoder whose per-picture work can run on the decode workers.
-
-    `prepare_image` is called on worker threads, many at once; `encode_prepared` takes
-    what it returned, on the thread that drives the engine.
-    """
-
-    engine: str
-    precision: str
 
     @property
     def input_side(self) -> int:
@@ -133,7 +130,7 @@ class ClipEncoder:
         return image
 
     def encode_prepared(self, prepared: Sequence[object]) -> np.ndarray:
-        return self._encode(list(prepared))
+        return self.encode_images(prepared)  # type: ignore[arg-type]  # the pictures themselves
 
     def _encode(self, inputs: list) -> np.ndarray:
         model = self._load()

@@ -63,7 +63,9 @@ class SearchService:
 
     def by_image(self, data: bytes, query: SearchQuery) -> list[SearchHit]:
         try:
-            decoded = decode_image(data, self._max_file_bytes)
+            decoded = decode_image(
+                data, self._max_file_bytes, min_side=self._image_encoder.input_side
+            )
         except ImageError as exc:
             raise ImageError(f"That picture cannot be used: {exc}.") from exc
         self._check_models()

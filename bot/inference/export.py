@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,7 +206,10 @@ def _export(model: SentenceTransformer, folder: Path, tower: Tower, precision: P
         batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
         dynamic = {name: {0: batch, 1: seq} for name in example}
     module = _normalized_tower(model, tower, list(example)).eval()
-    with torch.no_grad():
+    # The exporter warns about its own internals (tracer notes, axis renames): nothing a user
+    # of findimage can act on, and the agreement check below is what proves the export.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module,
             (),
