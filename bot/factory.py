@@ -20,7 +20,7 @@ def build_store(settings: Settings) -> VectorStore:
         return ElasticsearchStore.from_settings(settings)
     from bot.stores.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.data_dir)
+    return EmbeddedStore(settings.data_dir, scan_threads=settings.compute_threads)
 
 
 def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
