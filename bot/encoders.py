@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -14,7 +15,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from bot.errors import ModelLoadError
-from bot.inference.export import Precision, Tower, ensure_exported
+from bot.inference.export import ExportedTower, Precision, Tower, ensure_exported
 from bot.inference.preprocess import ImageSpec, TextTokenizer
 from bot.inference.runtime import OnnxSession
 
@@ -163,7 +164,15 @@ class OnnxEncoder:
     """One tower of a model on ONNX Runtime: exported from sentence-transformers once, cached.
 
     The export (and its check against PyTorch) happens on first use when the cache has none;
-    after that, neither PyTorch nor the sentence-transformers model is loaded. Thread-safe.
+    after that, neither PyTorch nor the sentence-transformers model is loaded. An int8 export
+    whose vectors do not agree with PyTorch's falls back to fp32, and `precision` says so
+    once loaded. Thread-safe.
+
+    Each input runs on its own, one thread per run, up to `threads` runs at once. Measured
+    (BENCHMARKS.md), that is faster on CPU than batches split over threads, and it keeps an
+    input's vector independent of what else is in its batch: int8 quantizes each run's
+    activations with one scale, so a batched picture would get another vector than the
+    same picture alone (cosine 0.9999, not 1).
     """
 
     engine = "onnx"
@@ -176,16 +185,15 @@ class OnnxEncoder:
         precision: Precision,
         cache_dir: Path,
         threads: int | None,
-        batch_size: int = 32,
     ):
         self.model_name = model_name
-        self.precision = precision
+        self._precision = precision
         self._setting = setting
         self._tower = tower
         self._cache_dir = cache_dir
-        self._threads = threads
-        self._batch_size = batch_size
+        self._threads = max(1, threads or 1)
         self._session: OnnxSession | None = None
+        self._runs: ThreadPoolExecutor | None = None
         self._image_spec: ImageSpec | None = None
         self._tokenize: TextTokenizer | None = None
         self._dims: int | None = None
@@ -196,6 +204,12 @@ class OnnxEncoder:
         self._load()
         assert self._dims is not None
         return self._dims
+
+    @property
+    def precision(self) -> str:
+        """The precision that runs: the one asked for, unless int8 did not agree (loads)."""
+        self._load()
+        return self._precision
 
     @property
     def input_side(self) -> int:
@@ -213,15 +227,11 @@ class OnnxEncoder:
             self.encode_texts(["warm up"])
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        session = self._load()
-        if self._tokenize is None:
+        self._load()
+        tokenize = self._tokenize
+        if tokenize is None:
             raise ModelLoadError(f"The {self._tower} model cannot encode text.")
-        rows = list(texts)
-        parts = [
-            session.run(self._tokenize(rows[start : start + self._batch_size]))
-            for start in range(0, len(rows), self._batch_size)
-        ]
-        return _stack(parts, self._dims)
+        return self._run_each([tokenize([text]) for text in texts])
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_prepared([self.prepare_image(image) for image in images])
@@ -230,13 +240,19 @@ class OnnxEncoder:
         return self._spec().pixels(image)
 
     def encode_prepared(self, prepared: Sequence[object]) -> np.ndarray:
+        return self._run_each(
+            [{"pixel_values": np.asarray(p, dtype=np.float32)[None]} for p in prepared]
+        )
+
+    def _run_each(self, inputs: list[dict[str, np.ndarray]]) -> np.ndarray:
         session = self._load()
-        rows = [np.asarray(p, dtype=np.float32) for p in prepared]
-        parts = [
-            session.run({"pixel_values": np.stack(rows[start : start + self._batch_size])})
-            for start in range(0, len(rows), self._batch_size)
-        ]
-        return _stack(parts, self._dims)
+        if not inputs:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        if len(inputs) == 1 or self._runs is None:
+            rows = [session.run(one) for one in inputs]
+        else:
+            rows = list(self._runs.map(session.run, inputs))
+        return np.concatenate(rows).astype(np.float32, copy=False)
 
     def _spec(self) -> ImageSpec:
         self._load()
@@ -249,28 +265,37 @@ class OnnxEncoder:
             return self._session
         with self._lock:
             if self._session is None:
-                exported = ensure_exported(
-                    self._cache_dir,
-                    self.model_name,
-                    self._tower,
-                    self.precision,
-                    load=lambda: load_sentence_transformer(self.model_name, self._setting, "cpu"),
-                    setting=self._setting,
-                )
+                exported = self._export(self._precision)
+                if not exported.agrees and self._precision == "int8":
+                    log.warning(
+                        "%s; running the %s model at fp32 instead",
+                        exported.refusal(self.model_name).split(":")[0],
+                        self._tower,
+                    )
+                    self._precision = "fp32"
+                    exported = self._export("fp32")
+                if not exported.agrees:
+                    raise ModelLoadError(exported.refusal(self.model_name))
                 if self._tower == "image":
                     self._image_spec = ImageSpec.load(exported.folder / "image_spec.json")
                 else:
                     self._tokenize = TextTokenizer.load(exported.folder)
-                session = OnnxSession(exported.model_path, self._threads)
+                session = OnnxSession(exported.model_path, threads=1)
+                if self._threads > 1:
+                    self._runs = ThreadPoolExecutor(self._threads, thread_name_prefix="engine")
                 self._dims = session.output_dims
                 self._session = session
         return self._session
 
-
-def _stack(parts: list[np.ndarray], dims: int | None) -> np.ndarray:
-    if not parts:
-        return np.zeros((0, dims or 0), dtype=np.float32)
-    return np.concatenate(parts).astype(np.float32, copy=False)
+    def _export(self, precision: Precision) -> ExportedTower:
+        return ensure_exported(
+            self._cache_dir,
+            self.model_name,
+            self._tower,
+            precision,
+            load=lambda: load_sentence_transformer(self.model_name, self._setting, "cpu"),
+            setting=self._setting,
+        )
 
 
 def image_input_side(model: SentenceTransformer) -> int:

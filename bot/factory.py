@@ -65,7 +65,6 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             settings.precision,
             cache,
             threads,
-            settings.batch_size,
         ),
         OnnxEncoder(
             settings.text_model,
@@ -74,7 +73,6 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             settings.precision,
             cache,
             threads,
-            settings.batch_size,
         ),
     )
 

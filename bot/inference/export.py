@@ -8,7 +8,8 @@ dynamic quantization of that graph.
 
 Before a folder enters the cache, its vectors are compared with PyTorch fp32's on probe
 pictures and texts, through preprocess.py rather than the model's processor; an export that
-agrees less than MIN_AGREEMENT is refused, so a wrong export can never write an index.
+agrees less than MIN_AGREEMENT is kept as a record of that (without its model) and not
+used, so a wrong export can never write an index.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -51,9 +53,15 @@ EXPORT_FORMAT = 1
 
 PROBE_TEXTS = (
     "a red circle",
+    "snow",
+    "a photo of a dog on the beach",
     "Schneebedeckter Berg bei Sonnenaufgang",
     "un chat noir sur une chaise",
+    "ein blaues Quadrat",
+    "montaña nevada al atardecer",
+    "東京の夜景",
     "UPPER CASE and digits 12345",
+    "the team offsite, 2024",
     "the same words " * 40,  # longer than any model's limit: checks the truncation
 )
 
@@ -71,6 +79,18 @@ class ExportedTower:
     def model_path(self) -> Path:
         return self.folder / MODEL_FILE
 
+    @property
+    def agrees(self) -> bool:
+        return self.agreement >= MIN_AGREEMENT
+
+    def refusal(self, model_name: str) -> str:
+        """The sentence for a user whose settings ask for an export that does not agree."""
+        return (
+            f"The ONNX {self.precision} {self.tower} model made from '{model_name}' agrees with "
+            f"PyTorch only to a cosine of {_round_down(self.agreement)}, under the {MIN_AGREEMENT} "
+            "needed: set FINDIMAGE_ENGINE=torch."
+        )
+
 
 def export_folder(cache_root: Path, model_name: str, tower: Tower, precision: Precision) -> Path:
     """Where this model's tower at this precision is exported to, keyed by the model's files."""
@@ -81,6 +101,11 @@ def export_folder(cache_root: Path, model_name: str, tower: Tower, precision: Pr
     return cache_root / f"{slug}-{digest}" / f"onnx-{precision}-{tower}"
 
 
+def _round_down(cosine: float) -> str:
+    """Six decimals, never rounded up to the bar it missed."""
+    return f"{math.floor(cosine * 1e6) / 1e6:.6f}"
+
+
 def ensure_exported(
     cache_root: Path,
     model_name: str,
@@ -89,7 +114,11 @@ def ensure_exported(
     load: Callable[[], SentenceTransformer],
     setting: str,
 ) -> ExportedTower:
-    """The cached export, made now (minutes for a full-size model) if it is not there yet."""
+    """The cached export, made now (minutes for a full-size model) if it is not there yet.
+
+    Check `agrees` before using it: an export that does not agree is cached too (its
+    agreement without its model), so it is not made again at every start.
+    """
     folder = export_folder(cache_root, model_name, tower, precision)
     found = _read_meta(folder, tower, precision)
     if found is not None:
@@ -112,11 +141,8 @@ def ensure_exported(
         try:
             agreement = _export(model, staging, tower, precision)
             if agreement < MIN_AGREEMENT:
-                raise ModelLoadError(
-                    f"The ONNX {precision} {tower} model made from '{model_name}' agrees with "
-                    f"PyTorch only to a cosine of {agreement:.4f}, under the {MIN_AGREEMENT} "
-                    f"needed: set FINDIMAGE_PRECISION=fp32 or FINDIMAGE_ENGINE=torch ({setting})."
-                )
+                for made in staging.iterdir():
+                    made.unlink()
             meta = {"format": EXPORT_FORMAT, "model": model_name, "agreement": agreement}
             (staging / META_FILE).write_text(json.dumps(meta))
             shutil.rmtree(folder, ignore_errors=True)
@@ -127,7 +153,7 @@ def ensure_exported(
             log.exception("exporting %s failed", model_name)
             raise ModelLoadError(
                 f"Could not export the {tower} model '{model_name}' to ONNX: {exc}. "
-                "Set FINDIMAGE_ENGINE=torch to run it with PyTorch instead."
+                f"Set FINDIMAGE_ENGINE=torch to run it with PyTorch instead ({setting})."
             ) from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -177,6 +203,18 @@ def _read_meta(folder: Path, tower: Tower, precision: Precision) -> ExportedTowe
 
 
 @contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only errors from `logger_name` for a while (the exporter lists optional ops it skips)."""
+    logger = logging.getLogger(logger_name)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+@contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """One exporting process at a time per model: the bot and the indexer may start together."""
     with open(lock_path, "a") as handle:
@@ -208,7 +246,7 @@ def _export(model: SentenceTransformer, folder: Path, tower: Tower, precision: P
     module = _normalized_tower(model, tower, list(example)).eval()
     # The exporter warns about its own internals (tracer notes, axis renames): nothing a user
     # of findimage can act on, and the agreement check below is what proves the export.
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module,

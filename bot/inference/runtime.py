@@ -10,9 +10,10 @@ import numpy as np
 class OnnxSession:
     """One exported tower on ONNX Runtime's CPU provider; `run` is safe from many threads.
 
-    `threads` is the size of ONNX Runtime's own pool (None: one per core). Its threads
-    sleep between runs instead of spinning: the process's other work (decoding, the store
-    scan) needs those cores the moment a run ends.
+    `threads` is the size of ONNX Runtime's own pool for one run (None: one per core; 1:
+    the run stays on the calling thread). Pool threads sleep between runs instead of
+    spinning: the process's other work (decoding, the store scan) needs those cores the
+    moment a run ends.
     """
 
     def __init__(self, path: Path, threads: int | None):
