@@ -121,7 +121,19 @@ def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
             engine=image_encoder.engine,
             precision=image_encoder.precision,
         ),
-        batch_size=settings.batch_size,
-        decode_workers=settings.decode_workers,
+        batch_size=_indexer_batch(settings),
+        decode_workers=settings.decode_threads,
         max_file_bytes=settings.max_file_bytes,
     )
+
+
+def _indexer_batch(settings: Settings) -> int:
+    """Pictures handed to the encoder at a time.
+
+    PyTorch runs a batch as one call, so FINDIMAGE_BATCH_SIZE it is. The ONNX engine runs
+    pictures one by one on its threads: small hand-overs keep it fed from the first
+    decoded picture to the last (measured, BENCHMARKS.md).
+    """
+    if settings.engine == "torch":
+        return settings.batch_size
+    return min(settings.batch_size, 4 * settings.compute_threads)

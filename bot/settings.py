@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     # Where exported models are kept; default: models/ under the data dir.
     model_cache: Path | None = None
     batch_size: int = Field(default=32, ge=1, le=1024)
-    decode_workers: int = Field(default=4, ge=1, le=64)
+    # Threads reading and decoding pictures while the engine runs; default: one per core
+    # (measured best beside an engine using every core, BENCHMARKS.md).
+    decode_workers: int | None = Field(default=None, ge=1, le=64)
 
     # Search.
     top_k: int = Field(default=5, ge=1, le=100)
@@ -91,6 +93,10 @@ class Settings(BaseSettings):
     def compute_threads(self) -> int:
         """The process's thread budget: FINDIMAGE_THREADS, else the cores it may run on."""
         return self.threads or len(os.sched_getaffinity(0))
+
+    @property
+    def decode_threads(self) -> int:
+        return self.decode_workers or self.compute_threads
 
     @property
     def model_cache_dir(self) -> Path:
