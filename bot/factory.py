@@ -20,7 +20,9 @@ def build_store(settings: Settings) -> VectorStore:
         return ElasticsearchStore.from_settings(settings)
     from bot.stores.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.data_dir, scan_threads=settings.compute_threads)
+    # The scan runs on one BLAS thread: measured, OpenBLAS's extra threads keep spinning
+    # after a scan and slow the next query's encoder down by half (BENCHMARKS.md).
+    return EmbeddedStore(settings.data_dir, scan_threads=1)
 
 
 def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:

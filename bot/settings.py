@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # vectors agreeing with PyTorch fp32; torch is the one that uses a GPU.
     engine: Literal["torch", "onnx"] = "onnx"
     precision: Literal["fp32", "int8"] = "int8"
-    # Cores the process computes on: the engine's threads and the store scan share them.
+    # Cores the process computes on: how many model runs go at once (default: the usable cores).
     threads: int | None = Field(default=None, ge=1, le=256)
     # Where exported models are kept; default: models/ under the data dir.
     model_cache: Path | None = None
