@@ -20,18 +20,20 @@ from sklearn.datasets import load_sample_images
 from bench.common import common_arguments, image_model, machine, table, text_model
 from bot.encoders import ClipEncoder, OnnxEncoder
 
-TEXTS = [
-    "snowy mountain at sunrise",
-    "a temple roof against a blue sky",
-    "Schneebedeckter Berg bei Sonnenaufgang",
-    "un chat noir sur une chaise",
-    "montaña nevada al atardecer",
-    "red flower in the garden",
-    "the team offsite in Lisbon, 2024",
+SUBJECTS = (
+    "snowy mountain",
+    "a temple roof",
+    "red flower",
+    "a black cat",
+    "the team",
+    "a dog",
+    "Schneebedeckter Berg",
+    "un chat noir",
+    "montaña nevada",
     "東京の夜景",
-    "group photo in front of the office",
-    "a dog running on the beach",
-] * 3
+)
+SETTINGS = ("at sunrise", "in front of the office", "on the beach, 2024")
+TEXTS = [f"{subject} {setting}" for subject in SUBJECTS for setting in SETTINGS]
 TOP = 10
 
 

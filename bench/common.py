@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.models import multilingual_text, vit_b32_clip
-
 DEFAULT_WORK = Path(os.environ.get("FINDIMAGE_BENCH_DIR", "/tmp/findimage-bench"))
 INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 
@@ -67,10 +65,16 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def image_model(args: argparse.Namespace) -> str:
+    # Imported here: building the random models needs PyTorch, which a measured child
+    # process (resident memory) must not have loaded on our account.
+    from bench.models import vit_b32_clip
+
     return args.image_model or str(vit_b32_clip(args.work / "vit-b-32-random"))
 
 
 def text_model(args: argparse.Namespace) -> str:
+    from bench.models import multilingual_text
+
     return args.text_model or str(multilingual_text(args.work / "multilingual-random"))
 
 
