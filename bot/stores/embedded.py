@@ -62,7 +62,7 @@ CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 """
 
-_REFRESH_CHUNK_ROWS = 16_384
+_REFRESH_CHUNK_ROWS = 4_096
 _BLAS = ThreadpoolController()
 
 _DOCUMENT_COLUMNS = (
