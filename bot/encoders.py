@@ -1,4 +1,9 @@
-"""CLIP encoders on sentence-transformers: pictures and text into one vector space."""
+"""CLIP encoders: pictures and text into one vector space, on PyTorch or ONNX Runtime.
+
+ClipEncoder runs a sentence-transformers model on PyTorch; OnnxEncoder runs one of its
+towers exported to ONNX (bot/inference/). Every encoder has `warm()`, so a server can load
+and exercise its models before the first request.
+"""
 
 from __future__ import annotations
 
@@ -113,11 +118,12 @@ class ClipEncoder:
         """Load the model now rather than on the first request."""
         self._load()
 
-    def warm(self, tower: Tower) -> None:
-        """Load the model and run one input through `tower`, so the first request pays neither."""
-        if tower == "image":
+    def warm(self, tower: Tower | None = None) -> None:
+        """Load the model and run one input through `tower` (default: both), so the first
+        request pays for neither."""
+        if tower in (None, "image"):
             self.encode_images([warm_up_picture(self.input_side)])
-        else:
+        if tower in (None, "text"):
             self.encode_texts(["warm up"])
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -220,7 +226,9 @@ class OnnxEncoder:
         self._load()
 
     def warm(self, tower: Tower | None = None) -> None:
-        """Load the session and run one input, so the first request pays neither."""
+        """Load the session and run one input through this encoder's own tower, so the
+        first request pays for neither (`tower` is accepted for a caller that warms any
+        encoder the same way)."""
         if self._tower == "image":
             self.encode_images([warm_up_picture(self.input_side)])
         else:

@@ -172,6 +172,9 @@ def test_an_export_that_disagrees_is_refused_with_a_plain_sentence(
 def test_warm_loads_and_runs_each_tower(tiny_clip: Path, model_cache: Path) -> None:
     image = onnx(tiny_clip, "image", "int8", model_cache)
     text = onnx(tiny_clip, "text", "int8", model_cache)
-    image.warm("image")
-    text.warm("text")
-    assert image._session is not None and text._session is not None
+    both = ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    assert image._session is None and text._session is None and both._model is None
+    image.warm()
+    text.warm()
+    both.warm()
+    assert image._session is not None and text._session is not None and both._model is not None
