@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,51 @@ def test_elasticsearch_meta_keeps_the_engine_and_reads_older_indexes_as_pytorch(
     older = {"image_model": "image", "text_model": "text", "dims": 512}
     mappings["_meta"]["findimage"] = older
     assert read_models("images", mappings) == ModelInfo("image", "text", 512, "torch", "fp32")
+
+
+def test_cuda_with_the_onnx_engine_is_refused_with_a_plain_sentence(
+    library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_DEVICE", "cuda")
+    code, _, err = run(capsys, "search", "a red circle")
+    assert code != 0
+    assert err.strip().splitlines()[-1] == (
+        "findimage: FINDIMAGE_DEVICE=cuda needs FINDIMAGE_ENGINE=torch: the ONNX engine runs "
+        "on the CPU."
+    )
+
+
+def test_once_exported_the_onnx_engine_runs_without_pytorch(
+    library: Path, findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What keeps the bot small: after the export, neither PyTorch nor sentence-transformers
+    is imported to search by text or by picture."""
+    for command in (["index", str(library)], ["search", "a red circle"]):
+        code, _, err = run(capsys, *command)  # each exports its tower, if not done yet
+        assert code == 0, err
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from bot.factory import build_search_service
+        from bot.search import SearchQuery
+        from bot.settings import load_settings
+
+        service = build_search_service(load_settings())
+        assert service.by_text("a red circle", SearchQuery(k=2))
+        picture = sorted(Path({str(library)!r}).rglob("*.png"))[0].read_bytes()
+        assert service.by_image(picture, SearchQuery(k=2))
+        loaded = sorted({{"torch", "sentence_transformers"}} & set(sys.modules))
+        print(",".join(loaded) or "none")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **findimage_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
