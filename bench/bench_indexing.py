@@ -29,6 +29,8 @@ from PIL import Image
 from bench.common import camera_jpegs, common_arguments, image_model, machine, table
 from bot.encoders import OnnxEncoder, load_sentence_transformer
 from bot.images import decode_image
+from bot.inference.export import export_folder
+from bot.inference.runtime import OnnxSession
 
 MAX_BYTES = 100 * 1024 * 1024
 ENGINES = (("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"))
@@ -78,19 +80,15 @@ def model_only(model_name: str, cache: Path, pictures: list[Image.Image], thread
             lambda e=encoder, p=prepared: e.encode_prepared(p), len(pictures)
         )
         ceilings[f"onnx {precision}, batches of 32 over {threads} threads"] = _batched(
-            encoder, prepared, threads
+            export_folder(cache, model_name, "image", encoder.precision), prepared, threads
         )
     ceilings.update(_openvino(model_name, cache, pictures, threads))
     return ceilings
 
 
-def _batched(encoder: OnnxEncoder, prepared: list, threads: int) -> Rate:
+def _batched(folder: Path, prepared: list, threads: int) -> Rate:
     """The other way to use the cores: one session, batches of 32, split over threads."""
-    from bot.inference.export import export_folder
-    from bot.inference.runtime import OnnxSession
-
-    path = export_folder(encoder._cache_dir, encoder.model_name, "image", encoder.precision)
-    session = OnnxSession(path / "model.onnx", threads)
+    session = OnnxSession(folder / "model.onnx", threads)
     batches = [np.stack(prepared[i : i + 32]) for i in range(0, len(prepared), 32)]
     session.run({"pixel_values": batches[0][:2]})
     return measure(lambda: [session.run({"pixel_values": b}) for b in batches], len(prepared))
@@ -102,8 +100,6 @@ def _openvino(model_name: str, cache: Path, pictures: list[Image.Image], threads
         import openvino
     except ImportError:
         return {}
-    from bot.inference.export import export_folder
-
     encoder = OnnxEncoder(model_name, "--image-model", "image", "fp32", cache, threads)
     prepared = np.stack([encoder.prepare_image(picture) for picture in pictures])
     path = export_folder(cache, model_name, "image", "fp32") / "model.onnx"
