@@ -92,7 +92,11 @@ class Settings(BaseSettings):
     @property
     def compute_threads(self) -> int:
         """The process's thread budget: FINDIMAGE_THREADS, else the cores it may run on."""
-        return self.threads or len(os.sched_getaffinity(0))
+        if self.threads:
+            return self.threads
+        if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
 
     @property
     def decode_threads(self) -> int:
