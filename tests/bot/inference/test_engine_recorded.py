@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,8 @@ import pytest
 
 from bot.cli import main
 from bot.documents import ModelInfo
+from bot.errors import ModelMismatchError
+from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
 from bot.stores.es_mapping import models_meta, read_models
 from tests.support.pictures import make_library
 
@@ -129,3 +132,21 @@ def test_once_exported_the_onnx_engine_runs_without_pytorch(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "none"
+
+
+def test_an_embedded_index_from_before_engines_were_recorded_reads_as_pytorch(
+    tmp_path: Path,
+) -> None:
+    store = EmbeddedStore(tmp_path)
+    store.record_models(ModelInfo("image", "text", 16, engine="onnx", precision="int8"))
+    store.close()
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as db:
+        db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'models'",
+            (json.dumps({"image_model": "image", "text_model": "text", "dims": 16}),),
+        )
+    reopened = EmbeddedStore(tmp_path)
+    assert reopened.models() == ModelInfo("image", "text", 16, "torch", "fp32")
+    with pytest.raises(ModelMismatchError, match="built by the torch fp32 image engine"):
+        reopened.record_models(ModelInfo("image", "text", 16, engine="onnx", precision="int8"))
+    reopened.close()
