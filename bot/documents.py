@@ -64,11 +64,17 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The models whose vectors an index holds; an index never mixes two."""
+    """The models whose vectors an index holds; an index never mixes two.
+
+    `engine` and `precision` say what ran the image model when the vectors were written
+    (indexes written before they were recorded were all PyTorch fp32).
+    """
 
     image_model: str
     text_model: str
     dims: int
+    engine: str = "torch"
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)

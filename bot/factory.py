@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from bot.documents import ModelInfo
-from bot.encoders import ClipEncoder, TextEncoder
+from bot.encoders import ClipEncoder, OnnxEncoder, TextEncoder
+from bot.errors import ConfigError
 from bot.search import SearchService, TextSearch
 from bot.settings import Settings
 from bot.stores.base import VectorStore
 from indexer.indexer import Indexer
+
+Encoder = ClipEncoder | OnnxEncoder
 
 
 def build_store(settings: Settings) -> VectorStore:
@@ -17,20 +20,63 @@ def build_store(settings: Settings) -> VectorStore:
         return ElasticsearchStore.from_settings(settings)
     from bot.stores.embedded import EmbeddedStore
 
-    return EmbeddedStore(settings.data_dir)
+    # The scan runs on one BLAS thread: measured, OpenBLAS's extra threads keep spinning
+    # after a scan and slow the next query's encoder down by half (BENCHMARKS.md).
+    return EmbeddedStore(settings.data_dir, scan_threads=1)
 
 
-def build_encoders(settings: Settings) -> tuple[ClipEncoder, ClipEncoder]:
-    """The image and the text encoder; one shared model when both settings name the same one."""
-    image = ClipEncoder(
-        settings.image_model, "FINDIMAGE_IMAGE_MODEL", settings.device, settings.batch_size
+def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
+    """The image and the text encoder, on the configured engine.
+
+    On PyTorch one model serves both towers when both settings name the same one; an
+    exported engine runs each tower as its own graph.
+    """
+    threads = settings.compute_threads
+    if settings.engine == "torch":
+        if settings.precision != "fp32":
+            raise ConfigError(
+                "FINDIMAGE_PRECISION=int8 needs FINDIMAGE_ENGINE=onnx: PyTorch runs fp32 only."
+            )
+        image = ClipEncoder(
+            settings.image_model,
+            "FINDIMAGE_IMAGE_MODEL",
+            settings.device,
+            settings.batch_size,
+            threads,
+        )
+        if settings.text_model == settings.image_model:
+            return image, image
+        text = ClipEncoder(
+            settings.text_model,
+            "FINDIMAGE_TEXT_MODEL",
+            settings.device,
+            settings.batch_size,
+            threads,
+        )
+        return image, text
+    if settings.device == "cuda":
+        raise ConfigError(
+            "FINDIMAGE_DEVICE=cuda needs FINDIMAGE_ENGINE=torch: the ONNX engine runs on the CPU."
+        )
+    cache = settings.model_cache_dir
+    return (
+        OnnxEncoder(
+            settings.image_model,
+            "FINDIMAGE_IMAGE_MODEL",
+            "image",
+            settings.precision,
+            cache,
+            threads,
+        ),
+        OnnxEncoder(
+            settings.text_model,
+            "FINDIMAGE_TEXT_MODEL",
+            "text",
+            settings.precision,
+            cache,
+            threads,
+        ),
     )
-    if settings.text_model == settings.image_model:
-        return image, image
-    text = ClipEncoder(
-        settings.text_model, "FINDIMAGE_TEXT_MODEL", settings.device, settings.batch_size
-    )
-    return image, text
 
 
 def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
@@ -74,8 +120,22 @@ def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
             image_model=image_encoder.model_name,
             text_model=text_encoder.model_name,
             dims=image_encoder.dims,
+            engine=image_encoder.engine,
+            precision=image_encoder.precision,
         ),
-        batch_size=settings.batch_size,
-        decode_workers=settings.decode_workers,
+        batch_size=_indexer_batch(settings),
+        decode_workers=settings.decode_threads,
         max_file_bytes=settings.max_file_bytes,
     )
+
+
+def _indexer_batch(settings: Settings) -> int:
+    """Pictures handed to the encoder at a time.
+
+    PyTorch runs a batch as one call, so FINDIMAGE_BATCH_SIZE it is. The ONNX engine runs
+    pictures one by one on its threads: small hand-overs keep it fed from the first
+    decoded picture to the last (measured, BENCHMARKS.md).
+    """
+    if settings.engine == "torch":
+        return settings.batch_size
+    return min(settings.batch_size, 4 * settings.compute_threads)

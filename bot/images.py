@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
 
-# CLIP looks at 224 pixels; keeping twice that leaves room for its resize and for previews.
-DECODE_MIN_SIDE = 448
+# CLIP ViT-B/32 looks at 224 pixels: a JPEG is decoded at the smallest scale that still
+# covers them (a 4000x3000 photo at 1/8). Previews decode the file again at their own size.
+DECODE_MIN_SIDE = 224
 
 _ORIENTATIONS_THAT_SWAP_SIDES = {5, 6, 7, 8}
 _EXIF_IFD = ExifTags.IFD.Exif

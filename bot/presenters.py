@@ -45,6 +45,7 @@ def status_dict(status: StoreStatus) -> dict[str, Any]:
         "image_model": models.image_model if models else None,
         "text_model": models.text_model if models else None,
         "dims": models.dims if models else None,
+        "image_engine": f"{models.engine} {models.precision}" if models else None,
         "last_indexed_at": _iso(status.last_indexed_at),
         "location": status.location,
         "library": status.library_root,

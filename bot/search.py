@@ -67,11 +67,12 @@ class SearchService:
         return FittedText(text, cut=False)
 
     def load_models(self) -> None:
-        """Load the local models now (at a bot's start) rather than on the first request."""
-        for encoder in {id(e): e for e in (self._image_encoder, self._text_encoder)}.values():
-            load = getattr(encoder, "load", None)
-            if load is not None:
-                load()
+        """Load and warm the local towers now (at a bot's start) rather than on the first
+        request; a text model served by Elasticsearch has nothing to load here."""
+        for encoder, tower in ((self._image_encoder, "image"), (self._text_encoder, "text")):
+            warm = getattr(encoder, "warm", None)
+            if warm is not None:
+                warm(tower)
 
     def by_text(self, text: str, query: SearchQuery) -> list[SearchHit]:
         """Hits for `text`, first cut to what the text model reads (see `fit_text`)."""
@@ -90,7 +91,9 @@ class SearchService:
 
     def by_image(self, data: bytes, query: SearchQuery) -> list[SearchHit]:
         try:
-            decoded = decode_image(data, self._max_file_bytes)
+            decoded = decode_image(
+                data, self._max_file_bytes, min_side=self._image_encoder.input_side
+            )
         except ImageError as exc:
             raise ImageError(f"That picture cannot be used: {exc}.") from exc
         return self.by_picture(decoded, query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -38,8 +39,18 @@ class Settings(BaseSettings):
     image_model: str = DEFAULT_IMAGE_MODEL
     text_model: str = DEFAULT_TEXT_MODEL
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # What runs the models (docs/speed.md): ONNX Runtime int8 measured fastest on CPU with
+    # vectors agreeing with PyTorch fp32; torch is the one that uses a GPU.
+    engine: Literal["torch", "onnx"] = "onnx"
+    precision: Literal["fp32", "int8"] = "int8"
+    # Cores the process computes on: how many model runs go at once (default: the usable cores).
+    threads: int | None = Field(default=None, ge=1, le=256)
+    # Where exported models are kept; default: models/ under the data dir.
+    model_cache: Path | None = None
     batch_size: int = Field(default=32, ge=1, le=1024)
-    decode_workers: int = Field(default=4, ge=1, le=64)
+    # Threads reading and decoding pictures while the engine runs; default: one per core
+    # (measured best beside an engine using every core, BENCHMARKS.md).
+    decode_workers: int | None = Field(default=None, ge=1, le=64)
 
     # Search.
     top_k: int = Field(default=5, ge=1, le=100)
@@ -106,6 +117,23 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def compute_threads(self) -> int:
+        """The process's thread budget: FINDIMAGE_THREADS, else the cores it may run on."""
+        if self.threads:
+            return self.threads
+        if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+
+    @property
+    def decode_threads(self) -> int:
+        return self.decode_workers or self.compute_threads
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.model_cache or self.data_dir / "models"
 
     def require_store(self) -> Path:
         if self.store is None:

@@ -16,6 +16,7 @@ from bot.encoders import ImageEncoder
 from bot.errors import ConfigError
 from bot.stores.base import VectorStore
 from indexer.pipeline import (
+    BackgroundWriter,
     Copied,
     Decoded,
     Failed,
@@ -175,23 +176,27 @@ class Indexer:
         return report
 
     def _write_all(self, plan: IndexPlan, report: IndexReport, progress: bool) -> None:
-        preparer = FilePreparer(plan.indexed, document_id, self._max_file_bytes)
+        preparer = FilePreparer(plan.indexed, document_id, self._max_file_bytes, self._encoder)
         lookahead = self._batch_size * 2 + self._workers
         batch: list[Prepared] = []
-        with tqdm(
-            total=len(plan.candidates),
-            unit="img",
-            desc="Indexing",
-            # Nothing to look at, no bar; None lets tqdm leave it out where stderr is no terminal.
-            disable=True if not (progress and plan.candidates) else None,
-        ) as bar:
+        with (
+            tqdm(
+                total=len(plan.candidates),
+                unit="img",
+                desc="Indexing",
+                # Nothing to look at, no bar; None lets tqdm leave it out where stderr is no
+                # terminal.
+                disable=True if not (progress and plan.candidates) else None,
+            ) as bar,
+            BackgroundWriter() as writer,
+        ):
             for prepared in prepare_in_threads(plan.candidates, preparer, self._workers, lookahead):
                 batch.append(prepared)
                 if len(batch) >= self._batch_size:
-                    self._write(batch, report)
+                    writer.submit(self._embed(batch, report))
                     bar.update(len(batch))
                     batch = []
-            self._write(batch, report)
+            writer.submit(self._embed(batch, report))
             bar.update(len(batch))
         # Deletions come last, so a renamed picture could still borrow its old vector above.
         failed = self._store.delete(list(plan.gone))
@@ -213,7 +218,8 @@ class Indexer:
         if self._store.models() is not None and self._store.library_root() != root:
             self._store.record_library_root(root)
 
-    def _write(self, batch: Sequence[Prepared], report: IndexReport) -> None:
+    def _embed(self, batch: Sequence[Prepared], report: IndexReport) -> Callable[[], None]:
+        """Encode what a batch needs now; return the write, for the writer thread."""
         now = datetime.now(UTC)
         items: list[tuple[ImageDocument, np.ndarray]] = []
         unchanged: set[str] = set()
@@ -242,6 +248,14 @@ class Indexer:
         decoded = [p for p in batch if isinstance(p, Decoded)]
         for prepared, vector in self._encode(decoded, report):
             items.append((_new_document(prepared, now), vector))
+        return lambda: self._write(items, unchanged, report)
+
+    def _write(
+        self,
+        items: list[tuple[ImageDocument, np.ndarray]],
+        unchanged: set[str],
+        report: IndexReport,
+    ) -> None:
         # Only what the store confirms counts: a failed write is reported, never counted.
         failed = {failure.doc_id: failure.reason for failure in self._store.upsert(items)}
         for document, _ in items:
@@ -265,14 +279,14 @@ class Indexer:
             self._record_root()
             self._models_pending = False
         try:
-            vectors = self._encoder.encode_images([p.image.image for p in decoded])
+            vectors = self._encoder.encode_prepared([p.model_input for p in decoded])
             return list(zip(decoded, vectors, strict=True))
         except (ValueError, RuntimeError, OSError):
             log.exception("a batch failed to encode; retrying its pictures one by one")
         encoded = []
         for prepared in decoded:
             try:
-                encoded.append((prepared, self._encoder.encode_images([prepared.image.image])[0]))
+                encoded.append((prepared, self._encoder.encode_prepared([prepared.model_input])[0]))
             except (ValueError, RuntimeError, OSError) as exc:
                 reason = f"the model could not encode it ({exc})"
                 report.skipped.append(Skipped(prepared.file.relative_path, reason))

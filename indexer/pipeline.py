@@ -1,7 +1,10 @@
-"""Reading, hashing and decoding pictures in worker threads, ahead of the encoder.
+"""Keeping the engine busy: reading, hashing, decoding and writing around the encoder.
 
-Results come back in input order with at most `lookahead` files in flight, so memory
-stays bounded by a few batches however large the store is.
+Worker threads read, hash, decode (JPEGs at the smallest scale that covers the model's
+input) and preprocess pictures into the model's input ahead of the encoder; results come
+back in input order with at most `lookahead` files in flight, so memory stays bounded by a
+few batches however large the store is. Store writes run on one more thread, at most
+one batch behind, so the encoder never waits for SQLite or Elasticsearch.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bot.documents import Fingerprint
+from bot.encoders import ImageEncoder
 from bot.errors import ImageError
 from bot.images import DecodedImage, check_size, decode_image
 from indexer.walk import StoreFile
@@ -38,11 +42,12 @@ class Copied:
 
 @dataclass
 class Decoded:
-    """New or changed: needs the encoder."""
+    """New or changed: needs the encoder, which takes `model_input`."""
 
     file: StoreFile
     sha256: str
     image: DecodedImage
+    model_input: object
 
 
 @dataclass
@@ -62,7 +67,9 @@ class FilePreparer:
         indexed: dict[str, Fingerprint],
         id_of: Callable[[str], str],
         max_file_bytes: int,
+        encoder: ImageEncoder,
     ):
+        self._encoder = encoder
         self._indexed = indexed
         self._id_of = id_of
         self._max_file_bytes = max_file_bytes
@@ -85,9 +92,10 @@ class FilePreparer:
         if source_id is not None:
             return Copied(file, sha256, source_id)
         try:
-            return Decoded(file, sha256, decode_image(data, self._max_file_bytes))
+            decoded = decode_image(data, self._max_file_bytes, self._encoder.input_side)
         except ImageError as exc:
             return Failed(file, str(exc))
+        return Decoded(file, sha256, decoded, self._encoder.prepare_image(decoded.image))
 
 
 def prepare_in_threads(
@@ -105,3 +113,32 @@ def prepare_in_threads(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+class BackgroundWriter:
+    """Runs write jobs in order on one thread, at most `depth` queued behind the running one.
+
+    `submit` waits while the queue is full, which bounds memory; a job's exception comes
+    back from the next `submit` or from leaving the `with` block, which first waits for
+    every job already submitted, so nothing handed over is dropped.
+    """
+
+    def __init__(self, depth: int = 1):
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
+        self._pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        while len(self._pending) > self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(job))

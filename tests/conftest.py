@@ -35,9 +35,15 @@ def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny_clip(tmp_path_factory.mktemp("models") / "trained-clip")
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Exported models shared by the whole session: each export takes seconds."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture
 def findimage_env(
-    tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_clip: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
     """FINDIMAGE_* set for the tiny model and a fresh data dir; nothing leaks in from the host."""
     for name in list(os.environ):
@@ -48,6 +54,7 @@ def findimage_env(
         "FINDIMAGE_IMAGE_MODEL": str(tiny_clip),
         "FINDIMAGE_TEXT_MODEL": str(tiny_clip),
         "FINDIMAGE_DATA_DIR": str(tmp_path / "data"),
+        "FINDIMAGE_MODEL_CACHE": str(model_cache),
         "FINDIMAGE_DEVICE": "cpu",
         "FINDIMAGE_BATCH_SIZE": "8",
         "HF_HUB_OFFLINE": "1",

@@ -101,9 +101,20 @@ class VectorStore(ABC):
 
 
 def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
-    """Refuse to mix vectors of two different models in one index."""
+    """Refuse to mix vectors of two different models, or of two engines, in one index."""
     if recorded is None or recorded == configured:
         return
+    if (recorded.image_model, recorded.text_model, recorded.dims) == (
+        configured.image_model,
+        configured.text_model,
+        configured.dims,
+    ):
+        raise ModelMismatchError(
+            f"The index was built by the {recorded.engine} {recorded.precision} image engine, "
+            f"but the settings say {configured.engine} {configured.precision}: set "
+            f"FINDIMAGE_ENGINE={recorded.engine} and FINDIMAGE_PRECISION={recorded.precision} "
+            "back, or rebuild the index with the new engine."
+        )
     raise ModelMismatchError(
         "The index was built with image model "
         f"'{recorded.image_model}' and text model '{recorded.text_model}' ({recorded.dims} dims), "

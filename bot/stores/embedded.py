@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.dtypes import StringDType
+from threadpoolctl import ThreadpoolController
 
 from bot.documents import (
     Fingerprint,
@@ -61,6 +62,9 @@ CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 """
 
+_REFRESH_CHUNK_ROWS = 4_096
+_BLAS = ThreadpoolController()
+
 _DOCUMENT_COLUMNS = (
     "id, path, name, folder, size, mtime, sha256, width, height, taken_at, lat, lon, indexed_at"
 )
@@ -71,9 +75,15 @@ class _VectorIndex:
 
     Rows are kept dense: a removed row is filled with the last one, so a search scans
     exactly `len(ids)` rows and an update costs what changed, not the whole index.
+
+    Vectors stay float32 and the scan is one BLAS matrix-vector product: measured at 1M x
+    512 (BENCHMARKS.md), float16 with a float32 re-rank halves the memory but numpy has no
+    float16 BLAS, so its scan is tens of times slower. `scan_threads` caps BLAS's threads
+    for the scan, so it does not fight the model's threads for the cores.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scan_threads: int | None = None) -> None:
+        self.scan_threads = scan_threads
         self.generation = -1
         self._ids: list[str] = []
         self._row_of: dict[str, int] = {}
@@ -83,15 +93,20 @@ class _VectorIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def apply(self, generation: int, removed: Iterable[str], rows: list[tuple[str, str, bytes]]):
+    def remove(self, removed: Iterable[str]) -> None:
         for doc_id in removed:
             self._remove(doc_id)
-        if rows:
-            added = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
-            added = added.reshape(len(rows), -1)
-            for (doc_id, folder, _), vector in zip(rows, added, strict=True):
-                self._put(doc_id, folder, vector)
-        self.generation = generation
+
+    def add(self, rows: list[tuple[str, str, bytes]], expected: int) -> None:
+        """Put rows in; `expected` rows in all are coming, so room is made once for them."""
+        if not rows:
+            return
+        dims = len(rows[0][2]) // 4
+        self._reserve(len(self._ids) + expected, dims)
+        added = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
+        added = added.reshape(len(rows), -1)
+        for (doc_id, folder, _), vector in zip(rows, added, strict=True):
+            self._put(doc_id, folder, vector)
 
     def search(self, query: np.ndarray, k: int, folder: str | None) -> list[tuple[str, float]]:
         """The ids and cosines of the k closest rows, best first."""
@@ -103,7 +118,8 @@ class _VectorIndex:
                 f"The query vector has {query.shape[0]} dims but the index holds "
                 f"{self._vectors.shape[1]}: the models differ."
             )
-        cosines = self._vectors[:count] @ query
+        with _blas_threads(self.scan_threads):
+            cosines = self._vectors[:count] @ query
         rows = np.arange(count)
         wanted = (folder or "").strip("/")
         if wanted:
@@ -141,9 +157,14 @@ class _VectorIndex:
         self._folders[row] = folder
 
     def _reserve(self, rows: int, dims: int) -> None:
+        """Room for `rows`: exactly that on the first load, then an eighth more each time.
+
+        An eighth, not double: at 1M x 512 doubling would leave up to 2 GB unused for good.
+        """
         if rows <= self._vectors.shape[0]:
             return
-        capacity = max(rows, 2 * self._vectors.shape[0], 1024)
+        current = self._vectors.shape[0]
+        capacity = rows if current == 0 else max(rows, current + current // 8, 1024)
         count = len(self._ids)
         vectors = np.zeros((capacity, dims), dtype=np.float32)
         if count:
@@ -153,14 +174,23 @@ class _VectorIndex:
         self._vectors, self._folders = vectors, folders
 
 
+@contextmanager
+def _blas_threads(threads: int | None) -> Iterator[None]:
+    if threads is None:
+        yield
+        return
+    with _BLAS.limit(limits=threads, user_api="blas"):
+        yield
+
+
 class EmbeddedStore(VectorStore):
     """The index in `data_dir`, created by the first write; until then it reads as empty."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, scan_threads: int | None = None):
         self._path = Path(data_dir).absolute() / DATABASE_NAME
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
-        self._vectors = _VectorIndex()
+        self._vectors = _VectorIndex(scan_threads)
         # Open an existing index now, so a damaged or foreign one is reported at once.
         self._reader()
 
@@ -364,17 +394,29 @@ class EmbeddedStore(VectorStore):
         since = self._vectors.generation
         if since == _generation(db):
             return
-        # One read transaction, so the generation matches the rows it goes with.
+        # One read transaction, so the generation matches the rows it goes with. Rows come
+        # in chunks: a million at once would hold every vector twice more as Python bytes.
         db.execute("BEGIN")
         try:
             generation = _generation(db)
-            rows = db.execute(
-                "SELECT id, folder, vector FROM images WHERE generation > ?", (since,)
-            ).fetchall()
             removed = db.execute("SELECT id FROM removed WHERE generation > ?", (since,)).fetchall()
+            self._vectors.remove(row[0] for row in removed)
+            expected = db.execute(
+                "SELECT COUNT(*) FROM images WHERE generation > ?", (since,)
+            ).fetchone()[0]
+            cursor = db.execute(
+                "SELECT id, folder, vector FROM images WHERE generation > ?", (since,)
+            )
+            while rows := cursor.fetchmany(_REFRESH_CHUNK_ROWS):
+                self._vectors.add(rows, expected)
+                expected -= len(rows)
+        except BaseException:
+            # Half-applied changes cannot be told apart from the rest: start over next time.
+            self._vectors = _VectorIndex(self._vectors.scan_threads)
+            raise
         finally:
             db.execute("COMMIT")
-        self._vectors.apply(generation, (row[0] for row in removed), rows)
+        self._vectors.generation = generation
 
     def _documents(self, ids: list[str]) -> dict[str, ImageDocument]:
         marks = ",".join("?" * len(ids))

@@ -79,6 +79,8 @@ def models_meta(models: ModelInfo) -> dict[str, Any]:
         "image_model": models.image_model,
         "text_model": models.text_model,
         "dims": models.dims,
+        "engine": models.engine,
+        "precision": models.precision,
     }
 
 
@@ -95,6 +97,9 @@ def read_models(index: str, mappings: dict[str, Any]) -> ModelInfo:
             image_model=str(meta["image_model"]),
             text_model=str(meta["text_model"]),
             dims=int(meta["dims"]),
+            # Indexes made before engines were recorded were all written by PyTorch fp32.
+            engine=str(meta.get("engine", "torch")),
+            precision=str(meta.get("precision", "fp32")),
         )
     except (KeyError, TypeError, ValueError):
         raise ConfigError(

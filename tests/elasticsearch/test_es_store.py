@@ -74,6 +74,8 @@ def test_the_mapping_states_the_vector_options_and_the_field_types(
         "image_model": MODELS.image_model,
         "text_model": MODELS.text_model,
         "dims": MODELS.dims,
+        "engine": MODELS.engine,
+        "precision": MODELS.precision,
     }
 
 

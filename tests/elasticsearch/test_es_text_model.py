@@ -28,8 +28,15 @@ def _service(text_vectors: str | None) -> SearchService:
 
 
 @pytest.fixture
-def indexed(es_env: dict[str, str], tiny_encoder: ClipEncoder) -> SearchService:
+def indexed(
+    es_env: dict[str, str], tiny_encoder: ClipEncoder, monkeypatch: pytest.MonkeyPatch
+) -> SearchService:
     """Six pictures in the emulated cluster, embedded by the tiny CLIP."""
+    # The deployed model is the tiny CLIP on PyTorch, as eland deploys PyTorch models; the
+    # local side runs PyTorch too, so rankings of these near-tied random-weight vectors
+    # compare the two paths rather than two engines.
+    monkeypatch.setenv("FINDIMAGE_ENGINE", "torch")
+    monkeypatch.setenv("FINDIMAGE_PRECISION", "fp32")
     service = _service(None)
     service.store.record_models(
         ModelInfo(tiny_encoder.model_name, tiny_encoder.model_name, tiny_encoder.dims)
