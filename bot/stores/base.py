@@ -128,10 +128,19 @@ def check_model_names(recorded: ModelInfo | None, image_model: str, text_model: 
     """`check_models` by name alone, so no model loads to learn its dims.
 
     The recorded dims follow from the recorded names; a vector of another length is refused
-    by the store itself.
+    by the store itself. The engine is left out: a query may run on another engine than the
+    one that wrote the index (every allowed engine agrees with PyTorch fp32, docs/speed.md);
+    only the indexer refuses to mix engines in one index, when it records its models.
     """
     if recorded is not None:
-        check_models(recorded, ModelInfo(image_model, text_model, recorded.dims))
+        configured = ModelInfo(
+            image_model,
+            text_model,
+            recorded.dims,
+            engine=recorded.engine,
+            precision=recorded.precision,
+        )
+        check_models(recorded, configured)
 
 
 def folder_matches(folder: str, wanted: str) -> bool:

@@ -17,7 +17,7 @@ from bot.documents import ModelInfo
 from bot.errors import ModelMismatchError
 from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
 from bot.stores.es_mapping import models_meta, read_models
-from tests.support.pictures import make_library
+from tests.support.pictures import draw_shape, make_library, save
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ def test_the_default_engine_is_recorded_and_another_is_refused_with_a_plain_sent
     assert code == 0, err
     assert status(capsys)["image_engine"] == "onnx int8"
 
-    (library / "more").mkdir()
-    make_library(library / "more", 2)
+    # A picture unlike any indexed one, so the run has to embed it (a copy would reuse the
+    # vector already written by the recorded engine, which mixes nothing).
+    save(draw_shape("black", "triangle", size=(50, 90)), library / "more" / "new.png")
     monkeypatch.setenv("FINDIMAGE_ENGINE", "torch")
     monkeypatch.setenv("FINDIMAGE_PRECISION", "fp32")
     code, out, err = run(capsys, "index", str(library), "--json")
