@@ -307,6 +307,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
     from bot.slack_app import serve
 
+    # The bot runs unattended and loads its models in the background: what a terminal
+    # command would say about a slow load is an INFO log record here (shown with -v).
+    notices.handlers.clear()
+    notices.setLevel(logging.NOTSET)
+    notices.propagate = True
     service = build_search_service(settings)
     problem = service.text_model_problem()
     if problem:

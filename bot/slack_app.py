@@ -246,7 +246,7 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
     """
     workers = build_workers(settings)
     app = create_app(settings, service, workers=workers)
-    warm_up(service)
+    warming = warm_up(service)
     stopping = threading.Event()
     _on_stop_signals(stopping)
     server: SlackHttpServer | None = None
@@ -279,6 +279,9 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         if server is not None:
             server.stop()
         finished = workers.shutdown(timeout=settings.shutdown_grace_seconds)
+        # A model still loading (or exporting) is native work that must not be torn down
+        # mid-call by the interpreter's exit: that aborts the process. It gets the same grace.
+        warming.join(timeout=settings.shutdown_grace_seconds)
         log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
 
