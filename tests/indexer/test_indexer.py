@@ -195,9 +195,30 @@ def test_dry_run_says_what_would_change_and_changes_nothing(
     assert store.count() == 24
 
 
-def test_an_index_of_another_model_is_refused(
+def _snapshot(store: EmbeddedStore) -> dict[str, tuple]:
+    """Every indexed document with its vector, to compare a store before and after."""
+    snapshot = {}
+    for doc_id in store.fingerprints():
+        doc, vector = store.get(doc_id)
+        snapshot[doc_id] = (doc, vector.tobytes())
+    return snapshot
+
+
+def test_an_index_of_another_model_is_refused_before_anything_is_written(
     store: EmbeddedStore, library: Path, encoder: CountingEncoder
 ) -> None:
     _indexer(store, encoder, "text-model-a").run(library, progress=False)
+    before = _snapshot(store)
+    # Work for every kind of write: a new picture, a changed one, a renamed one, a removed one.
+    save(draw_shape("white", "circle"), library / "new" / "added.png")
+    save(draw_shape("black", "triangle", (200, 100)), sorted(library.glob("*.png"))[0])
+    sorted(library.glob("*.png"))[1].rename(library / "renamed.png")
+    sorted((library / "marketing").iterdir())[0].unlink()
+    encoder.encoded = 0
+
     with pytest.raises(ModelMismatchError):
         _indexer(store, encoder, "text-model-b").run(library, progress=False)
+
+    assert _snapshot(store) == before
+    assert store.models() == ModelInfo(encoder.model_name, "text-model-a", encoder.dims)
+    assert encoder.encoded == 0
