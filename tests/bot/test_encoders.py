@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
+import os
 import random
+import re
 import shutil
 import socket
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,41 +110,38 @@ def test_uncached_hub_model_offline_fails_fast_with_plain_message(
         encoder.load()
 
 
-@pytest.fixture
-def hub_connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every TCP connection opened through `socket.create_connection`, by anyone, in order.
-
-    A spy at the far edge: both our probe and the hub client (httpcore) connect through it,
-    and it still makes the real connection.
-    """
-    opened: list[tuple[str, int]] = []
-    real = socket.create_connection
-
-    def counting(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
-        opened.append((address[0], int(address[1])))
-        return real(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", counting)
-    return opened
+# The hub client tries a file 1 + 5 times, waiting 1+2+4+8+8 s in between
+# (max_retries=5 in huggingface_hub.utils._http.http_backoff), and a model needs several files.
+HUB_TRIES_PER_FILE = 6
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _uncached_hub_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str) -> None:
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+def _load_from_hub(endpoint: str, tmp_path: Path) -> dict[str, Any]:
+    """Load an uncached hub model in a fresh process whose hub client uses `endpoint`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FINDIMAGE_"))}
+    env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "empty-cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.model_loading", "clip-ViT-B-32"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
-def test_unreachable_hub_is_reported_after_one_attempt_without_retrying(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hub_connections: list[tuple[str, int]]
-) -> None:
+def test_unreachable_hub_is_reported_without_retrying(tmp_path: Path) -> None:
     # Port 9 on loopback has no listener: the connection is refused at once, as offline.
-    # Left to itself the hub client tries each file 6 times, waiting 1+2+4+8+8 s between
-    # (huggingface_hub.utils._http.http_backoff): over a minute for the 3 files it asks for.
-    _uncached_hub_model(monkeypatch, tmp_path, "http://127.0.0.1:9")
-    encoder = ClipEncoder("clip-ViT-B-32", "FINDIMAGE_IMAGE_MODEL", device="cpu")
-    with pytest.raises(ModelLoadError, match=r"127\.0\.0\.1 cannot be reached"):
-        encoder.load()
-    assert hub_connections == [("127.0.0.1", 9)]
+    # Left to itself the hub client would go through its retry schedule for each file
+    # (73 s here), so fewer attempts than one file's schedule means nothing was retried.
+    loaded = _load_from_hub("http://127.0.0.1:9", tmp_path)
+    assert re.search(r"127\.0\.0\.1 cannot be reached \(Connection refused\)", loaded["error"])
+    assert "FINDIMAGE_IMAGE_MODEL" in loaded["error"]
+    assert 1 <= len(loaded["connections"]) < HUB_TRIES_PER_FILE, loaded["connections"]
+    assert {tuple(address) for address in loaded["connections"]} == {("127.0.0.1", 9)}
 
 
 @pytest.fixture
@@ -152,25 +154,18 @@ def blackholed_port() -> Iterator[int]:
     """
     with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
         port = listener.getsockname()[1]
-        # A bare socket, so the filler is never counted among the hub's connections.
-        with socket.socket() as filler:
-            filler.connect(("127.0.0.1", port))
+        with socket.create_connection(("127.0.0.1", port)):
             yield port
 
 
 def test_a_hub_that_never_answers_is_reported_in_seconds_not_minutes(
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    blackholed_port: int,
-    hub_connections: list[tuple[str, int]],
+    tmp_path: Path, blackholed_port: int
 ) -> None:
-    # With the connection hanging, each of the hub client's tries waits out its own timeout,
-    # and the OS gives up on a bare connect only after about 2 minutes (tcp_syn_retries=6).
-    # One attempt that stops at the probe's timeout is the whole wait: well under a minute.
-    _uncached_hub_model(monkeypatch, tmp_path, f"http://127.0.0.1:{blackholed_port}")
-    encoder = ClipEncoder("clip-ViT-B-32", "FINDIMAGE_IMAGE_MODEL", device="cpu")
-    started = time.monotonic()
-    with pytest.raises(ModelLoadError, match=r"127\.0\.0\.1 cannot be reached \(timed out\)"):
-        encoder.load()
-    assert time.monotonic() - started < 60
-    assert hub_connections == [("127.0.0.1", blackholed_port)]
+    # With every connection hanging, each of the hub client's tries waits out its own
+    # timeout (10 s) before the waits between tries, and a bare connect gives up only after
+    # about 2 minutes (tcp_syn_retries=6): minutes in all. Our probe gives up after one
+    # attempt and its own 5 s timeout, so a minute is a wide margin.
+    loaded = _load_from_hub(f"http://127.0.0.1:{blackholed_port}", tmp_path)
+    assert re.search(r"127\.0\.0\.1 cannot be reached \(timed out\)", loaded["error"])
+    assert 1 <= len(loaded["connections"]) < HUB_TRIES_PER_FILE, loaded["connections"]
+    assert loaded["seconds"] < 60
