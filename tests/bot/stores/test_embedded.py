@@ -268,3 +268,19 @@ def test_top_k_of_many_comes_back_best_first_exactly_as_a_full_sort(
     assert [hit.score for hit in hits] == pytest.approx(
         [(1 + float(cosines[i])) / 2 for i in expected], abs=1e-6
     )
+
+
+def test_a_deleted_picture_leaves_room_for_the_next_best(store: EmbeddedStore) -> None:
+    store.upsert(
+        [(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(1, 1)), (_doc("c.jpg"), _unit(0, 1))]
+    )
+    assert store.search(_unit(1), k=2)[0].document.path == "a.jpg"
+    store.delete([document_id("a.jpg")])
+    # The vectors already in memory drop it too, so k hits are still k hits.
+    assert [hit.document.path for hit in store.search(_unit(1), k=2)] == ["b.jpg", "c.jpg"]
+
+
+def test_status_says_where_the_index_is(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "data")
+    assert store.status().location == str(tmp_path / "data" / "index.sqlite3")
+    store.close()
