@@ -125,6 +125,8 @@ def test_empty_store_searches_to_nothing(store: EmbeddedStore) -> None:
     assert store.search(_unit(1), k=5) == []
     assert store.count() == 0
     assert store.models() is None
+    status = store.status()
+    assert (status.count, status.models, status.last_indexed_at) == (0, None, None)
 
 
 def test_models_are_recorded_once_and_others_refused(store: EmbeddedStore) -> None:
@@ -137,7 +139,7 @@ def test_models_are_recorded_once_and_others_refused(store: EmbeddedStore) -> No
 
 def test_query_vector_of_other_dims_is_refused(store: EmbeddedStore) -> None:
     store.upsert([(_doc("a.jpg"), _unit(1))])
-    with pytest.raises(ModelMismatchError):
+    with pytest.raises(ModelMismatchError, match=f"{DIMS + 1} dims .* holds {DIMS}"):
         store.search(np.ones(DIMS + 1, dtype=np.float32), k=1)
 
 
@@ -151,7 +153,7 @@ def test_reopened_store_keeps_everything(tmp_path: Path) -> None:
     assert again.models() == MODELS
     assert again.search(_unit(0, 1), k=1)[0].document.path == "b.jpg"
     status = again.status()
-    assert (status.backend, status.count) == ("embedded", 2)
+    assert (status.backend, status.count, status.models) == ("embedded", 2, MODELS)
     assert status.last_indexed_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     again.close()
 
@@ -284,3 +286,35 @@ def test_status_says_where_the_index_is(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "data")
     assert store.status().location == str(tmp_path / "data" / "index.sqlite3")
     store.close()
+
+
+def test_folder_names_are_matched_whole_whatever_their_first_and_last_letters(
+    store: EmbeddedStore,
+) -> None:
+    store.upsert([(_doc("Xmas/a.jpg"), _unit(1)), (_doc("sheets/b.jpg"), _unit(0, 1))])
+    assert [hit.document.path for hit in store.search(_unit(1), k=5, folder="Xmas")] == [
+        "Xmas/a.jpg"
+    ]
+    assert [hit.document.path for hit in store.search(_unit(1), k=5, folder="/sheets/")] == [
+        "sheets/b.jpg"
+    ]
+
+
+def test_vectors_in_memory_survive_the_index_outgrowing_its_first_capacity(
+    tmp_path: Path,
+) -> None:
+    writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    rng = np.random.default_rng(5)
+    first = [(_doc(f"early/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(1000)]
+    writer.upsert(first)
+    assert len(reader.search(first[0][1], k=1)) == 1  # the reader now holds 1000 rows
+    writer.upsert([(_doc(f"late/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(100)])
+
+    # Past 1024 rows the reader's arrays are reallocated; what it held must come along.
+    for doc, vector in first[::97]:
+        (hit,) = reader.search(vector, k=1)
+        assert (hit.document.path, hit.score) == (doc.path, pytest.approx(1.0, abs=1e-6))
+        (hit,) = reader.search(vector, k=1, folder="early")
+        assert hit.document.path == doc.path
+    writer.close()
+    reader.close()
