@@ -105,3 +105,19 @@ def test_an_empty_index_and_an_empty_query_are_each_one_sentence(
     with pytest.raises(IndexEmptyError, match="run `findimage index` first"):
         service.by_text("red", SearchQuery(k=1, offset=1))
     store.close()
+
+
+def test_text_search_stays_inside_the_folder_asked_for(tmp_path: Path, tiny_clip: Path) -> None:
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    words = ["red", "blue", "green", "yellow"]
+    paths = ["trips/red.png", "blue.png", "trips/2024/green.png", "marketing/yellow.png"]
+    store.upsert([(_doc(p), v) for p, v in zip(paths, encoder.encode_texts(words), strict=True)])
+    service = _service_over(store, encoder)
+
+    hits = service.by_text("red", SearchQuery(k=4, folder="trips"))
+
+    assert {hit.document.path for hit in hits} == {"trips/red.png", "trips/2024/green.png"}
+    # A folder with nothing in it finds nothing; the index itself is not empty.
+    assert service.by_text("red", SearchQuery(k=4, folder="nowhere")) == []
+    store.close()
