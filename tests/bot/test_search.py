@@ -121,3 +121,17 @@ def test_text_search_stays_inside_the_folder_asked_for(tmp_path: Path, tiny_clip
     # A folder with nothing in it finds nothing; the index itself is not empty.
     assert service.by_text("red", SearchQuery(k=4, folder="nowhere")) == []
     store.close()
+
+
+def test_like_stays_inside_the_folder_asked_for(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path)
+    store.upsert(
+        [
+            (_doc("x/a.jpg"), _unit(1)),
+            (_doc("y/nearest.jpg"), _unit(1, 0.1)),
+            (_doc("x/further.jpg"), _unit(1, 1)),
+        ]
+    )
+    hits = _service_over(store).like(document_id("x/a.jpg"), SearchQuery(k=2, folder="x"))
+    assert [hit.document.path for hit in hits] == ["x/further.jpg"]
+    store.close()
