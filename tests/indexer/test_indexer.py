@@ -15,7 +15,7 @@ from bot.errors import ModelMismatchError
 from bot.settings import Settings
 from bot.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer
-from tests.support.pictures import draw_shape, encode, make_library, save
+from tests.support.pictures import draw_shape, encode, exif_jpeg, make_library, save
 
 
 class CountingEncoder(ClipEncoder):
@@ -24,9 +24,11 @@ class CountingEncoder(ClipEncoder):
     def __init__(self, model: Path):
         super().__init__(str(model), "FINDIMAGE_IMAGE_MODEL", device="cpu", batch_size=8)
         self.encoded = 0
+        self.batches: list[int] = []
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.encoded += len(images)
+        self.batches.append(len(images))
         return super().encode_images(images)
 
 
@@ -88,6 +90,35 @@ def test_first_run_indexes_every_picture_with_its_metadata(
     assert doc.sha256 and len(doc.sha256) == 64
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
     assert store.models() == ModelInfo(encoder.model_name, encoder.model_name, encoder.dims)
+    top = sorted(library.glob("*.png"))[0]
+    assert store.get(document_id(top.name))[0].folder == ""
+    # Pictures go to the model in batches of the configured size (5 here), the last one short.
+    assert encoder.batches == [5, 5, 5, 5, 4]
+
+
+def test_capture_date_and_gps_from_exif_are_stored(
+    indexer: Indexer, store: EmbeddedStore, library: Path
+) -> None:
+    (library / "dated.jpg").write_bytes(exif_jpeg(when="2024:07:14 09:30:05", gps=True))
+    indexer.run(library, progress=False)
+    doc, _ = store.get(document_id("dated.jpg"))
+    assert doc.taken_at is not None and doc.taken_at.isoformat() == "2024-07-14T09:30:05"
+    assert doc.gps is not None
+    assert (doc.gps.lat, doc.gps.lon) == pytest.approx((46.5, -(7 + 15 / 60 + 36 / 3600)))
+
+
+def test_a_link_leading_outside_is_reported_and_the_pictures_after_it_indexed(
+    indexer: Indexer, store: EmbeddedStore, library: Path, tmp_path: Path
+) -> None:
+    outside = save(draw_shape("red", "circle"), tmp_path / "elsewhere" / "secret.png")
+    # Named to come first in the walk, so a walk that stopped at it would index nothing.
+    (library / "aaa-link.png").symlink_to(outside)
+    report = indexer.run(library, progress=False)
+    assert [(skip.path, skip.reason) for skip in report.skipped] == [
+        ("aaa-link.png", "a symbolic link leading outside the store")
+    ]
+    assert report.indexed == 24
+    assert store.get(document_id("aaa-link.png")) is None
 
 
 def test_second_run_embeds_nothing(
