@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,19 @@ class CountingEncoder(ClipEncoder):
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.encoded += len(images)
         self.batches.append(len(images))
+        return super().encode_images(images)
+
+
+class ChokingEncoder(CountingEncoder):
+    """The real encoder, except that a picture of one size makes it fail as a model can."""
+
+    def __init__(self, model: Path, choke_on: tuple[int, int]):
+        super().__init__(model)
+        self._choke_on = choke_on
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if any(image.size == self._choke_on for image in images):
+            raise RuntimeError("the model choked on this picture")
         return super().encode_images(images)
 
 
@@ -88,6 +102,7 @@ def test_first_run_indexes_every_picture_with_its_metadata(
     assert doc.size == (library / doc.path).stat().st_size
     assert (doc.width, doc.height) == Image.open(library / doc.path).size
     assert doc.sha256 and len(doc.sha256) == 64
+    assert doc.indexed_at.utcoffset() == timedelta(0)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
     assert store.models() == ModelInfo(encoder.model_name, encoder.model_name, encoder.dims)
     top = sorted(library.glob("*.png"))[0]
@@ -253,3 +268,17 @@ def test_an_index_of_another_model_is_refused_before_anything_is_written(
     assert _snapshot(store) == before
     assert store.models() == ModelInfo(encoder.model_name, "text-model-a", encoder.dims)
     assert encoder.encoded == 0
+
+
+def test_a_picture_the_model_fails_on_is_skipped_and_its_batch_still_indexed(
+    store: EmbeddedStore, library: Path, tiny_clip: Path
+) -> None:
+    # 229 x 229 pixels, a size no picture of the library has (decoding keeps small pictures).
+    save(draw_shape("green", "square", (229, 229)), library / "choke.png")
+    encoder = ChokingEncoder(tiny_clip, choke_on=(229, 229))
+    report = _indexer(store, encoder, encoder.model_name).run(library, progress=False)
+    assert [(skip.path, skip.reason) for skip in report.skipped] == [
+        ("choke.png", "the model could not encode it (the model choked on this picture)")
+    ]
+    assert report.indexed == 24
+    assert _paths(store) == sorted(set(_relative(library)) - {"choke.png"})
