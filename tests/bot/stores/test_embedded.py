@@ -326,3 +326,22 @@ def test_vectors_in_memory_survive_the_index_outgrowing_its_first_capacity(
         assert hit.document.path == doc.path
     writer.close()
     reader.close()
+
+
+def test_the_data_folder_and_its_parents_are_made(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "not" / "there" / "yet")
+    assert store.count() == 0
+    store.close()
+
+
+def test_an_unusable_data_folder_is_one_plain_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(BackendUnavailableError, match="check FINDIMAGE_DATA_DIR"):
+        EmbeddedStore(tmp_path / "a-file")
+
+
+def test_a_float64_vector_is_stored_as_float32(store: EmbeddedStore) -> None:
+    store.upsert([(_doc("a.jpg"), _unit(1, 2).astype(np.float64))])
+    _, vector = store.get(document_id("a.jpg"))
+    assert vector.dtype == np.float32
+    np.testing.assert_allclose(vector, _unit(1, 2), atol=1e-7)
