@@ -42,10 +42,13 @@ def test_a_signature_is_valid_for_its_document_until_it_expires() -> None:
     assert not signer.verify("doc1", str(expires), signature)
 
 
-def test_a_preview_is_a_downscaled_jpeg(tmp_path: Path) -> None:
-    save(gradient((1600, 900)), tmp_path / "big.png")
+@pytest.mark.parametrize("name", ["big.png", "big.jpg"])
+def test_a_preview_is_a_downscaled_jpeg(tmp_path: Path, name: str) -> None:
+    # Pictures are decoded at a reduced size when that is enough, never below the preview's:
+    # a square one shows whether its short side was kept at the preview's size.
+    save(gradient((1000, 1000)), tmp_path / name)
 
-    preview = Image.open(io.BytesIO(render_preview(tmp_path, "big.png", MAX_BYTES)))
+    preview = Image.open(io.BytesIO(render_preview(tmp_path, name, MAX_BYTES)))
 
     assert preview.format == "JPEG"
     assert max(preview.size) == PREVIEW_MAX_SIDE

@@ -79,6 +79,10 @@ def test_metadata_round_trips(store: EmbeddedStore) -> None:
     assert found[0] == doc
     np.testing.assert_array_equal(found[1], _unit(1))
     assert store.get("no-such-id") is None
+    plain = _doc("plain.jpg")
+    store.upsert([(plain, _unit(1))])
+    assert store.get(plain.id)[0] == plain
+    assert (plain.gps, plain.taken_at) == (None, None)
 
 
 def test_upsert_replaces_and_never_duplicates(store: EmbeddedStore) -> None:
