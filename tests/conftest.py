@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+
+# No test reaches the real Hugging Face Hub. The hub client reads this once, when it is first
+# imported (huggingface_hub.constants), so it is set before the imports below bring it in;
+# setting it later in a test changes only what our own code reads. Tests of the hub path run
+# a child process pointed at a local endpoint instead (tests/support/model_loading.py).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 from collections.abc import Iterator
 from pathlib import Path
 

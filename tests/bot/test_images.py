@@ -3,33 +3,13 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image, TiffImagePlugin
+from PIL import Image
 
 from bot.errors import ImageError
 from bot.images import DECODE_MIN_SIDE, decode_image
-from tests.support.pictures import draw_shape, encode
+from tests.support.pictures import draw_shape, encode, exif_jpeg
 
 MAX_BYTES = 10 * 1024 * 1024
-
-
-def _exif_jpeg(orientation: int | None = None, when: str | None = None, gps: bool = False) -> bytes:
-    image = draw_shape("red", "square", size=(80, 40))
-    exif = Image.Exif()
-    if orientation is not None:
-        exif[0x0112] = orientation
-    if when is not None:
-        exif.get_ifd(0x8769)[0x9003] = when
-    if gps:
-        rational = TiffImagePlugin.IFDRational
-        exif.get_ifd(0x8825).update(
-            {
-                1: "N",
-                2: (rational(46, 1), rational(30, 1), rational(0, 1)),
-                3: "W",
-                4: (rational(7, 1), rational(15, 1), rational(36, 1)),
-            }
-        )
-    return encode(image, "JPEG", exif=exif.tobytes())
 
 
 def test_rgb_jpeg_keeps_its_size_and_mode() -> None:
@@ -41,13 +21,13 @@ def test_rgb_jpeg_keeps_its_size_and_mode() -> None:
 
 
 def test_exif_orientation_is_applied_and_reported_sides_swap() -> None:
-    decoded = decode_image(_exif_jpeg(orientation=6), MAX_BYTES)
+    decoded = decode_image(exif_jpeg(orientation=6), MAX_BYTES)
     assert decoded.image.size == (40, 80)
     assert (decoded.width, decoded.height) == (40, 80)
 
 
 def test_exif_capture_date_and_gps_are_read() -> None:
-    decoded = decode_image(_exif_jpeg(when="2024:07:14 09:30:05", gps=True), MAX_BYTES)
+    decoded = decode_image(exif_jpeg(when="2024:07:14 09:30:05", gps=True), MAX_BYTES)
     assert decoded.taken_at is not None
     assert decoded.taken_at.isoformat() == "2024-07-14T09:30:05"
     assert decoded.gps is not None

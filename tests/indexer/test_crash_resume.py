@@ -1,14 +1,24 @@
+"""A `findimage index` killed with SIGKILL mid-run loses nothing that it committed.
+
+The run is held at a known point instead of racing a timer: one "picture" in the middle of
+the library is a named pipe, so the indexer's reader blocks on it for as long as nobody
+writes to it. Everything walked before it is committed in whole batches by then, and
+nothing after it can be, so the kill always lands mid-run, at the same place on any machine.
+"""
+
 from __future__ import annotations
 
 import os
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 from tests.support.cli import FINDIMAGE, findimage_json
 from tests.support.pictures import make_library
+from tests.support.waiting import wait_until
+
+BATCH_SIZE = 4
 
 
 def _indexed_rows(database: Path) -> int:
@@ -26,25 +36,44 @@ def test_index_killed_with_sigkill_resumes_without_loss_or_duplicates(
 ) -> None:
     library = tmp_path / "library"
     pictures = make_library(library, 120)
-    env = {**findimage_env, "FINDIMAGE_BATCH_SIZE": "4", "FINDIMAGE_DECODE_WORKERS": "1"}
-    database = Path(findimage_env["FINDIMAGE_DATA_DIR"]) / "index.sqlite3"
+    # The walk takes the store's top folder first, then its folders in name order:
+    # "m-gate" comes after the top folder's pictures and before "marketing".
+    before_gate = [p for p in pictures if p.parent == library]
+    gate = library / "m-gate" / "gate.png"
+    gate.parent.mkdir()
+    os.mkfifo(gate)
+    committed_at_gate = len(before_gate) // BATCH_SIZE * BATCH_SIZE
+    assert 0 < committed_at_gate < len(pictures)
 
+    env = {
+        **findimage_env,
+        "FINDIMAGE_BATCH_SIZE": str(BATCH_SIZE),
+        "FINDIMAGE_DECODE_WORKERS": "1",
+    }
+    database = Path(findimage_env["FINDIMAGE_DATA_DIR"]) / "index.sqlite3"
     child = subprocess.Popen(
         [*FINDIMAGE, "index", str(library), "--json"],
         env={**os.environ, **env},
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    # Kill it once some batches are committed and before it could have finished.
-    deadline = time.monotonic() + 120
-    while _indexed_rows(database) < 8 and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
+    try:
+        wait_until(
+            lambda: _indexed_rows(database) >= committed_at_gate or child.poll() is not None,
+            timeout=240,
+            what="the batches before the gate to be committed",
+        )
+    finally:
+        # Harmless when the child has already ended: Popen does not signal a reaped process.
+        child.send_signal(signal.SIGKILL)
+        _, errors = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL, f"the run ended before the gate: {errors}"
     killed_at = _indexed_rows(database)
-    assert 0 < killed_at < len(pictures), "the kill must land mid-run for this test to mean much"
+    assert killed_at == committed_at_gate
 
+    gate.unlink()
     report = findimage_json("index", str(library), env=env, cwd=tmp_path)
     assert report["skipped"] == []
     assert report["unchanged"] == killed_at

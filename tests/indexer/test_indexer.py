@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from bot.errors import ModelLoadError, ModelMismatchError
 from bot.settings import Settings
 from bot.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer, LibraryMismatchError
-from tests.support.pictures import draw_shape, encode, make_library, save
+from tests.support.pictures import draw_shape, encode, exif_jpeg, make_library, save
 
 
 class CountingEncoder(ClipEncoder):
@@ -24,9 +25,27 @@ class CountingEncoder(ClipEncoder):
     def __init__(self, model: Path):
         super().__init__(str(model), "FINDIMAGE_IMAGE_MODEL", device="cpu", batch_size=8)
         self.encoded = 0
+        self.batches: list[int] = []
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.encoded += len(images)
+        self.batches.append(len(images))
+        return super().encode_images(images)
+
+
+class ChokingEncoder(CountingEncoder):
+    """The real encoder, except that a picture of one shape makes it fail as a model can.
+
+    By shape (width over height), which decoding at the model's input size keeps.
+    """
+
+    def __init__(self, model: Path, choke_on_ratio: float):
+        super().__init__(model)
+        self._choke_on_ratio = choke_on_ratio
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if any(round(image.width / image.height, 1) == self._choke_on_ratio for image in images):
+            raise RuntimeError("the model choked on this picture")
         return super().encode_images(images)
 
 
@@ -86,8 +105,38 @@ def test_first_run_indexes_every_picture_with_its_metadata(
     assert doc.size == (library / doc.path).stat().st_size
     assert (doc.width, doc.height) == Image.open(library / doc.path).size
     assert doc.sha256 and len(doc.sha256) == 64
+    assert doc.indexed_at.utcoffset() == timedelta(0)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
     assert store.models() == ModelInfo(encoder.model_name, encoder.model_name, encoder.dims)
+    top = sorted(library.glob("*.png"))[0]
+    assert store.get(document_id(top.name))[0].folder == ""
+    # Pictures go to the model in batches of the configured size (5 here), the last one short.
+    assert encoder.batches == [5, 5, 5, 5, 4]
+
+
+def test_capture_date_and_gps_from_exif_are_stored(
+    indexer: Indexer, store: EmbeddedStore, library: Path
+) -> None:
+    (library / "dated.jpg").write_bytes(exif_jpeg(when="2024:07:14 09:30:05", gps=True))
+    indexer.run(library, progress=False)
+    doc, _ = store.get(document_id("dated.jpg"))
+    assert doc.taken_at is not None and doc.taken_at.isoformat() == "2024-07-14T09:30:05"
+    assert doc.gps is not None
+    assert (doc.gps.lat, doc.gps.lon) == pytest.approx((46.5, -(7 + 15 / 60 + 36 / 3600)))
+
+
+def test_a_link_leading_outside_is_reported_and_the_pictures_after_it_indexed(
+    indexer: Indexer, store: EmbeddedStore, library: Path, tmp_path: Path
+) -> None:
+    outside = save(draw_shape("red", "circle"), tmp_path / "elsewhere" / "secret.png")
+    # Named to come first in the walk, so a walk that stopped at it would index nothing.
+    (library / "aaa-link.png").symlink_to(outside)
+    report = indexer.run(library, progress=False)
+    assert [(skip.path, skip.reason) for skip in report.skipped] == [
+        ("aaa-link.png", "a symbolic link leading outside the store")
+    ]
+    assert report.indexed == 24
+    assert store.get(document_id("aaa-link.png")) is None
 
 
 def test_second_run_embeds_nothing(
@@ -195,13 +244,33 @@ def test_dry_run_says_what_would_change_and_changes_nothing(
     assert store.count() == 24
 
 
-def test_an_index_of_another_model_is_refused(
+def _snapshot(store: EmbeddedStore) -> dict[str, tuple]:
+    """Every indexed document with its vector, to compare a store before and after."""
+    snapshot = {}
+    for doc_id in store.fingerprints():
+        doc, vector = store.get(doc_id)
+        snapshot[doc_id] = (doc, vector.tobytes())
+    return snapshot
+
+
+def test_an_index_of_another_model_is_refused_before_anything_is_written(
     store: EmbeddedStore, library: Path, encoder: CountingEncoder
 ) -> None:
     _indexer(store, encoder, "text-model-a").run(library, progress=False)
+    before = _snapshot(store)
+    # Work for every kind of write: a new picture, a changed one, a renamed one, a removed one.
     save(draw_shape("white", "circle"), library / "new" / "added.png")
+    save(draw_shape("black", "triangle", (200, 100)), sorted(library.glob("*.png"))[0])
+    sorted(library.glob("*.png"))[1].rename(library / "renamed.png")
+    sorted((library / "marketing").iterdir())[0].unlink()
+    encoder.encoded = 0
+
     with pytest.raises(ModelMismatchError):
         _indexer(store, encoder, "text-model-b").run(library, progress=False)
+
+    assert _snapshot(store) == before
+    assert store.models() == ModelInfo(encoder.model_name, "text-model-a", encoder.dims)
+    assert encoder.encoded == 0
 
 
 def test_a_folder_run_refreshes_that_folder_and_leaves_the_rest(
@@ -259,3 +328,17 @@ def test_a_first_run_whose_model_fails_leaves_no_index(
     with pytest.raises(ModelLoadError):
         _indexer(store, unloadable, "text").run(library, progress=False)
     assert not settings.data_dir.exists()
+
+
+def test_a_picture_the_model_fails_on_is_skipped_and_its_batch_still_indexed(
+    store: EmbeddedStore, library: Path, tiny_clip: Path
+) -> None:
+    # Five times as wide as high, a shape no picture of the library has.
+    save(draw_shape("green", "square", (500, 100)), library / "choke.png")
+    encoder = ChokingEncoder(tiny_clip, choke_on_ratio=5.0)
+    report = _indexer(store, encoder, encoder.model_name).run(library, progress=False)
+    assert [(skip.path, skip.reason) for skip in report.skipped] == [
+        ("choke.png", "the model could not encode it (the model choked on this picture)")
+    ]
+    assert report.indexed == 24
+    assert _paths(store) == sorted(set(_relative(library)) - {"choke.png"})

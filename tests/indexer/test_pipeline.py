@@ -14,7 +14,8 @@ from bot.encoders import ClipEncoder, ImageEncoder, OnnxEncoder
 from bot.images import decode_image
 from bot.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer
-from indexer.pipeline import BackgroundWriter
+from indexer.pipeline import BackgroundWriter, Failed, FilePreparer
+from indexer.walk import StoreFile
 from tests.support.pictures import draw_shape, gradient, make_library, save
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -118,3 +119,11 @@ def test_a_failed_write_is_raised_after_the_jobs_before_it_ran() -> None:
         writer.submit(fail)
         writer.submit(lambda: done.append(3))
     assert done[0] == 1
+
+
+def test_a_file_gone_between_the_walk_and_the_read_fails_with_its_reason(tmp_path: Path) -> None:
+    gone = StoreFile(root=tmp_path, relative_path="gone.jpg", size=10, mtime=1.0)
+    # A model that cannot load: failing on the read must not need it.
+    unloadable = ClipEncoder(str(tmp_path / "no-model"), "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    prepared = FilePreparer({}, document_id, max_file_bytes=1024, encoder=unloadable)(gone)
+    assert prepared == Failed(gone, "cannot be read (No such file or directory)")

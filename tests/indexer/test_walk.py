@@ -65,3 +65,20 @@ def test_a_folder_is_walked_alone_with_paths_relative_to_the_root(tmp_path: Path
     _touch(tmp_path / "tripsandmore" / "c.jpg")
     found = [e.relative_path for e in walk_store(tmp_path, "trips")]
     assert found == ["trips/a.jpg", "trips/2024/b.jpg"]
+
+
+def test_other_files_before_a_picture_do_not_hide_it(tmp_path: Path) -> None:
+    _touch(tmp_path / "a-notes.txt")
+    _touch(tmp_path / "b.jpg")
+    assert [e.relative_path for e in walk_store(tmp_path)] == ["b.jpg"]
+
+
+def test_a_dangling_link_is_reported_and_the_walk_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a-broken.jpg").symlink_to(tmp_path / "deleted.jpg")
+    _touch(tmp_path / "b.jpg")
+    entries = list(walk_store(tmp_path))
+    assert [(type(e), e.relative_path) for e in entries] == [
+        (WalkSkip, "a-broken.jpg"),
+        (StoreFile, "b.jpg"),
+    ]
+    assert entries[0].reason == "cannot be read (No such file or directory)"

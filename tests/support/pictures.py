@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, TiffImagePlugin
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -43,6 +43,27 @@ def draw_shape(
             [(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=fill
         )
     return image
+
+
+def exif_jpeg(orientation: int | None = None, when: str | None = None, gps: bool = False) -> bytes:
+    """A JPEG with the EXIF orientation, capture date and GPS position asked for."""
+    image = draw_shape("red", "square", size=(80, 40))
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    if when is not None:
+        exif.get_ifd(0x8769)[0x9003] = when
+    if gps:
+        rational = TiffImagePlugin.IFDRational
+        exif.get_ifd(0x8825).update(
+            {
+                1: "N",
+                2: (rational(46, 1), rational(30, 1), rational(0, 1)),
+                3: "W",
+                4: (rational(7, 1), rational(15, 1), rational(36, 1)),
+            }
+        )
+    return encode(image, "JPEG", exif=exif.tobytes())
 
 
 def gradient(size: tuple[int, int] = (120, 80), seed: int = 0) -> Image.Image:

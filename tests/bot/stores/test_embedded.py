@@ -79,6 +79,10 @@ def test_metadata_round_trips(store: EmbeddedStore) -> None:
     assert found[0] == doc
     np.testing.assert_array_equal(found[1], _unit(1))
     assert store.get("no-such-id") is None
+    plain = _doc("plain.jpg")
+    store.upsert([(plain, _unit(1))])
+    assert store.get(plain.id)[0] == plain
+    assert (plain.gps, plain.taken_at) == (None, None)
 
 
 def test_upsert_replaces_and_never_duplicates(store: EmbeddedStore) -> None:
@@ -125,6 +129,8 @@ def test_empty_store_searches_to_nothing(store: EmbeddedStore) -> None:
     assert store.search(_unit(1), k=5) == []
     assert store.count() == 0
     assert store.models() is None
+    status = store.status()
+    assert (status.count, status.models, status.last_indexed_at) == (0, None, None)
 
 
 def test_models_are_recorded_once_and_others_refused(store: EmbeddedStore) -> None:
@@ -137,7 +143,7 @@ def test_models_are_recorded_once_and_others_refused(store: EmbeddedStore) -> No
 
 def test_query_vector_of_other_dims_is_refused(store: EmbeddedStore) -> None:
     store.upsert([(_doc("a.jpg"), _unit(1))])
-    with pytest.raises(ModelMismatchError):
+    with pytest.raises(ModelMismatchError, match=f"{DIMS + 1} dims .* holds {DIMS}"):
         store.search(np.ones(DIMS + 1, dtype=np.float32), k=1)
 
 
@@ -151,7 +157,7 @@ def test_reopened_store_keeps_everything(tmp_path: Path) -> None:
     assert again.models() == MODELS
     assert again.search(_unit(0, 1), k=1)[0].document.path == "b.jpg"
     status = again.status()
-    assert (status.backend, status.count) == ("embedded", 2)
+    assert (status.backend, status.count, status.models) == ("embedded", 2, MODELS)
     assert status.last_indexed_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     again.close()
 
@@ -280,3 +286,108 @@ def test_the_library_root_is_recorded_and_replaced(store: EmbeddedStore, tmp_pat
     assert reopened.library_root() == "/elsewhere"
     assert reopened.status().library_root == "/elsewhere"
     reopened.close()
+
+
+@pytest.mark.parametrize("k", [1, 2, 50, 200, 500])
+@pytest.mark.parametrize("folder", [None, "f1"])
+def test_top_k_of_many_comes_back_best_first_exactly_as_a_full_sort(
+    store: EmbeddedStore, k: int, folder: str | None
+) -> None:
+    # numpy's argpartition leaves the top k in no particular order; on some machines it
+    # happens to come back sorted for small k, so several k and queries over 1000 rows.
+    rng = np.random.default_rng(3)
+    paths = [f"f{i % 3}/p{i}.jpg" for i in range(1000)]
+    vectors = rng.normal(size=(len(paths), DIMS)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.upsert([(_doc(path), vector) for path, vector in zip(paths, vectors, strict=True)])
+    inside = [i for i, path in enumerate(paths) if folder is None or path.startswith(folder + "/")]
+
+    for _ in range(5):
+        query = _unit(*rng.normal(size=DIMS))
+        cosines = vectors @ query
+        assert len(np.unique(cosines)) == len(paths), "distinct scores: one right order"
+        expected = sorted(inside, key=lambda i: -cosines[i])[:k]
+
+        hits = store.search(query, k=k, folder=folder)
+
+        assert [hit.document.path for hit in hits] == [paths[i] for i in expected]
+        assert [hit.score for hit in hits] == pytest.approx(
+            [(1 + float(cosines[i])) / 2 for i in expected], abs=1e-6
+        )
+
+
+def test_a_query_vector_may_come_as_one_row(store: EmbeddedStore) -> None:
+    store.upsert([(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(0, 1))])
+    (hit,) = store.search(_unit(0, 1).reshape(1, DIMS), k=1)
+    assert hit.document.path == "b.jpg"
+
+
+def test_a_deleted_picture_leaves_room_for_the_next_best(store: EmbeddedStore) -> None:
+    store.upsert(
+        [(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(1, 1)), (_doc("c.jpg"), _unit(0, 1))]
+    )
+    assert store.search(_unit(1), k=2)[0].document.path == "a.jpg"
+    store.delete([document_id("a.jpg")])
+    # The vectors already in memory drop it too, so k hits are still k hits.
+    assert [hit.document.path for hit in store.search(_unit(1), k=2)] == ["b.jpg", "c.jpg"]
+
+
+def test_status_says_where_the_index_is(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "data")
+    store.record_models(MODELS)
+    assert store.status().location == str(tmp_path / "data" / "index.sqlite3")
+    store.close()
+
+
+def test_folder_names_are_matched_whole_whatever_their_first_and_last_letters(
+    store: EmbeddedStore,
+) -> None:
+    store.upsert([(_doc("Xmas/a.jpg"), _unit(1)), (_doc("sheets/b.jpg"), _unit(0, 1))])
+    assert [hit.document.path for hit in store.search(_unit(1), k=5, folder="Xmas")] == [
+        "Xmas/a.jpg"
+    ]
+    assert [hit.document.path for hit in store.search(_unit(1), k=5, folder="/sheets/")] == [
+        "sheets/b.jpg"
+    ]
+
+
+def test_vectors_in_memory_survive_the_index_outgrowing_its_first_capacity(
+    tmp_path: Path,
+) -> None:
+    writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
+    rng = np.random.default_rng(5)
+    first = [(_doc(f"early/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(1000)]
+    writer.upsert(first)
+    assert len(reader.search(first[0][1], k=1)) == 1  # the reader now holds 1000 rows
+    writer.upsert([(_doc(f"late/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(100)])
+
+    # Past 1024 rows the reader's arrays are reallocated; what it held must come along.
+    for doc, vector in first[::97]:
+        (hit,) = reader.search(vector, k=1)
+        assert (hit.document.path, hit.score) == (doc.path, pytest.approx(1.0, abs=1e-6))
+        (hit,) = reader.search(vector, k=1, folder="early")
+        assert hit.document.path == doc.path
+    writer.close()
+    reader.close()
+
+
+def test_the_data_folder_and_its_parents_are_made_by_the_first_write(tmp_path: Path) -> None:
+    data = tmp_path / "not" / "there" / "yet"
+    store = EmbeddedStore(data)
+    store.record_models(MODELS)
+    assert (data / "index.sqlite3").is_file()
+    store.close()
+
+
+def test_an_unusable_data_folder_is_one_plain_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    store = EmbeddedStore(tmp_path / "a-file")
+    with pytest.raises(BackendUnavailableError, match="check FINDIMAGE_DATA_DIR"):
+        store.record_models(MODELS)
+
+
+def test_a_float64_vector_is_stored_as_float32(store: EmbeddedStore) -> None:
+    store.upsert([(_doc("a.jpg"), _unit(1, 2).astype(np.float64))])
+    _, vector = store.get(document_id("a.jpg"))
+    assert vector.dtype == np.float32
+    np.testing.assert_allclose(vector, _unit(1, 2), atol=1e-7)
