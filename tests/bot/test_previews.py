@@ -89,7 +89,7 @@ def signed_previews(tmp_path: Path) -> tuple[SignedUrlPreviews, PreviewEndpoint]
     signer = PreviewSigner("secret", ttl_seconds=600, clock=lambda: 1_000_000.0)
     paths = {"doc 1": "trips/a b.png", "gone": "trips/missing.png"}
     endpoint = PreviewEndpoint(paths.get, tmp_path, signer, MAX_BYTES, cache_seconds=600)
-    return SignedUrlPreviews("https://bot.example.com/", signer), endpoint
+    return SignedUrlPreviews("https://bot.example.com/", signer, tmp_path), endpoint
 
 
 def test_a_signed_url_round_trips_to_a_cacheable_jpeg(

@@ -9,7 +9,7 @@ from bot.encoders import ClipEncoder
 from bot.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
 from bot.search import SearchQuery, SearchService
 from bot.stores.embedded import EmbeddedStore
-from tests.bot.stores.test_embedded import _doc, _unit
+from tests.bot.stores.test_embedded import DIMS, _doc, _unit
 from tests.support.pictures import draw_shape
 
 
@@ -41,9 +41,15 @@ def test_an_index_of_other_models_is_refused_by_name(tmp_path: Path, tiny_clip: 
 
 
 def _service_over(store: EmbeddedStore, encoder: ClipEncoder | None = None) -> SearchService:
-    """A service whose encoders are never loaded unless `encoder` is given."""
+    """A service whose encoders are never loaded unless `encoder` is given; the store is
+    marked as built with those models, as an index made by `findimage index` would be (a
+    store with no models recorded is an empty index to the service)."""
     unused = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
-    return SearchService(store, unused, encoder or unused, max_file_bytes=1024 * 1024)
+    text = encoder or unused
+    if store.count():
+        dims = encoder.dims if encoder is not None else DIMS
+        store.record_models(ModelInfo(unused.model_name, text.model_name, dims))
+    return SearchService(store, unused, text, max_file_bytes=1024 * 1024)
 
 
 @pytest.fixture
