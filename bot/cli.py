@@ -231,6 +231,17 @@ def _index_target(
     return store.rebuilding(settings.image_model, settings.text_model)
 
 
+def _search_folder(written: str | None) -> str | None:
+    """--in names a folder inside the library, from its root; never a path of this machine."""
+    from bot.search import OUTSIDE_FOLDER, library_folder
+
+    if written is None:
+        return None
+    if Path(written).is_absolute():
+        raise ConfigError(OUTSIDE_FOLDER)
+    return library_folder(written) or None
+
+
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
     from bot.presenters import results_dict
@@ -240,7 +251,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
         raise ConfigError("-k must be at least 1.")
-    query = SearchQuery(k=k, folder=args.folder)
+    query = SearchQuery(k=k, folder=_search_folder(args.folder))
     # A bad query picture is found before the index is opened or a model loaded.
     picture = _query_picture(args.image, settings) if args.image is not None else None
     service = build_search_service(settings)
