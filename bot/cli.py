@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import ConfigError, FindImageError, ImageError
 from bot.notices import notices
 from bot.settings import Settings, load_settings
+from bot.terminal import printable
 
 if TYPE_CHECKING:
     from bot.images import DecodedImage
@@ -125,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return args.handler(args, settings)
     except FindImageError as exc:
-        print(f"findimage: {exc}", file=sys.stderr)
+        # One line whatever the message holds: a file name may carry a newline or an escape.
+        print(f"findimage: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         if getattr(args, "rebuild", False):
@@ -173,16 +175,16 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     elif report.dry_run:
         print(f"Would embed up to {len(report.to_index)} pictures, remove {len(report.to_delete)}.")
         for path in report.to_index:
-            print(f"  + {path}")
+            print(f"  + {printable(path)}")
         for path in report.to_delete:
-            print(f"  - {path}")
+            print(f"  - {printable(path)}")
     else:
         print(
             f"Indexed {report.indexed}, unchanged {report.unchanged}, "
             f"removed {report.deleted}, skipped {len(report.skipped)}."
         )
         for skipped in report.skipped:
-            print(f"  skipped {skipped.path}: {skipped.reason}")
+            print(f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}")
     return EXIT_OK
 
 
