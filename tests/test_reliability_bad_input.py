@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 
 from bot.cli import main
+from bot.encoders import ClipEncoder
+from bot.images import decode_image
 from tests.support.pictures import draw_shape, encode, gradient
 
 MAX_FILE_MB = 0.1  # small enough that a 200 kB noise picture is over it
@@ -147,3 +149,31 @@ def test_a_bad_query_picture_is_one_sentence_with_its_reason(
     assert out == ""
     [line] = err.strip().splitlines()
     assert line.startswith("findimage: ") and BAD[name][1] in line, line
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_picture_stored_rotated_with_its_exif_orientation_embeds_as_the_upright_one(
+    orientation: int, trained_clip: Path
+) -> None:
+    """Cameras store the sensor's pixels and an Orientation tag; the vector must be that of
+    the picture as people see it."""
+    upright = draw_shape("red", "triangle", (160, 96))
+    # Orientation 3: rotated 180°; 6: the stored pixels need 90° clockwise; 8: 90° counter.
+    stored = {
+        3: upright.transpose(Image.Transpose.ROTATE_180),
+        6: upright.transpose(Image.Transpose.ROTATE_90),
+        8: upright.transpose(Image.Transpose.ROTATE_270),
+    }[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    encoder = ClipEncoder(str(trained_clip), "FINDIMAGE_IMAGE_MODEL", "cpu")
+    pictures = [
+        decode_image(encode(upright, "JPEG", quality=95), 10_000_000).image,
+        decode_image(encode(stored, "JPEG", quality=95, exif=exif), 10_000_000).image,
+        decode_image(encode(stored, "JPEG", quality=95), 10_000_000).image,  # tag lost
+    ]
+    vectors = encoder.encode_images(pictures)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with_tag, without_tag = vectors[1] @ vectors[0], vectors[2] @ vectors[0]
+    assert with_tag > 0.99
+    assert with_tag > without_tag
