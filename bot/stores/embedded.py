@@ -349,15 +349,37 @@ class EmbeddedStore(VectorStore):
         """One write transaction, with the generation number it stamps on what it changes."""
         with self._lock:
             db = self._writer()
-            db.execute("BEGIN IMMEDIATE")
             try:
-                generation = _generation(db) + 1
-                yield db, generation
-                db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    generation = _generation(db) + 1
+                    yield db, generation
+                    db.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
+                    )
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> BackendUnavailableError:
+        """One plain sentence for a write SQLite refused; every committed batch is kept."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+            cause = "the disk may be full: free some space"
+        elif name.startswith("SQLITE_READONLY"):
+            cause = "it is read-only: check the permissions of FINDIMAGE_DATA_DIR"
+        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            cause = "another program holds it: wait for it to finish"
+        else:
+            cause = "check FINDIMAGE_DATA_DIR"
+        return BackendUnavailableError(
+            f"Cannot write the index at {self._path} ({exc}): {cause}, then run again; "
+            "what was indexed before is kept."
+        )
 
     def _refresh(self, db: sqlite3.Connection) -> None:
         """Bring the in-memory vectors up to what is committed, reading only what changed."""
