@@ -199,7 +199,11 @@ class EmbeddedStore(VectorStore):
             except BaseException:
                 db.close()
                 raise
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"Cannot open the index at {self._path} ({exc}): {_cause(exc)}, then run again."
+            ) from exc
+        except OSError as exc:
             raise BackendUnavailableError(
                 f"Cannot open the index at {self._path} ({exc}): check FINDIMAGE_DATA_DIR."
             ) from exc
@@ -367,17 +371,8 @@ class EmbeddedStore(VectorStore):
 
     def _write_error(self, exc: sqlite3.Error) -> BackendUnavailableError:
         """One plain sentence for a write SQLite refused; every committed batch is kept."""
-        name = getattr(exc, "sqlite_errorname", "")
-        if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
-            cause = "the disk may be full: free some space"
-        elif name.startswith("SQLITE_READONLY"):
-            cause = "it is read-only: check the permissions of FINDIMAGE_DATA_DIR"
-        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            cause = "another program holds it: wait for it to finish"
-        else:
-            cause = "check FINDIMAGE_DATA_DIR"
         return BackendUnavailableError(
-            f"Cannot write the index at {self._path} ({exc}): {cause}, then run again; "
+            f"Cannot write the index at {self._path} ({exc}): {_cause(exc)}, then run again; "
             "what was indexed before is kept."
         )
 
@@ -449,3 +444,15 @@ def _to_document(row: Sequence) -> ImageDocument:
         gps=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None,
         indexed_at=datetime.fromisoformat(indexed),
     )
+
+
+def _cause(exc: sqlite3.Error) -> str:
+    """What the person can do about an error SQLite gave, by its result code."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return "the disk may be full: free some space"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return "check that FINDIMAGE_DATA_DIR can be written"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "another program holds it: wait for it to finish"
+    return "check FINDIMAGE_DATA_DIR"
