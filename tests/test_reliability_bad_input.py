@@ -17,7 +17,7 @@ from PIL import Image
 from bot.cli import main
 from bot.encoders import ClipEncoder
 from bot.images import decode_image
-from tests.support.pictures import draw_shape, encode, gradient
+from tests.support.pictures import draw_shape, encode, gradient, make_library
 
 MAX_FILE_MB = 0.1  # small enough that a 200 kB noise picture is over it
 
@@ -177,3 +177,28 @@ def test_a_picture_stored_rotated_with_its_exif_orientation_embeds_as_the_uprigh
     with_tag, without_tag = vectors[1] @ vectors[0], vectors[2] @ vectors[0]
     assert with_tag > 0.99
     assert with_tag > without_tag
+
+
+def test_a_thousand_files_with_one_in_ten_bad_are_indexed_good_once_and_bad_listed(
+    tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "big-library"
+    good = make_library(root, 900)
+    bad_kinds = list(BAD.items())
+    bad = {}
+    for number in range(100):
+        name, (make, reason) = bad_kinds[number % len(bad_kinds)]
+        path = root / "bad" / f"{number:03d}-{name.replace(chr(10), ' ')}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(make())
+        bad[path.relative_to(root).as_posix()] = reason
+
+    code, out, err = run(capsys, "index", str(root), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["indexed"] == len(good)
+    skipped = {item["path"]: item["reason"] for item in report["skipped"]}
+    assert skipped.keys() == bad.keys()
+    assert all(reason in skipped[path] for path, reason in bad.items())
+    code, out, _ = run(capsys, "index", str(root))
+    assert code == 0 and "skipped 100." in out
