@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import ConfigError, FindImageError, ImageError
 from bot.notices import notices
 from bot.settings import Settings, load_settings
+from bot.terminal import printable
 
 if TYPE_CHECKING:
     from bot.images import DecodedImage
@@ -125,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return args.handler(args, settings)
     except FindImageError as exc:
-        print(f"findimage: {exc}", file=sys.stderr)
+        # One line whatever the message holds: a file name may carry a newline or an escape.
+        print(f"findimage: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         if getattr(args, "rebuild", False):
@@ -173,16 +175,16 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     elif report.dry_run:
         print(f"Would embed up to {len(report.to_index)} pictures, remove {len(report.to_delete)}.")
         for path in report.to_index:
-            print(f"  + {path}")
+            print(f"  + {printable(path)}")
         for path in report.to_delete:
-            print(f"  - {path}")
+            print(f"  - {printable(path)}")
     else:
         print(
             f"Indexed {report.indexed}, unchanged {report.unchanged}, "
             f"removed {report.deleted}, skipped {len(report.skipped)}."
         )
         for skipped in report.skipped:
-            print(f"  skipped {skipped.path}: {skipped.reason}")
+            print(f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}")
     return EXIT_OK
 
 
@@ -231,6 +233,17 @@ def _index_target(
     return store.rebuilding(settings.image_model, settings.text_model)
 
 
+def _search_folder(written: str | None) -> str | None:
+    """--in names a folder inside the library, from its root; never a path of this machine."""
+    from bot.search import OUTSIDE_FOLDER, library_folder
+
+    if written is None:
+        return None
+    if Path(written).is_absolute():
+        raise ConfigError(OUTSIDE_FOLDER)
+    return library_folder(written) or None
+
+
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
     from bot.presenters import results_dict
@@ -240,7 +253,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
         raise ConfigError("-k must be at least 1.")
-    query = SearchQuery(k=k, folder=args.folder)
+    query = SearchQuery(k=k, folder=_search_folder(args.folder))
     # A bad query picture is found before the index is opened or a model loaded.
     picture = _query_picture(args.image, settings) if args.image is not None else None
     service = build_search_service(settings)

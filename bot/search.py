@@ -26,6 +26,24 @@ log = logging.getLogger(__name__)
 EMPTY_INDEX = "The index is empty: run `findimage index` first."
 
 
+OUTSIDE_FOLDER = (
+    "A folder to search must be inside the library, written from its root "
+    "like marketing/2024, without '..'."
+)
+
+
+def library_folder(written: str) -> str:
+    """A folder as written after in: or --in, as the store names it: 'a/./b/' -> 'a/b'.
+
+    '..' is refused rather than resolved: nothing outside the library may be asked for, and
+    a path that climbs out and back in is a typo more often than not.
+    """
+    parts = [part for part in written.replace("\\", "/").split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ConfigError(OUTSIDE_FOLDER)
+    return "/".join(parts)
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     """Where to look and how many results; `offset` pages through them."""

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     http_backlog: int = Field(default=1024, ge=1, le=65_535)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
 
+    # Who may use the bot: comma-separated Slack ids (U…, C…/G…/D…); empty means everyone.
+    allowed_users: str = ""
+    allowed_channels: str = ""
+
     @field_validator("slack_api_url")
     @classmethod
     def _web_api_base(cls, value: str) -> str:

@@ -35,6 +35,7 @@ from bot.previews import (
 )
 from bot.search import SearchService
 from bot.settings import Settings
+from bot.slack_access import AccessPolicy, access_middleware, parse_ids
 from bot.slack_files import SlackFiles
 from bot.slack_http import SlackHttpServer
 from bot.slack_workers import AnswerWorkers
@@ -148,6 +149,9 @@ def create_app(
             "Slack cannot be reached: check this machine's network and proxy settings "
             "(and FINDIMAGE_SLACK_API_URL)."
         ) from None
+    # First, so that no listener (nor its de-duplication) ever sees a refused request.
+    policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
+    app.use(access_middleware(policy, options.workers))
     commands.register(app, options)
     actions.register(app, options)
     events.register(app, options)

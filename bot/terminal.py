@@ -48,6 +48,15 @@ def hyperlink(path: Path, text: str) -> str:
     return f"\x1b]8;;{uri}\x1b\\{text}\x1b]8;;\x1b\\"
 
 
+def printable(text: str) -> str:
+    """`text` safe for one terminal line: control characters in a file name (a newline, an
+    escape sequence that would recolor or retitle the terminal) are shown escaped, as `\\n`."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def human_size(size: int) -> str:
     if size < 1024:
         return f"{size} B"
@@ -71,6 +80,8 @@ def results_table(hits: list[SearchHit], root: str | None, title: str, links: bo
         doc = hit.document
         taken = doc.taken_at or datetime.fromtimestamp(doc.mtime)
         location = str(Path(root) / doc.path) if root else doc.path
-        shown = hyperlink(Path(location), location) if links and root else location
+        shown = printable(location)
+        if links and root:
+            shown = hyperlink(Path(location), shown)
         lines.append(f"{hit.score:<7.4f} {human_size(doc.size):>9}  {taken:%Y-%m-%d}  {shown}")
     return "\n".join(lines)

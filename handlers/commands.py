@@ -17,6 +17,8 @@ from bot.blocks import (
     sentence_message,
     usage_message,
 )
+from bot.errors import ConfigError
+from bot.search import library_folder
 from bot.slack_replies import respond_safely
 from bot.slack_workers import BUSY
 
@@ -53,8 +55,11 @@ def parse_command_text(raw: str) -> CommandText:
                 k = int(value)
             else:
                 problem = f"k: takes a number from 1 to {MAX_RESULTS_PER_MESSAGE}, like k:10."
-        elif value.strip(_QUOTES).strip().strip("/"):
-            folder = value.strip(_QUOTES).strip().strip("/")[:MAX_QUERY_CHARS]
+        elif written := value.strip(_QUOTES).strip().strip("/"):
+            try:
+                folder = library_folder(written[:MAX_QUERY_CHARS]) or None
+            except ConfigError as exc:
+                problem = str(exc)
         else:
             problem = "in: takes a folder of the library, like in:marketing/2024."
     text = " ".join(_OPTION.sub(" ", raw).split())[:MAX_QUERY_CHARS]

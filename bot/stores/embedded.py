@@ -229,7 +229,11 @@ class EmbeddedStore(VectorStore):
             except BaseException:
                 db.close()
                 raise
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"Cannot open the index at {self._path} ({exc}): {_cause(exc)}, then run again."
+            ) from exc
+        except OSError as exc:
             raise BackendUnavailableError(
                 f"Cannot open the index at {self._path} ({exc}): check FINDIMAGE_DATA_DIR."
             ) from exc
@@ -379,15 +383,28 @@ class EmbeddedStore(VectorStore):
         """One write transaction, with the generation number it stamps on what it changes."""
         with self._lock:
             db = self._writer()
-            db.execute("BEGIN IMMEDIATE")
             try:
-                generation = _generation(db) + 1
-                yield db, generation
-                db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    generation = _generation(db) + 1
+                    yield db, generation
+                    db.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
+                    )
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> BackendUnavailableError:
+        """One plain sentence for a write SQLite refused; every committed batch is kept."""
+        return BackendUnavailableError(
+            f"Cannot write the index at {self._path} ({exc}): {_cause(exc)}, then run again; "
+            "what was indexed before is kept."
+        )
 
     def _refresh(self, db: sqlite3.Connection) -> None:
         """Bring the in-memory vectors up to what is committed, reading only what changed."""
@@ -469,3 +486,15 @@ def _to_document(row: Sequence) -> ImageDocument:
         gps=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None,
         indexed_at=datetime.fromisoformat(indexed),
     )
+
+
+def _cause(exc: sqlite3.Error) -> str:
+    """What the person can do about an error SQLite gave, by its result code."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return "the disk may be full: free some space"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return "check that FINDIMAGE_DATA_DIR can be written"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "another program holds it: wait for it to finish"
+    return "check FINDIMAGE_DATA_DIR"

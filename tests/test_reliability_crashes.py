@@ -1,0 +1,84 @@
+"""`findimage index` killed with SIGKILL again and again, then run to the end: the embedded
+index holds exactly the good pictures once each, and SQLite's integrity check passes after
+every kill."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import FINDIMAGE, findimage_json
+from tests.support.pictures import make_library
+
+KILLS = 20
+BAD_FILES = 12
+
+
+def _rows(database: Path) -> int:
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _integrity(database: Path) -> str:
+    with sqlite3.connect(database, timeout=30) as db:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_twenty_sigkills_then_a_full_run_leave_every_good_picture_once(
+    tmp_path: Path, findimage_env: dict[str, str]
+) -> None:
+    library = tmp_path / "library"
+    pictures = make_library(library, 160)
+    for number in range(BAD_FILES):
+        (library / f"broken-{number:02d}.jpg").write_bytes(os.urandom(64 * (number + 1)))
+    env = {**findimage_env, "FINDIMAGE_BATCH_SIZE": "2", "FINDIMAGE_DECODE_WORKERS": "1"}
+    database = Path(findimage_env["FINDIMAGE_DATA_DIR"]) / "index.sqlite3"
+    chance = random.Random(12)
+    kills = 0
+    for _ in range(KILLS):
+        before = _rows(database)
+        # Kill after a random amount of progress: 1 to 3 more committed batches.
+        target = before + 2 * chance.randint(1, 3)
+        child = subprocess.Popen(
+            [*FINDIMAGE, "index", str(library)],
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while _rows(database) < target and child.poll() is None:
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.01)  # polling the condition (rows committed), not waiting for time
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            kills += 1
+        child.wait(timeout=30)
+        assert _integrity(database) == "ok"
+        if _rows(database) == len(pictures):
+            break
+    assert kills >= KILLS * 3 // 4, f"only {kills} kills landed mid-run"
+
+    report = findimage_json("index", str(library), env=env, cwd=tmp_path)
+    assert sorted(item["path"] for item in report["skipped"]) == [
+        f"broken-{number:02d}.jpg" for number in range(BAD_FILES)
+    ]
+    assert all("not a picture" in item["reason"] for item in report["skipped"])
+    with sqlite3.connect(database) as db:
+        paths = [row[0] for row in db.execute("SELECT path FROM images")]
+    assert len(paths) == len(set(paths)) == len(pictures)
+    assert set(paths) == {p.relative_to(library).as_posix() for p in pictures}
+    assert _integrity(database) == "ok"

@@ -1,0 +1,89 @@
+"""A hostile disk under `findimage index`: full (a file-size limit in the child process, as
+`ulimit -f` sets it), or the index locked by another writer. One plain sentence, an index
+SQLite still finds intact, and the next run after the cause is gone completes."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import FINDIMAGE, findimage, findimage_json
+from tests.support.pictures import make_library
+
+LIMIT_BYTES = 96 * 1024  # room for the schema and a few batches of vectors, not for all
+
+
+def _limited() -> None:
+    # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG, as on a full disk.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT_BYTES, LIMIT_BYTES))
+
+
+def test_a_full_disk_is_one_sentence_and_the_next_run_completes(
+    tmp_path: Path, findimage_env: dict[str, str]
+) -> None:
+    library = tmp_path / "library"
+    pictures = make_library(library, 160)
+    env = {**os.environ, **findimage_env, "FINDIMAGE_BATCH_SIZE": "8"}
+    database = Path(findimage_env["FINDIMAGE_DATA_DIR"]) / "index.sqlite3"
+
+    full = subprocess.run(
+        [*FINDIMAGE, "index", str(library)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limited,
+        check=False,
+    )
+    assert full.returncode != 0, full.stdout
+    assert "Traceback" not in full.stderr
+    [sentence] = [line for line in full.stderr.splitlines() if line.startswith("findimage: ")]
+    assert "Cannot write the index" in sentence and "the disk may be full" in sentence, sentence
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kept = db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+    assert kept < len(pictures)
+
+    report = findimage_json("index", str(library), env=findimage_env, cwd=tmp_path)
+    assert report["skipped"] == []
+    assert report["indexed"] + report["unchanged"] == len(pictures)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(DISTINCT path) FROM images").fetchone()[0] == len(pictures)
+
+
+@pytest.mark.slow  # SQLite waits its whole busy timeout (30 s) for the other writer
+def test_an_index_locked_by_another_writer_is_one_sentence_and_the_next_run_completes(
+    tmp_path: Path, findimage_env: dict[str, str]
+) -> None:
+    library = tmp_path / "library"
+    pictures = make_library(library, 24)
+    database = Path(findimage_env["FINDIMAGE_DATA_DIR"]) / "index.sqlite3"
+    first = findimage_json("index", str(library), env=findimage_env, cwd=tmp_path)
+    assert first["indexed"] == len(pictures)
+    added = make_library(library / "new", 8)
+
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        locked = findimage("index", str(library), env=findimage_env, cwd=tmp_path)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert locked.returncode != 0
+    assert "Traceback" not in locked.stderr
+    [sentence] = [line for line in locked.stderr.splitlines() if line.startswith("findimage: ")]
+    assert "another program holds it: wait for it to finish" in sentence, sentence
+
+    report = findimage_json("index", str(library), env=findimage_env, cwd=tmp_path)
+    assert report["indexed"] == len(added)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        total = db.execute("SELECT COUNT(DISTINCT path) FROM images").fetchone()[0]
+    assert total == len(pictures) + len(added)
