@@ -150,7 +150,8 @@ def ensure_exported(
         except ModelLoadError:
             raise
         except Exception as exc:
-            log.exception("exporting %s failed", model_name)
+            # The user gets the sentence below; the details are for -v and the bot's log.
+            log.info("exporting %s failed", model_name, exc_info=True)
             raise ModelLoadError(
                 f"Could not export the {tower} model '{model_name}' to ONNX: {exc}. "
                 f"Set FINDIMAGE_ENGINE=torch to run it with PyTorch instead ({setting})."
