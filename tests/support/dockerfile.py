@@ -13,12 +13,17 @@ class Instruction:
 
 
 def instructions(text: str) -> list[Instruction]:
-    """The instructions, with comments dropped and backslash-continued lines joined."""
+    """The instructions, with comments dropped and backslash-continued lines joined.
+
+    As Docker reads them (https://docs.docker.com/reference/dockerfile/#format): comment
+    lines are removed before instructions are processed, also inside a continued instruction,
+    and a backslash (the default escape character, #escape) at a line's end continues it.
+    """
     result: list[Instruction] = []
     pending = ""
     for raw in text.splitlines():
         line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
+        if not line or line.startswith("#"):
             continue
         if line.endswith("\\"):
             pending += line[:-1] + " "
