@@ -37,7 +37,7 @@ from PIL import Image
 from bot.documents import ImageDocument, ModelInfo, document_id
 from bot.settings import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
 from bot.stores.embedded import EmbeddedStore
-from indexer.walk import StoreFile, walk_store
+from indexer.walk import LibraryFile, walk_library
 
 DIMS = 512
 BATCH = 500
@@ -59,7 +59,7 @@ def _indexed(root: Path, data_dir: Path) -> int:
     store.record_library_root(str(root.resolve()))
     rng = np.random.default_rng(0)
     now = datetime.now(UTC)
-    files = [entry for entry in walk_store(root) if isinstance(entry, StoreFile)]
+    files = [entry for entry in walk_library(root) if isinstance(entry, LibraryFile)]
     for start in range(0, len(files), BATCH):
         chunk = files[start : start + BATCH]
         vectors = rng.normal(size=(len(chunk), DIMS)).astype(np.float32)
@@ -72,7 +72,7 @@ def _indexed(root: Path, data_dir: Path) -> int:
     return count
 
 
-def _document(file: StoreFile, now: datetime) -> ImageDocument:
+def _document(file: LibraryFile, now: datetime) -> ImageDocument:
     folder, _, name = file.relative_path.rpartition("/")
     return ImageDocument(
         id=document_id(file.relative_path),

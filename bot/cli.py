@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index",
         parents=[verbose],
-        help="index the image store (incremental)",
-        description="Bring the index in line with the image store: embed new and changed "
+        help="index the library (incremental)",
+        description="Bring the index in line with the library: embed new and changed "
         "pictures, drop the ones that are gone. Unchanged pictures are not embedded again. "
         "A folder inside the library refreshes only that folder.",
     )
@@ -194,14 +194,14 @@ def _library_path(given: Path | None, settings: Settings, store: VectorStore) ->
         if not given.is_dir():
             raise ConfigError(f"{given} is not a folder: give the folder of pictures to index.")
         return given
-    if settings.store is None and (recorded := store.library_root()) is not None:
+    if settings.library is None and (recorded := store.library_root()) is not None:
         if not Path(recorded).is_dir():
             raise ConfigError(
                 f"The library this index was built from, {recorded}, is not a folder any more: "
                 "give its new place with `findimage index FOLDER --replace`."
             )
         return Path(recorded)
-    return settings.require_store()
+    return settings.require_library()
 
 
 def _whole_library(path: Path, store: VectorStore, replace: bool) -> Path:
@@ -318,7 +318,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
-    from bot.slack_app import serve
+    from bot.slack.app import serve
 
     # The bot runs unattended and loads its models in the background: what a terminal
     # command would say about a slow load is an INFO log record here (shown with -v).

@@ -20,7 +20,7 @@ class GeoPoint:
 
 @dataclass(frozen=True)
 class ImageDocument:
-    """What the index knows about one picture. `path` is relative to the store root, with '/'."""
+    """What the index knows about one picture. `path` is relative to the library root, with '/'."""
 
     id: str
     path: str

@@ -56,7 +56,7 @@ class SearchQuery:
 class TextSearch(Protocol):
     """Search by text in one step, where the store embeds the text itself."""
 
-    def search_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]: ...
+    def by_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]: ...
 
 
 class SearchService:
@@ -101,7 +101,7 @@ class SearchService:
         if self._text_search is not None:
             text_search = self._text_search
             hits = self._checked(
-                lambda: text_search.search_text(text, query.k + query.offset, query.folder)
+                lambda: text_search.by_text(text, query.k + query.offset, query.folder)
             )
             return self._page(hits, query)
         vector = self._text_encoder.encode_texts([text])[0]

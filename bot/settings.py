@@ -30,8 +30,9 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    # The library and its index.
-    store: Path | None = None
+    # The library (the folder of pictures) and its index. FINDIMAGE_STORE is its
+    # environment name, kept from the first release.
+    library: Path | None = Field(default=None, validation_alias=AliasChoices("FINDIMAGE_STORE"))
     backend: Literal["embedded", "elasticsearch"] = "embedded"
     data_dir: Path = Field(default_factory=default_data_dir)
 
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with https://, like https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("data_dir", "store", mode="after")
+    @field_validator("data_dir", "library", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         # A relative folder would change meaning with the working directory.
@@ -139,16 +140,14 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         return self.model_cache or self.data_dir / "models"
 
-    def require_store(self) -> Path:
-        if self.store is None:
+    def require_library(self) -> Path:
+        if self.library is None:
             raise ConfigError(
-                "No image store is set: pass a folder or set FINDIMAGE_STORE to the library's root."
+                "No library is set: pass a folder or set FINDIMAGE_STORE to the library's root."
             )
-        if not self.store.is_dir():
-            raise ConfigError(
-                f"The image store {self.store} is not a folder: check FINDIMAGE_STORE."
-            )
-        return self.store
+        if not self.library.is_dir():
+            raise ConfigError(f"The library {self.library} is not a folder: check FINDIMAGE_STORE.")
+        return self.library
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -164,6 +163,6 @@ def load_settings(**overrides: object) -> Settings:
 
 def _env_name(location: tuple[int | str, ...]) -> str:
     field = str(location[0]) if location else "?"
-    if field.startswith("SLACK_"):
+    if field.startswith(("SLACK_", "FINDIMAGE_")):
         return field
     return f"FINDIMAGE_{field.upper()}"

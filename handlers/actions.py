@@ -8,20 +8,27 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.answers import failure_message, safely
-from bot.blocks import ACTION_LIKE, ACTION_MORE, ACTION_SHARE, Page, SharedResult, sentence_message
-from bot.slack_replies import respond_safely
-from bot.slack_workers import BUSY
+from bot.slack.answers import failure_message, safely
+from bot.slack.blocks import (
+    ACTION_LIKE,
+    ACTION_MORE,
+    ACTION_SHARE,
+    Page,
+    SharedResult,
+    sentence_message,
+)
+from bot.slack.replies import respond_safely
+from bot.slack.workers import BUSY
 
 if TYPE_CHECKING:
-    from bot.slack_app import BotOptions
+    from bot.slack.dependencies import SlackDependencies
 
 
-def register(app: App, options: BotOptions) -> None:
-    answers = options.answers
+def register(app: App, dependencies: SlackDependencies) -> None:
+    answers = dependencies.answers
 
     def hand_off(respond: Respond, work: Callable[[], None], what: str) -> None:
-        if not options.workers.submit(work, what):
+        if not dependencies.workers.submit(work, what):
             respond(response_type="ephemeral", replace_original=False, **sentence_message(BUSY))
 
     @app.action(re.compile(rf"^{ACTION_LIKE}:\d+$"))

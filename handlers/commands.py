@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.answers import safely
-from bot.blocks import (
+from bot.errors import ConfigError
+from bot.search import library_folder
+from bot.slack.answers import safely
+from bot.slack.blocks import (
     COMMAND,
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
@@ -17,13 +19,11 @@ from bot.blocks import (
     sentence_message,
     usage_message,
 )
-from bot.errors import ConfigError
-from bot.search import library_folder
-from bot.slack_replies import respond_safely
-from bot.slack_workers import BUSY
+from bot.slack.replies import respond_safely
+from bot.slack.workers import BUSY
 
 if TYPE_CHECKING:
-    from bot.slack_app import BotOptions
+    from bot.slack.dependencies import SlackDependencies
 
 # A value runs to the next space, or is quoted ("…", '…' or the curly quotes Slack's
 # composer may put in) so that folder names can hold spaces.
@@ -66,7 +66,7 @@ def parse_command_text(raw: str) -> CommandText:
     return CommandText(text=text, k=k, folder=folder, problem=problem)
 
 
-def register(app: App, options: BotOptions) -> None:
+def register(app: App, dependencies: SlackDependencies) -> None:
     @app.command(COMMAND)
     def find_images(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         """Acks in the request thread; the search runs on the bot's own workers."""
@@ -77,16 +77,16 @@ def register(app: App, options: BotOptions) -> None:
         if parsed.text.lower() in _HELP_WORDS:
             ack(response_type="ephemeral", **usage_message())
             return
-        page = Page(k=parsed.k or options.top_k, text=parsed.text, folder=parsed.folder)
+        page = Page(k=parsed.k or dependencies.top_k, text=parsed.text, folder=parsed.folder)
         user_id = command["user_id"]
 
         def answer() -> None:
             message = safely(
-                lambda: options.answers.for_page(page, user_id), "slash command search"
+                lambda: dependencies.answers.for_page(page, user_id), "slash command search"
             )
             respond_safely(respond, message, response_type="ephemeral", replace_original=False)
 
-        if options.workers.submit(answer, "slash command search"):
+        if dependencies.workers.submit(answer, "slash command search"):
             ack()
         else:
             ack(response_type="ephemeral", **sentence_message(BUSY))

@@ -12,14 +12,14 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import safely
-from bot.blocks import COMMAND, sentence_message, usage_message
-from bot.slack_files import display_name
-from bot.slack_replies import post_safely
-from bot.slack_workers import BUSY
+from bot.slack.answers import safely
+from bot.slack.blocks import COMMAND, sentence_message, usage_message
+from bot.slack.files import display_name
+from bot.slack.replies import post_safely
+from bot.slack.workers import BUSY
 
 if TYPE_CHECKING:
-    from bot.slack_app import BotOptions
+    from bot.slack.dependencies import SlackDependencies
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,12 @@ def once_per_event(seen: AnsweredOnce) -> Callable[..., BoltResponse | None]:
     return middleware
 
 
-def register(app: App, options: BotOptions) -> None:
+def register(app: App, dependencies: SlackDependencies) -> None:
     app.use(once_per_event(AnsweredOnce()))
     # Slack sends one photo as several events (message.im and app_mention for a mention in a
     # direct message, each with its own event_id): each photo is answered once per channel.
     photos = AnsweredOnce()
-    workers = options.workers
+    workers = dependencies.workers
 
     def answer_photos(event: dict[str, Any], client: WebClient) -> None:
         channel, ts = event["channel"], event["ts"]
@@ -79,7 +79,7 @@ def register(app: App, options: BotOptions) -> None:
 
             def answer(file: dict[str, Any] = file) -> None:
                 message = safely(
-                    lambda: _answer_photo(options, file, channel, thread_ts), "photo search"
+                    lambda: _answer_photo(dependencies, file, channel, thread_ts), "photo search"
                 )
                 post_safely(client, channel=channel, thread_ts=thread_ts, **message)
 
@@ -118,8 +118,12 @@ def register(app: App, options: BotOptions) -> None:
         """Edits, deletions and other message subtypes need no answer."""
 
 
-def _answer_photo(options: BotOptions, file: dict[str, Any], channel: str, thread_ts: str):
-    file = options.files.describe(file)
-    options.files.check(file)
-    data = options.files.download(file)
-    return options.answers.for_photo(data, display_name(file), options.top_k, channel, thread_ts)
+def _answer_photo(
+    dependencies: SlackDependencies, file: dict[str, Any], channel: str, thread_ts: str
+):
+    file = dependencies.files.describe(file)
+    dependencies.files.check(file)
+    data = dependencies.files.download(file)
+    return dependencies.answers.for_photo(
+        data, display_name(file), dependencies.top_k, channel, thread_ts
+    )

@@ -9,17 +9,13 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import home_view
-from bot.errors import FindImageError
-from bot.search import SearchService
-
 if TYPE_CHECKING:
-    from bot.slack_app import BotOptions
+    from bot.slack.dependencies import SlackDependencies
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, service: SearchService, options: BotOptions) -> None:
+def register(app: App, dependencies: SlackDependencies) -> None:
     @app.event("app_home_opened")
     def publish_home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") != "home":
@@ -28,14 +24,9 @@ def register(app: App, service: SearchService, options: BotOptions) -> None:
 
         def publish() -> None:
             try:
-                view = home_view(service.status(), problem=service.text_model_problem())
-            except FindImageError as exc:
-                log.warning("index status for the Home tab: %s", exc)
-                view = home_view(None, problem=str(exc))
-            try:
-                client.views_publish(user_id=user_id, view=view)
+                client.views_publish(user_id=user_id, view=dependencies.answers.home())
             except SlackApiError as exc:
                 log.warning("could not publish the Home tab: %s", exc.response.get("error"))
 
         # Busy: the tab keeps its previous content, and the next opening tries again.
-        options.workers.submit(publish, "home tab")
+        dependencies.workers.submit(publish, "home tab")

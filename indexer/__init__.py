@@ -1,1 +1,1 @@
-"""Walks the image store, embeds the pictures and writes them to the vector store."""
+"""Walks the library, embeds the pictures and writes them to the vector store."""

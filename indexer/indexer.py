@@ -1,4 +1,4 @@
-"""Brings the index in line with the image store: new and changed pictures in, gone ones out."""
+"""Brings the index in line with the library: new and changed pictures in, gone ones out."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from indexer.pipeline import (
     Unchanged,
     prepare_in_threads,
 )
-from indexer.walk import StoreFile, WalkSkip, walk_store
+from indexer.walk import LibraryFile, WalkSkip, walk_library
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class IndexPlan:
     """What a run has to look at: files whose size or mtime moved, and ids whose file is gone."""
 
     indexed: dict[str, Fingerprint]
-    candidates: list[StoreFile]
+    candidates: list[LibraryFile]
     unchanged: int
     gone: dict[str, Fingerprint]
     walk_skips: list[WalkSkip]
@@ -119,11 +119,11 @@ class Indexer:
         # they are not embedded again.
         self._store.refresh()
         indexed = self._store.fingerprints()
-        candidates: list[StoreFile] = []
+        candidates: list[LibraryFile] = []
         skips: list[WalkSkip] = []
         seen: set[str] = set()
         unchanged = 0
-        for entry in walk_store(scope.root, scope.folder):
+        for entry in walk_library(scope.root, scope.folder):
             if isinstance(entry, WalkSkip):
                 skips.append(entry)
                 continue
@@ -306,12 +306,12 @@ def _new_document(prepared: Decoded, now: datetime) -> ImageDocument:
     )
 
 
-def _moved(source: ImageDocument, file: StoreFile, now: datetime) -> ImageDocument:
+def _moved(source: ImageDocument, file: LibraryFile, now: datetime) -> ImageDocument:
     """The same picture's metadata under the file's own path, size and mtime."""
     return replace(source, **_location(file), indexed_at=now)
 
 
-def _location(file: StoreFile) -> dict:
+def _location(file: LibraryFile) -> dict:
     path = PurePosixPath(file.relative_path)
     parent = path.parent.as_posix()
     return {

@@ -3,7 +3,7 @@
 Worker threads read, hash, decode (JPEGs at the smallest scale that covers the model's
 input) and preprocess pictures into the model's input ahead of the encoder; results come
 back in input order with at most `lookahead` files in flight, so memory stays bounded by a
-few batches however large the store is. Store writes run on one more thread, at most
+few batches however large the library is. Index writes run on one more thread, at most
 one batch behind, so the encoder never waits for SQLite or Elasticsearch.
 """
 
@@ -19,14 +19,14 @@ from bot.documents import Fingerprint
 from bot.encoders import ImageEncoder
 from bot.errors import ImageError
 from bot.images import DecodedImage, check_size, decode_image
-from indexer.walk import StoreFile
+from indexer.walk import LibraryFile
 
 
 @dataclass
 class Unchanged:
     """Same bytes as the indexed copy: keep its vector, refresh its size and mtime."""
 
-    file: StoreFile
+    file: LibraryFile
     sha256: str
     doc_id: str
 
@@ -35,7 +35,7 @@ class Unchanged:
 class Copied:
     """Same bytes as another indexed picture (a rename or a copy): reuse that vector."""
 
-    file: StoreFile
+    file: LibraryFile
     sha256: str
     source_id: str
 
@@ -44,7 +44,7 @@ class Copied:
 class Decoded:
     """New or changed: needs the encoder, which takes `model_input`."""
 
-    file: StoreFile
+    file: LibraryFile
     sha256: str
     image: DecodedImage
     model_input: object
@@ -52,7 +52,7 @@ class Decoded:
 
 @dataclass
 class Failed:
-    file: StoreFile
+    file: LibraryFile
     reason: str
 
 
@@ -60,7 +60,7 @@ Prepared = Unchanged | Copied | Decoded | Failed
 
 
 class FilePreparer:
-    """Turns a store file into what the indexer does with it, without touching the model."""
+    """Turns a library file into what the indexer does with it, without touching the model."""
 
     def __init__(
         self,
@@ -75,7 +75,7 @@ class FilePreparer:
         self._max_file_bytes = max_file_bytes
         self._id_by_sha = {fp.sha256: doc_id for doc_id, fp in indexed.items()}
 
-    def __call__(self, file: StoreFile) -> Prepared:
+    def __call__(self, file: LibraryFile) -> Prepared:
         try:
             check_size(file.size, self._max_file_bytes)
             data = file.absolute_path.read_bytes()
@@ -99,8 +99,8 @@ class FilePreparer:
 
 
 def prepare_in_threads(
-    files: Iterable[StoreFile],
-    prepare: Callable[[StoreFile], Prepared],
+    files: Iterable[LibraryFile],
+    prepare: Callable[[LibraryFile], Prepared],
     workers: int,
     lookahead: int,
 ) -> Iterator[Prepared]:

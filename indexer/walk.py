@@ -1,4 +1,4 @@
-"""Finding the pictures in the image store."""
+"""Finding the pictures in the library."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StoreFile:
-    """A picture in the store. `relative_path` uses '/' whatever the platform."""
+class LibraryFile:
+    """A picture in the library. `relative_path` uses '/' whatever the platform."""
 
     root: Path
     relative_path: str
@@ -33,12 +33,12 @@ class WalkSkip:
     reason: str
 
 
-def walk_store(root: Path, folder: str = "") -> Iterator[StoreFile | WalkSkip]:
+def walk_library(root: Path, folder: str = "") -> Iterator[LibraryFile | WalkSkip]:
     """Every picture under `root` (or only under its `folder`), by extension, case-insensitive,
     in a stable order. Relative paths are always relative to `root`.
 
     Hidden files and folders are left out. A symbolic link is followed only when it
-    leads to a place inside the store; one leading outside (file or folder) is reported as
+    leads to a place inside the library; one leading outside (file or folder) is reported as
     skipped.
     """
     root = root.resolve()
@@ -60,7 +60,7 @@ def walk_store(root: Path, folder: str = "") -> Iterator[StoreFile | WalkSkip]:
                 kept.append(name)
             else:
                 relative = (here / name).relative_to(root).as_posix()
-                yield WalkSkip(relative, "a linked folder leading outside the store")
+                yield WalkSkip(relative, "a linked folder leading outside the library")
         subfolders[:] = kept
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
@@ -68,14 +68,14 @@ def walk_store(root: Path, folder: str = "") -> Iterator[StoreFile | WalkSkip]:
             path = here / name
             relative = path.relative_to(root).as_posix()
             if not _inside(path, root):
-                yield WalkSkip(relative, "a symbolic link leading outside the store")
+                yield WalkSkip(relative, "a symbolic link leading outside the library")
                 continue
             try:
                 stat = path.stat()
             except OSError as exc:
                 yield WalkSkip(relative, f"cannot be read ({exc.strerror or exc})")
                 continue
-            yield StoreFile(
+            yield LibraryFile(
                 root=root, relative_path=relative, size=stat.st_size, mtime=stat.st_mtime
             )
 

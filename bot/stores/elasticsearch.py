@@ -280,7 +280,7 @@ class ElasticsearchStore(VectorStore):
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         return self._knn({"query_vector": [float(x) for x in query]}, k, folder)
 
-    def search_by_text(
+    def by_text(
         self, text: str, model_id: str, k: int, folder: str | None = None
     ) -> list[SearchHit]:
         """kNN on the vector Elasticsearch's own text model makes of `text`, in one round trip."""

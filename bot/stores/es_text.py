@@ -1,6 +1,6 @@
 """The CLIP text model deployed in Elasticsearch (with eland), as findimage's text encoder.
 
-`encode_texts` is the two-step way (`_infer`, then kNN); `search_text` is the one-round-trip
+`encode_texts` is the two-step way (`_infer`, then kNN); `by_text` is the one-round-trip
 way, where the search itself embeds the text through `query_vector_builder`. Either way a
 failure is explained by the deployment's state, as `ml.get_trained_models_stats` reports it.
 """
@@ -49,10 +49,10 @@ class ElasticsearchTextModel:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1, norms)
 
-    def search_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]:
+    def by_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]:
         self._require_started()
         with self._explained():
-            return self._store.search_by_text(text, self.model_id, k, folder)
+            return self._store.by_text(text, self.model_id, k, folder)
 
     def problem(self) -> str | None:
         """One plain sentence when the model cannot embed text now, else None."""

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.blocks import (
+from bot.documents import ImageDocument, ModelInfo, SearchHit, StoreStatus, document_id
+from bot.slack.blocks import (
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
     PICTURES_REFUSED,
@@ -21,8 +22,7 @@ from bot.blocks import (
     usage_message,
     without_images,
 )
-from bot.documents import ImageDocument, ModelInfo, SearchHit, StoreStatus, document_id
-from bot.previews import Previews
+from bot.slack.previews import Previews
 from tests.support.block_kit import buttons, check_home, check_message
 
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from bot.errors import NotFoundError
-from bot.previews import (
+from bot.slack.previews import (
     PREVIEW_MAX_SIDE,
-    OutsideStoreError,
+    OutsideLibraryError,
     PreviewEndpoint,
     PreviewSigner,
     SignedUrlPreviews,
@@ -61,7 +61,7 @@ def test_paths_that_leave_the_store_are_refused(tmp_path: Path) -> None:
     (root / "link.png").symlink_to(tmp_path / "outside.png")
 
     for path in ("../outside.png", "link.png", str(tmp_path / "outside.png")):
-        with pytest.raises(OutsideStoreError):
+        with pytest.raises(OutsideLibraryError):
             render_preview(root, path, MAX_BYTES)
     with pytest.raises(NotFoundError):
         render_preview(root, "missing.png", MAX_BYTES)

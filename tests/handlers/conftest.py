@@ -16,7 +16,7 @@ from bot.encoders import ClipEncoder, TextEncoder
 from bot.factory import build_encoders, build_indexer
 from bot.search import SearchService
 from bot.settings import Settings
-from bot.slack_app import (
+from bot.slack.app import (
     EVENTS_PATH,
     WEB_API_SCOPES,
     build_workers,
@@ -25,8 +25,8 @@ from bot.slack_app import (
     make_http_server,
     web_client_retry_handlers,
 )
-from bot.slack_http import SlackHttpServer
-from bot.slack_workers import AnswerWorkers
+from bot.slack.http import SlackHttpServer
+from bot.slack.workers import AnswerWorkers
 from bot.stores.embedded import EmbeddedStore
 from tests.support.pictures import make_library
 from tests.support.slack_api import BOT_TOKEN, FakeSlack, SlackApiServer
@@ -37,10 +37,10 @@ PREVIEW_SECRET = "preview-secret-for-tests"
 
 
 def bot_settings(
-    trained_clip: Path, store_root: Path, data_dir: Path, **overrides: Any
+    trained_clip: Path, library_root: Path, data_dir: Path, **overrides: Any
 ) -> Settings:
     values: dict[str, Any] = {
-        "store": store_root,
+        "library": library_root,
         "data_dir": data_dir,
         "image_model": str(trained_clip),
         "text_model": str(trained_clip),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.slack_access import REFUSAL, AccessPolicy, parse_ids
+from bot.slack.access import REFUSAL, AccessPolicy, parse_ids
 from tests.handlers.conftest import Bot, BotFactory
 from tests.handlers.test_slack_commands import answer_at, ask, button
 from tests.handlers.test_slack_home import home_opened

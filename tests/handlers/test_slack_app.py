@@ -15,7 +15,7 @@ import requests
 from slack_sdk import WebClient
 
 from bot.documents import ImageDocument, ModelInfo, document_id
-from bot.previews import PreviewSigner
+from bot.slack.previews import PreviewSigner
 from bot.stores.embedded import EmbeddedStore
 from tests.handlers.conftest import PREVIEW_SECRET, Bot, BotFactory, Library
 from tests.support.block_kit import check_message
@@ -138,7 +138,7 @@ def test_the_preview_endpoint_never_reads_outside_the_store(
         [(_document(path), vector) for path in ("../secret.png", "link.png", "inside.png")]
     )
     try:
-        bot = start_bot(service=library.service(store=store), store=root)
+        bot = start_bot(service=library.service(store=store), library=root)
 
         def fetch(path: str) -> int:
             doc_id = document_id(path)
@@ -178,7 +178,7 @@ def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
     library: Library, fake_slack: FakeSlack
 ) -> None:
     from bot.errors import ConfigError
-    from bot.slack_app import create_app
+    from bot.slack.app import create_app
 
     wrong = WebClient(token="xoxb-revoked", base_url=fake_slack.api_url)
 
@@ -194,7 +194,7 @@ def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
 def test_the_web_api_url_setting_is_used_for_auth_test_and_every_call_after(
     library: Library, fake_slack: FakeSlack
 ) -> None:
-    from bot.slack_app import build_web_client, create_app
+    from bot.slack.app import build_web_client, create_app
 
     settings = library.settings.model_copy(update={"slack_api_url": fake_slack.api_url})
 
@@ -226,7 +226,7 @@ def test_a_picture_gone_since_the_last_index_gets_no_image_block_and_a_refused_a
     vector /= np.linalg.norm(vector)
     store.upsert([(_document(p), vector) for p in ("gone.png", "broken.png", "fine.png")])
     try:
-        bot = start_bot(service=library.service(store=store), store=root)
+        bot = start_bot(service=library.service(store=store), library=root)
 
         bot.sender.command("k:3 blue circle", fake_slack.response_url("gone"))
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from bot.blocks import Page, SharedResult
 from bot.search import SearchQuery
+from bot.slack.blocks import Page, SharedResult
 from tests.handlers.conftest import Bot, BotFactory, GatedTextEncoder, Library
 from tests.support.block_kit import buttons, check_message
 from tests.support.slack_api import FakeSlack

@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from bot.factory import build_indexer
-from bot.previews import PreviewSigner
 from bot.search import SearchService
-from bot.slack_app import build_wsgi_app, make_http_server
+from bot.slack.app import build_wsgi_app, make_http_server
+from bot.slack.previews import PreviewSigner
 from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
 from tests.handlers.conftest import PREVIEW_SECRET, Library, bot_settings
 from tests.support.pictures import draw_shape, gradient, save

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from bot.blocks import MAX_RESULTS_PER_MESSAGE
 from bot.search import OUTSIDE_FOLDER
+from bot.slack.blocks import MAX_RESULTS_PER_MESSAGE
 from tests.handlers.conftest import Bot
 from tests.handlers.test_slack_commands import ACK_DEADLINE_SECONDS, answer_at, result_paths
 from tests.support.slack_api import FakeSlack

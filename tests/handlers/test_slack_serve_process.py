@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import ACTION_LIKE, ACTION_MORE, Page
+from bot.slack.blocks import ACTION_LIKE, ACTION_MORE, Page
 from tests.handlers.conftest import Library
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET, SlackSender

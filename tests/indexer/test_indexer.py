@@ -133,7 +133,7 @@ def test_a_link_leading_outside_is_reported_and_the_pictures_after_it_indexed(
     (library / "aaa-link.png").symlink_to(outside)
     report = indexer.run(library, progress=False)
     assert [(skip.path, skip.reason) for skip in report.skipped] == [
-        ("aaa-link.png", "a symbolic link leading outside the store")
+        ("aaa-link.png", "a symbolic link leading outside the library")
     ]
     assert report.indexed == 24
     assert store.get(document_id("aaa-link.png")) is None

@@ -15,7 +15,7 @@ from bot.images import decode_image
 from bot.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer
 from indexer.pipeline import BackgroundWriter, Failed, FilePreparer
-from indexer.walk import StoreFile
+from indexer.walk import LibraryFile
 from tests.support.pictures import draw_shape, gradient, make_library, save
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -122,7 +122,7 @@ def test_a_failed_write_is_raised_after_the_jobs_before_it_ran() -> None:
 
 
 def test_a_file_gone_between_the_walk_and_the_read_fails_with_its_reason(tmp_path: Path) -> None:
-    gone = StoreFile(root=tmp_path, relative_path="gone.jpg", size=10, mtime=1.0)
+    gone = LibraryFile(root=tmp_path, relative_path="gone.jpg", size=10, mtime=1.0)
     # A model that cannot load: failing on the read must not need it.
     unloadable = ClipEncoder(str(tmp_path / "no-model"), "FINDIMAGE_IMAGE_MODEL", device="cpu")
     prepared = FilePreparer({}, document_id, max_file_bytes=1024, encoder=unloadable)(gone)

@@ -1,4 +1,4 @@
-"""Previews of pictures from a private store, in a form Slack can show in an image block.
+"""Previews of pictures from the private library, in a form Slack can show in an image block.
 
 Slack only shows pictures it can fetch itself, so a preview is either a short-lived signed
 URL on the bot's own `/images/<id>` endpoint (FINDIMAGE_PUBLIC_BASE_URL set), or a small
@@ -48,8 +48,8 @@ SHELF_LINE = (
 ImageSource = dict[str, Any]
 
 
-class OutsideStoreError(NotFoundError):
-    """A document path that resolves outside the store root (a symlink, `..`)."""
+class OutsideLibraryError(NotFoundError):
+    """A document path that resolves outside the library root (a symlink, `..`)."""
 
 
 @dataclass(frozen=True)
@@ -110,17 +110,17 @@ class PreviewSigner:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
 
-def render_preview(store_root: Path, relative_path: str, max_bytes: int) -> bytes:
-    """A downscaled JPEG of one picture of the store; never reads a file outside the store."""
-    root = store_root.resolve()
+def render_preview(library_root: Path, relative_path: str, max_bytes: int) -> bytes:
+    """A downscaled JPEG of one picture of the library; never reads a file outside it."""
+    root = library_root.resolve()
     path = (root / relative_path).resolve()
     if not path.is_relative_to(root):
-        raise OutsideStoreError(f"{relative_path} is not inside the image store.")
+        raise OutsideLibraryError(f"{relative_path} is not inside the library.")
     try:
         check_size(path.stat().st_size, max_bytes)
         data = path.read_bytes()
     except OSError as exc:
-        raise NotFoundError(f"{relative_path} cannot be read from the image store.") from exc
+        raise NotFoundError(f"{relative_path} cannot be read from the library.") from exc
     image = decode_image(data, max_bytes, min_side=PREVIEW_MAX_SIDE).image
     image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
     buffer = io.BytesIO()
@@ -136,10 +136,10 @@ class SignedUrlPreviews:
     a link: a picture deleted or moved since the last index gets none.
     """
 
-    def __init__(self, public_base_url: str, signer: PreviewSigner, store_root: Path):
+    def __init__(self, public_base_url: str, signer: PreviewSigner, library_root: Path):
         self._base = public_base_url.rstrip("/")
         self._signer = signer
-        self._root = store_root
+        self._root = library_root
 
     def url(self, doc_id: str) -> str:
         expires, signature = self._signer.sign(doc_id)
@@ -162,13 +162,13 @@ class SignedUrlPreviews:
             if servable(self._root, hit.document.path):
                 sources[hit.document.id] = {"image_url": self.url(hit.document.id)}
             else:
-                log.warning("no preview link for %s: not in the store now", hit.document.path)
+                log.warning("no preview link for %s: not in the library now", hit.document.path)
         return Previews(sources=sources, notice=None if len(sources) == len(hits) else MISSING)
 
 
-def servable(store_root: Path, relative_path: str) -> bool:
-    """Whether the preview endpoint would find this picture: a file inside the store."""
-    root = store_root.resolve()
+def servable(library_root: Path, relative_path: str) -> bool:
+    """Whether the preview endpoint would find this picture: a file inside the library."""
+    root = library_root.resolve()
     path = (root / relative_path).resolve()
     return path.is_relative_to(root) and path.is_file()
 
@@ -187,10 +187,10 @@ class UploadedPreviews:
     """
 
     def __init__(
-        self, client: WebClient, store_root: Path, max_bytes: int, shelves: PrivateShelves
+        self, client: WebClient, library_root: Path, max_bytes: int, shelves: PrivateShelves
     ):
         self._client = client
-        self._root = store_root
+        self._root = library_root
         self._max_bytes = max_bytes
         self._shelves = shelves
 
@@ -295,7 +295,7 @@ class PrivateShelves:
 
 
 class NoPreviews:
-    """No store root is configured, so there is nothing to show but the paths."""
+    """No library is configured, so there is nothing to show but the paths."""
 
     def for_private(self, hits: Sequence[SearchHit], user_id: str) -> Previews:
         return Previews()
@@ -317,13 +317,13 @@ class PreviewEndpoint:
     def __init__(
         self,
         lookup_path: Callable[[str], str | None],
-        store_root: Path,
+        library_root: Path,
         signer: PreviewSigner,
         max_bytes: int,
         cache_seconds: int,
     ):
         self._lookup_path = lookup_path
-        self._root = store_root
+        self._root = library_root
         self._signer = signer
         self._max_bytes = max_bytes
         self._cache_seconds = cache_seconds
@@ -354,7 +354,7 @@ class PreviewEndpoint:
             return "404 Not Found", text, b"no such picture\n"
         try:
             body = render_preview(self._root, relative_path, self._max_bytes)
-        except OutsideStoreError as exc:
+        except OutsideLibraryError as exc:
             log.warning("refused preview %s: %s", doc_id, exc)
             return "403 Forbidden", text, b"not available\n"
         except (NotFoundError, ImageError) as exc:

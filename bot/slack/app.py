@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App
@@ -20,10 +19,16 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.answers import Answers
-from bot.blocks import MAX_RESULTS_PER_MESSAGE
 from bot.errors import BackendUnavailableError, ConfigError
-from bot.previews import (
+from bot.search import SearchService
+from bot.settings import Settings
+from bot.slack.access import AccessPolicy, access_middleware, parse_ids
+from bot.slack.answers import Answers
+from bot.slack.blocks import MAX_RESULTS_PER_MESSAGE
+from bot.slack.dependencies import SlackDependencies
+from bot.slack.files import SlackFiles
+from bot.slack.http import SlackHttpServer
+from bot.slack.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
     PreviewEndpoint,
@@ -33,13 +38,8 @@ from bot.previews import (
     SignedUrlPreviews,
     UploadedPreviews,
 )
-from bot.search import SearchService
-from bot.settings import Settings
-from bot.slack_access import AccessPolicy, access_middleware, parse_ids
-from bot.slack_files import SlackFiles
-from bot.slack_http import SlackHttpServer
-from bot.slack_workers import AnswerWorkers
-from handlers import actions, commands, events, home
+from bot.slack.workers import AnswerWorkers
+from handlers import register_listeners
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,6 @@ def required_scopes() -> set[str]:
     return {scope for table in tables for scopes in table.values() for scope in scopes}
 
 
-@dataclass(frozen=True)
-class BotOptions:
-    """What the listeners need besides the app: the answers, the workers and the limits."""
-
-    answers: Answers
-    files: SlackFiles
-    workers: AnswerWorkers
-    top_k: int
-
-
 def build_web_client(settings: Settings) -> WebClient:
     """The Web API client for FINDIMAGE_SLACK_API_URL (Slack's, GovSlack's, or a local one)."""
     if settings.slack_bot_token is None:
@@ -118,7 +108,7 @@ def create_app(
             "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."
         )
     client = client or build_web_client(settings)
-    options = BotOptions(
+    dependencies = SlackDependencies(
         answers=Answers(
             service,
             build_previews(settings, client),
@@ -151,11 +141,8 @@ def create_app(
         ) from None
     # First, so that no listener (nor its de-duplication) ever sees a refused request.
     policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
-    app.use(access_middleware(policy, options.workers))
-    commands.register(app, options)
-    actions.register(app, options)
-    events.register(app, options)
-    home.register(app, service, options)
+    app.use(access_middleware(policy, dependencies.workers))
+    register_listeners(app, dependencies)
     return app
 
 
@@ -166,11 +153,15 @@ def _quiet_token_unused(record: logging.LogRecord) -> bool:
 
 
 def build_previews(settings: Settings, client: WebClient) -> PreviewSource:
-    if settings.store is None:
+    if settings.library is None:
         return NoPreviews()
     if settings.public_base_url:
-        return SignedUrlPreviews(settings.public_base_url, preview_signer(settings), settings.store)
-    return UploadedPreviews(client, settings.store, settings.max_file_bytes, PrivateShelves(client))
+        return SignedUrlPreviews(
+            settings.public_base_url, preview_signer(settings), settings.library
+        )
+    return UploadedPreviews(
+        client, settings.library, settings.max_file_bytes, PrivateShelves(client)
+    )
 
 
 def preview_signer(settings: Settings) -> PreviewSigner:
@@ -185,7 +176,7 @@ def preview_signer(settings: Settings) -> PreviewSigner:
 def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) -> Callable:
     """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`."""
     previews = None
-    if settings.public_base_url and settings.store is not None:
+    if settings.public_base_url and settings.library is not None:
 
         def lookup_path(doc_id: str) -> str | None:
             found = service.store.get(doc_id)
@@ -193,7 +184,7 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
 
         previews = PreviewEndpoint(
             lookup_path,
-            settings.store,
+            settings.library,
             preview_signer(settings),
             settings.max_file_bytes,
             cache_seconds=settings.preview_ttl_seconds,

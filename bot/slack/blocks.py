@@ -9,7 +9,7 @@ from pathlib import PurePath
 from typing import Any
 
 from bot.documents import SearchHit, StoreStatus
-from bot.previews import ImageSource, Previews
+from bot.slack.previews import ImageSource, Previews
 
 # Limits from Slack's Block Kit reference.
 MAX_MESSAGE_BLOCKS = 50

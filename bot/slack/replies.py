@@ -10,7 +10,7 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import Message, without_images
+from bot.slack.blocks import Message, without_images
 
 log = logging.getLogger(__name__)
 

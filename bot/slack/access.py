@@ -16,8 +16,8 @@ from slack_bolt import BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import sentence_message
-from bot.slack_workers import AnswerWorkers
+from bot.slack.blocks import sentence_message
+from bot.slack.workers import AnswerWorkers
 
 log = logging.getLogger(__name__)
 

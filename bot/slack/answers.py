@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from bot.blocks import (
+from bot.errors import FindImageError
+from bot.search import SearchQuery, SearchService, cut_note
+from bot.slack.blocks import (
     Message,
     Page,
     SharedResult,
+    home_view,
     results_message,
     sentence_message,
     share_comment,
     shared_message,
     shown_path,
 )
-from bot.errors import FindImageError
-from bot.previews import PreviewSource
-from bot.search import SearchQuery, SearchService, cut_note
+from bot.slack.previews import PreviewSource
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,14 @@ class Answers:
     @property
     def previews(self) -> PreviewSource:
         return self._previews
+
+    def home(self) -> dict[str, Any]:
+        """The Home tab: what the index holds, or why that cannot be told now."""
+        try:
+            return home_view(self._service.status(), problem=self._service.text_model_problem())
+        except FindImageError as exc:
+            log.warning("index status for the Home tab: %s", exc)
+            return home_view(None, problem=str(exc))
 
     def for_page(self, page: Page, user_id: str) -> Message:
         """A private page of results for a text query or for "more like this one"."""
