@@ -1,6 +1,6 @@
 """Embedded store search latency against a bare numpy scan, side by side in one run.
 
-    python bench/bench_embedded_search.py --count 100000 --dims 512
+    python -m bench.bench_embedded_search --count 100000 --dims 512
 
 Prints, for the same random unit vectors: the bare `matrix @ query` + top-k that the
 embedded store is built on, EmbeddedStore.search (the same plus SQLite lookups of the
@@ -11,52 +11,15 @@ wrote (what the bot pays once after each indexer batch).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from bot.documents import ImageDocument, document_id
+from bench.common import time_calls
+from bench.stores import synthetic_documents, unit_vectors
 from bot.stores.embedded import EmbeddedStore
-
-
-def _unit_vectors(count: int, dims: int, rng: np.random.Generator) -> np.ndarray:
-    vectors = rng.normal(size=(count, dims)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def _documents(vectors: np.ndarray) -> Iterator[tuple[ImageDocument, np.ndarray]]:
-    now = datetime.now(UTC)
-    for i, vector in enumerate(vectors):
-        path = f"folder{i % 50}/sub{i % 7}/picture{i}.jpg"
-        doc = ImageDocument(
-            id=document_id(path),
-            path=path,
-            name=f"picture{i}.jpg",
-            folder=f"folder{i % 50}/sub{i % 7}",
-            size=1000,
-            mtime=1.0,
-            sha256=f"{i:064x}",
-            width=640,
-            height=480,
-            indexed_at=now,
-        )
-        yield doc, vector
-
-
-def _time(run: Callable[[], object], repeats: int) -> tuple[float, float]:
-    run()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
 
 
 def main() -> None:
@@ -69,10 +32,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         store = EmbeddedStore(Path(folder))
-        everything = _unit_vectors(args.count, args.dims, rng)
+        everything = unit_vectors(args.count, args.dims, seed=0)
         batch: list = []
         start = time.perf_counter()
-        for item in _documents(everything):
+        for item in synthetic_documents(0, everything):
             batch.append(item)
             if len(batch) == 1000:
                 store.upsert(batch)
@@ -90,20 +53,20 @@ def main() -> None:
 
         other = EmbeddedStore(Path(folder))
         writer = EmbeddedStore(Path(folder))
-        extra = next(_documents(_unit_vectors(1, args.dims, rng)))
+        extra = next(synthetic_documents(args.count, unit_vectors(1, args.dims, seed=1)))
 
         def reload_after_write() -> None:
             writer.upsert([extra])
             other.search(query, args.k)
 
         rows = [
-            ("numpy matrix @ query + top-k", _time(bare, args.repeats)),
-            ("EmbeddedStore.search", _time(lambda: store.search(query, args.k), args.repeats)),
+            ("numpy matrix @ query + top-k", time_calls(bare, args.repeats)),
+            ("EmbeddedStore.search", time_calls(lambda: store.search(query, args.k), args.repeats)),
             (
                 "EmbeddedStore.search, folder filter",
-                _time(lambda: store.search(query, args.k, folder="folder7"), args.repeats),
+                time_calls(lambda: store.search(query, args.k, folder="folder7"), args.repeats),
             ),
-            ("search after another process wrote", _time(reload_after_write, 10)),
+            ("search after another process wrote", time_calls(reload_after_write, 10)),
         ]
         print(f"{'what':40} {'median ms':>10} {'p95 ms':>10}")
         for name, (median, p95) in rows:

@@ -17,7 +17,6 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Dense, Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
     CLIPConfig,
     CLIPModel,
@@ -27,9 +26,9 @@ from transformers import (
 )
 
 from tests.support.tiny_clip import build_processor, build_tokenizer
+from tests.support.tiny_multilingual import SPECIAL, wordpiece_tokenizer
 
 MULTILINGUAL_VOCAB = 119_547
-SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def vit_b32_clip(folder: Path) -> Path:
@@ -77,20 +76,4 @@ def _wordpiece(size: int) -> PreTrainedTokenizerFast:
             if candidate not in seen and len(tokens) < size:
                 seen.add(candidate)
                 tokens.append(candidate)
-    vocab = {token: index for index, token in enumerate(tokens)}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
+    return wordpiece_tokenizer(tokens, max_length=128)

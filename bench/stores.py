@@ -19,7 +19,9 @@ def unit_vectors(count: int, dims: int, seed: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def _documents(start: int, vectors: np.ndarray) -> Iterator[tuple[ImageDocument, np.ndarray]]:
+def synthetic_documents(
+    start: int, vectors: np.ndarray
+) -> Iterator[tuple[ImageDocument, np.ndarray]]:
     now = datetime.now(UTC)
     for offset, vector in enumerate(vectors):
         i = start + offset
@@ -53,7 +55,7 @@ def filled_store(folder: Path, count: int, dims: int, models: ModelInfo | None =
         store.record_models(models)
     for start in range(0, count, WRITE_BATCH):
         size = min(WRITE_BATCH, count - start)
-        store.upsert(list(_documents(start, unit_vectors(size, dims, seed=start))))
+        store.upsert(list(synthetic_documents(start, unit_vectors(size, dims, seed=start))))
     store.close()
     marker.write_text(str(count))
     return folder

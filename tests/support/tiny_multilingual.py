@@ -26,9 +26,16 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     """Lower-cased WordPiece over the test words, their pieces and every ASCII letter."""
     pieces = set(WORDS) | {f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"}
     pieces |= set("abcdefghijklmnopqrstuvwxyz0123456789")
-    vocab = {token: index for index, token in enumerate([*SPECIAL, *sorted(pieces)])}
+    return wordpiece_tokenizer([*SPECIAL, *sorted(pieces)], max_length=24, strip_accents=True)
+
+
+def wordpiece_tokenizer(
+    tokens: list[str], max_length: int, strip_accents: bool | None = None
+) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer over `tokens`, which start with SPECIAL."""
+    vocab = {token: index for index, token in enumerate(tokens)}
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=strip_accents)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -41,7 +48,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
-        model_max_length=24,
+        model_max_length=max_length,
     )
 
 
