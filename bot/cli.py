@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, FindImageError, ImageError
 from bot.notices import notices
@@ -18,14 +17,15 @@ from bot.settings import Settings, load_settings
 from bot.terminal import printable
 
 if TYPE_CHECKING:
+    from bot.documents import SearchHit
     from bot.images import DecodedImage
+    from bot.search import SearchQuery, SearchService
     from bot.stores.base import VectorStore
 
 log = logging.getLogger("findimage")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,11 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_indexer, build_store
-    from bot.presenters import report_dict
+    from bot.presenters import report_output
     from bot.stores.base import check_model_names
 
-    store = build_store(settings)
-    try:
+    with closing(build_store(settings)) as store:
         path = _library_path(args.path, settings, store)
         if args.rebuild:
             path = _whole_library(path, store, args.replace)
@@ -168,23 +167,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
             report = build_indexer(settings, target).run(
                 path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
             )
-    finally:
-        store.close()
-    if args.json:
-        _print_json(report_dict(report))
-    elif report.dry_run:
-        print(f"Would embed up to {len(report.to_index)} pictures, remove {len(report.to_delete)}.")
-        for path in report.to_index:
-            print(f"  + {printable(path)}")
-        for path in report.to_delete:
-            print(f"  - {printable(path)}")
-    else:
-        print(
-            f"Indexed {report.indexed}, unchanged {report.unchanged}, "
-            f"removed {report.deleted}, skipped {len(report.skipped)}."
-        )
-        for skipped in report.skipped:
-            print(f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}")
+    print(report_output(report, args.json))
     return EXIT_OK
 
 
@@ -246,9 +229,9 @@ def _search_folder(written: str | None) -> str | None:
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
-    from bot.presenters import results_dict
-    from bot.search import SearchQuery, cut_note
-    from bot.terminal import results_table, supports_hyperlinks
+    from bot.presenters import results_output
+    from bot.search import SearchQuery
+    from bot.terminal import supports_hyperlinks
 
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
@@ -256,30 +239,32 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     query = SearchQuery(k=k, folder=_search_folder(args.folder))
     # A bad query picture is found before the index is opened or a model loaded.
     picture = _query_picture(args.image, settings) if args.image is not None else None
-    service = build_search_service(settings)
-    try:
-        if picture is not None:
-            hits = service.by_picture(picture, query)
-            title = f"Pictures like {args.image}, best first:"
-        elif args.like is not None:
-            hits = service.like(args.like, query)
-            title = f"Pictures like {args.like}, best first:"
-        else:
-            hits = service.by_text(args.text, query)
-            fitted = service.fit_text(args.text)
-            if fitted.cut:
-                print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
-            title = f'Pictures for "{fitted.text}", best first:'
-        root = service.store.library_root()
-    finally:
-        service.store.close()
-    if args.json:
-        _print_json(results_dict(hits, root))
-    elif not hits:
-        print("No pictures found.")
-    else:
-        print(results_table(hits, root, title, supports_hyperlinks(sys.stdout, os.environ)))
+    with build_search_service(settings) as service:
+        hits, title = _find(service, args, query, picture)
+        root = service.library_root()
+    links = supports_hyperlinks(sys.stdout, os.environ)
+    print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
+
+
+def _find(
+    service: SearchService,
+    args: argparse.Namespace,
+    query: SearchQuery,
+    picture: DecodedImage | None,
+) -> tuple[list[SearchHit], str]:
+    """The hits for a picture, an indexed id or text, and the title that says which."""
+    from bot.search import cut_note
+
+    if picture is not None:
+        return service.by_picture(picture, query), f"Pictures like {args.image}, best first:"
+    if args.like is not None:
+        return service.like(args.like, query), f"Pictures like {args.like}, best first:"
+    hits = service.by_text(args.text, query)
+    fitted = service.fit_text(args.text)
+    if fitted.cut:
+        print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
+    return hits, f'Pictures for "{fitted.text}", best first:'
 
 
 def _query_picture(path: Path, settings: Settings) -> DecodedImage:
@@ -298,21 +283,15 @@ def _query_picture(path: Path, settings: Settings) -> DecodedImage:
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from bot.factory import build_search_service
-    from bot.presenters import status_dict
+    from bot.presenters import status_dict, status_output
 
-    service = build_search_service(settings)
-    try:
-        data = status_dict(service.status())
+    with build_search_service(settings) as service:
         if settings.backend == "elasticsearch" and settings.es_text_model_id:
-            data["text_vectors"] = f"{settings.es_text_model_id} in Elasticsearch"
-            data["text_model_problem"] = service.text_model_problem()
-    finally:
-        service.store.close()
-    if args.json:
-        _print_json(data)
-    else:
-        for key, value in data.items():
-            print(f"{key.replace('_', ' ')}: {value if value is not None else '-'}")
+            text_vectors = f"{settings.es_text_model_id} in Elasticsearch"
+            data = status_dict(service.status(), text_vectors, service.text_model_problem())
+        else:
+            data = status_dict(service.status())
+    print(status_output(data, args.json))
     return EXIT_OK
 
 
@@ -325,20 +304,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     notices.handlers.clear()
     notices.setLevel(logging.NOTSET)
     notices.propagate = True
-    service = build_search_service(settings)
-    problem = service.text_model_problem()
-    if problem:
-        log.warning("%s", problem)
-    try:
+    with build_search_service(settings) as service:
+        if problem := service.text_model_problem():
+            log.warning("%s", problem)
         serve(settings, service, host=args.host)
-    finally:
-        service.store.close()
     return EXIT_OK
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False)
-    sys.stdout.write("\n")
 
 
 class _NoticeHandler(logging.Handler):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 def document_id(relative_path: str) -> str:
@@ -34,6 +36,42 @@ class ImageDocument:
     indexed_at: datetime
     taken_at: datetime | None = None
     gps: GeoPoint | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The document as plain JSON-ready data: what the stores write and `--json` prints."""
+        return {
+            "id": self.id,
+            "path": self.path,
+            "name": self.name,
+            "folder": self.folder,
+            "size": self.size,
+            "mtime": self.mtime,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "taken_at": self.taken_at.isoformat() if self.taken_at else None,
+            "gps": {"lat": self.gps.lat, "lon": self.gps.lon} if self.gps else None,
+            "indexed_at": self.indexed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ImageDocument:
+        """The document `to_record` wrote; KeyError, TypeError or ValueError when damaged."""
+        taken, gps = record.get("taken_at"), record.get("gps")
+        return cls(
+            id=str(record["id"]),
+            path=str(record["path"]),
+            name=str(record["name"]),
+            folder=str(record["folder"]),
+            size=int(record["size"]),
+            mtime=float(record["mtime"]),
+            sha256=str(record["sha256"]),
+            width=int(record["width"]),
+            height=int(record["height"]),
+            taken_at=datetime.fromisoformat(taken) if taken else None,
+            gps=GeoPoint(lat=float(gps["lat"]), lon=float(gps["lon"])) if gps else None,
+            indexed_at=datetime.fromisoformat(record["indexed_at"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,3 +124,24 @@ class StoreStatus:
     location: str
     # The absolute folder the index was built from; result paths are relative to it.
     library_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file an indexing run left out, with the reason to show."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did (or, with `dry_run`, would do)."""
+
+    indexed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    dry_run: bool = False
+    to_index: list[str] = field(default_factory=list)
+    to_delete: list[str] = field(default_factory=list)

@@ -1,45 +1,36 @@
-"""Plain-data views of results, status and index reports, shared by the CLI and the bot."""
+"""What the CLI prints: results, status and index reports, as lines for people or as JSON.
+
+Each report has its plain-data view (`*_dict`, what `--json` prints) and its text beside it.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.documents import ImageDocument, SearchHit, StoreStatus
-from indexer.indexer import IndexReport
-
-
-def document_dict(doc: ImageDocument) -> dict[str, Any]:
-    return {
-        "id": doc.id,
-        "path": doc.path,
-        "name": doc.name,
-        "folder": doc.folder,
-        "size": doc.size,
-        "mtime": doc.mtime,
-        "sha256": doc.sha256,
-        "width": doc.width,
-        "height": doc.height,
-        "taken_at": _iso(doc.taken_at),
-        "gps": {"lat": doc.gps.lat, "lon": doc.gps.lon} if doc.gps else None,
-        "indexed_at": _iso(doc.indexed_at),
-    }
+from bot.documents import IndexReport, SearchHit, StoreStatus
+from bot.terminal import printable, results_table
 
 
 def hit_dict(hit: SearchHit, root: str | None = None) -> dict[str, Any]:
     """The document, its score, and `location`: its absolute path when the library is known."""
     location = str(Path(root) / hit.document.path) if root else None
-    return {**document_dict(hit.document), "score": round(hit.score, 6), "location": location}
+    return {**hit.document.to_record(), "score": round(hit.score, 6), "location": location}
 
 
 def results_dict(hits: list[SearchHit], root: str | None = None) -> dict[str, Any]:
     return {"results": [hit_dict(hit, root) for hit in hits]}
 
 
-def status_dict(status: StoreStatus) -> dict[str, Any]:
+def status_dict(
+    status: StoreStatus, text_vectors: str | None = None, text_model_problem: str | None = None
+) -> dict[str, Any]:
+    """The index's state; with `text_vectors`, where text queries are embedded and any problem
+    with that model."""
     models = status.models
-    return {
+    data = {
         "backend": status.backend,
         "count": status.count,
         "image_model": models.image_model if models else None,
@@ -50,6 +41,9 @@ def status_dict(status: StoreStatus) -> dict[str, Any]:
         "location": status.location,
         "library": status.library_root,
     }
+    if text_vectors is not None:
+        data.update(text_vectors=text_vectors, text_model_problem=text_model_problem)
+    return data
 
 
 def report_dict(report: IndexReport) -> dict[str, Any]:
@@ -62,6 +56,50 @@ def report_dict(report: IndexReport) -> dict[str, Any]:
     if report.dry_run:
         result.update(dry_run=True, to_index=report.to_index, to_delete=report.to_delete)
     return result
+
+
+def results_output(
+    hits: list[SearchHit], root: str | None, title: str, as_json: bool, links: bool
+) -> str:
+    if as_json:
+        return to_json(results_dict(hits, root))
+    if not hits:
+        return "No pictures found."
+    return results_table(hits, root, title, links)
+
+
+def status_output(data: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return to_json(data)
+    return "\n".join(
+        f"{key.replace('_', ' ')}: {value if value is not None else '-'}"
+        for key, value in data.items()
+    )
+
+
+def report_output(report: IndexReport, as_json: bool) -> str:
+    if as_json:
+        return to_json(report_dict(report))
+    if report.dry_run:
+        lines = [
+            f"Would embed up to {len(report.to_index)} pictures, remove {len(report.to_delete)}.",
+            *(f"  + {printable(path)}" for path in report.to_index),
+            *(f"  - {printable(path)}" for path in report.to_delete),
+        ]
+    else:
+        lines = [
+            f"Indexed {report.indexed}, unchanged {report.unchanged}, "
+            f"removed {report.deleted}, skipped {len(report.skipped)}.",
+            *(
+                f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}"
+                for skipped in report.skipped
+            ),
+        ]
+    return "\n".join(lines)
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _iso(value: datetime | None) -> str | None:

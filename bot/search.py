@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.documents import SearchHit, StoreStatus
+from bot.documents import ImageDocument, SearchHit, StoreStatus
 from bot.encoders import FittedText, ImageEncoder, RemoteTextEncoder, TextEncoder, TextFitter
 from bot.errors import (
     ConfigError,
@@ -60,7 +60,10 @@ class TextSearch(Protocol):
 
 
 class SearchService:
-    """Text, picture or indexed id in; ranked hits out, whatever the store is."""
+    """Text, picture or indexed id in; ranked hits out, whatever the store is.
+
+    The service owns its store: use it in a `with` block, or call `close`.
+    """
 
     def __init__(
         self,
@@ -71,11 +74,20 @@ class SearchService:
         text_search: TextSearch | None = None,
     ):
         """With `text_search`, text queries go to it instead of `text_encoder` plus the store."""
-        self.store = store
+        self._store = store
         self._image_encoder = image_encoder
         self._text_encoder = text_encoder
         self._max_file_bytes = max_file_bytes
         self._text_search = text_search
+
+    def __enter__(self) -> SearchService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._store.close()
 
     def fit_text(self, text: str) -> FittedText:
         """The query as the text model will read it, cut to its length if needed."""
@@ -125,17 +137,26 @@ class SearchService:
     def like(self, doc_id: str, query: SearchQuery) -> list[SearchHit]:
         """Pictures like an indexed one, from its stored vector, without the picture itself."""
         self._check_models()
-        found = self.store.get(doc_id)
+        found = self._store.get(doc_id)
         if found is None:
             raise NotFoundError(f"No picture with id {doc_id} is in the index.")
         hits = self._checked(
-            lambda: self.store.search(found[1], query.k + query.offset + 1, query.folder)
+            lambda: self._store.search(found[1], query.k + query.offset + 1, query.folder)
         )
         others = [hit for hit in hits if hit.document.id != doc_id]
         return others[query.offset : query.offset + query.k]
 
     def status(self) -> StoreStatus:
-        return self.store.status()
+        return self._store.status()
+
+    def library_root(self) -> str | None:
+        """The absolute folder the index was built from, when it recorded one."""
+        return self._store.library_root()
+
+    def document(self, doc_id: str) -> ImageDocument | None:
+        """The indexed picture with this id, if the index holds it."""
+        found = self._store.get(doc_id)
+        return found[0] if found else None
 
     def text_model_problem(self) -> str | None:
         """One plain sentence when text search cannot work now, e.g. a remote model is stopped."""
@@ -149,14 +170,14 @@ class SearchService:
         By name: asking a model for its dims would load it, where a text query needs only the
         text model (and with a model deployed in Elasticsearch, none at all).
         """
-        recorded = self.store.models()
-        if recorded is None or self.store.count() == 0:
+        recorded = self._store.models()
+        if recorded is None or self._store.count() == 0:
             raise IndexEmptyError(EMPTY_INDEX)
         check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
         wanted = query.k + query.offset
-        hits = self._checked(lambda: self.store.search(vector, wanted, query.folder))
+        hits = self._checked(lambda: self._store.search(vector, wanted, query.folder))
         return self._page(hits, query)
 
     def _checked(self, search: Callable[[], list[SearchHit]]) -> list[SearchHit]:

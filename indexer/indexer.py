@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm
 
-from bot.documents import Fingerprint, ImageDocument, ModelInfo, document_id
+from bot.documents import (
+    Fingerprint,
+    ImageDocument,
+    IndexReport,
+    ModelInfo,
+    Skipped,
+    document_id,
+)
 from bot.encoders import ImageEncoder
 from bot.errors import ConfigError
 from bot.stores.base import VectorStore
@@ -28,23 +35,6 @@ from indexer.pipeline import (
 from indexer.walk import LibraryFile, WalkSkip, walk_library
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
-
-
-@dataclass
-class IndexReport:
-    indexed: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-    dry_run: bool = False
-    to_index: list[str] = field(default_factory=list)
-    to_delete: list[str] = field(default_factory=list)
 
 
 class LibraryMismatchError(ConfigError):

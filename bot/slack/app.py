@@ -179,8 +179,8 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
     if settings.public_base_url and settings.library is not None:
 
         def lookup_path(doc_id: str) -> str | None:
-            found = service.store.get(doc_id)
-            return found[0].path if found else None
+            found = service.document(doc_id)
+            return found.path if found else None
 
         previews = PreviewEndpoint(
             lookup_path,

@@ -143,12 +143,6 @@ def check_model_names(recorded: ModelInfo | None, image_model: str, text_model: 
         check_models(recorded, configured)
 
 
-def folder_matches(folder: str, wanted: str) -> bool:
-    """True when `folder` is `wanted` or lies below it."""
-    wanted = wanted.strip("/")
-    return not wanted or folder == wanted or folder.startswith(wanted + "/")
-
-
 def cosine_score(cosine: float) -> float:
     """Elasticsearch's cosine _score: (1 + cos) / 2, in [0, 1]."""
     return float((1.0 + cosine) / 2.0)

@@ -23,7 +23,6 @@ from threadpoolctl import ThreadpoolController
 
 from bot.documents import (
     Fingerprint,
-    GeoPoint,
     ImageDocument,
     ModelInfo,
     SearchHit,
@@ -65,9 +64,23 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 _REFRESH_CHUNK_ROWS = 4_096
 _BLAS = ThreadpoolController()
 
-_DOCUMENT_COLUMNS = (
-    "id, path, name, folder, size, mtime, sha256, width, height, taken_at, lat, lon, indexed_at"
+# The document's columns, in table order; `gps` is stored as lat and lon.
+_COLUMNS = (
+    "id",
+    "path",
+    "name",
+    "folder",
+    "size",
+    "mtime",
+    "sha256",
+    "width",
+    "height",
+    "taken_at",
+    "lat",
+    "lon",
+    "indexed_at",
 )
+_DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
 
 
 class _VectorIndex:
@@ -452,40 +465,18 @@ def _generation(db: sqlite3.Connection) -> int:
 
 
 def _to_row(doc: ImageDocument, vector: np.ndarray) -> tuple:
-    return (
-        doc.id,
-        doc.path,
-        doc.name,
-        doc.folder,
-        doc.size,
-        doc.mtime,
-        doc.sha256,
-        doc.width,
-        doc.height,
-        doc.taken_at.isoformat() if doc.taken_at else None,
-        doc.gps.lat if doc.gps else None,
-        doc.gps.lon if doc.gps else None,
-        doc.indexed_at.isoformat(),
-        np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
-    )
+    record = doc.to_record()
+    gps = record.pop("gps") or {}
+    record.update(lat=gps.get("lat"), lon=gps.get("lon"))
+    vector_bytes = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    return (*(record[column] for column in _COLUMNS), vector_bytes)
 
 
 def _to_document(row: Sequence) -> ImageDocument:
-    (doc_id, path, name, folder, size, mtime, sha256, width, height, taken, lat, lon, indexed) = row
-    return ImageDocument(
-        id=doc_id,
-        path=path,
-        name=name,
-        folder=folder,
-        size=size,
-        mtime=mtime,
-        sha256=sha256,
-        width=width,
-        height=height,
-        taken_at=datetime.fromisoformat(taken) if taken else None,
-        gps=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None,
-        indexed_at=datetime.fromisoformat(indexed),
-    )
+    record = dict(zip(_COLUMNS, row, strict=True))
+    lat, lon = record.pop("lat"), record.pop("lon")
+    record["gps"] = {"lat": lat, "lon": lon} if lat is not None and lon is not None else None
+    return ImageDocument.from_record(record)
 
 
 def _cause(exc: sqlite3.Error) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 
-from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo
+from bot.documents import Fingerprint, ImageDocument, ModelInfo
 from bot.errors import BackendUnavailableError, ConfigError, ModelMismatchError
 
 VECTOR_FIELD = "vector"
@@ -122,42 +121,13 @@ def read_models(index: str, mappings: dict[str, Any]) -> ModelInfo:
 
 
 def to_source(doc: ImageDocument, vector: np.ndarray) -> dict[str, Any]:
-    return {
-        "id": doc.id,
-        "path": doc.path,
-        "name": doc.name,
-        "folder": doc.folder,
-        "size": doc.size,
-        "mtime": doc.mtime,
-        "sha256": doc.sha256,
-        "width": doc.width,
-        "height": doc.height,
-        "taken_at": doc.taken_at.isoformat() if doc.taken_at else None,
-        "indexed_at": doc.indexed_at.isoformat(),
-        "gps": {"lat": doc.gps.lat, "lon": doc.gps.lon} if doc.gps else None,
-        VECTOR_FIELD: [float(x) for x in np.asarray(vector, dtype=np.float32)],
-    }
+    return {**doc.to_record(), VECTOR_FIELD: [float(x) for x in np.asarray(vector, np.float32)]}
 
 
 def to_document(doc_id: str, source: dict[str, Any], index: str) -> ImageDocument:
     _require_fields(doc_id, source, index, REQUIRED_FIELDS)
-    gps = source.get("gps")
-    taken = source.get("taken_at")
     try:
-        return ImageDocument(
-            id=doc_id,
-            path=source["path"],
-            name=source["name"],
-            folder=source["folder"],
-            size=int(source["size"]),
-            mtime=float(source["mtime"]),
-            sha256=source["sha256"],
-            width=int(source["width"]),
-            height=int(source["height"]),
-            taken_at=datetime.fromisoformat(taken) if taken else None,
-            gps=GeoPoint(lat=float(gps["lat"]), lon=float(gps["lon"])) if gps else None,
-            indexed_at=datetime.fromisoformat(source["indexed_at"]),
-        )
+        return ImageDocument.from_record({**source, "id": doc_id})
     except (KeyError, TypeError, ValueError) as exc:
         raise _damaged(doc_id, index, f"a field findimage cannot read ({exc})") from None
 

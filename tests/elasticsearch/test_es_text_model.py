@@ -11,7 +11,7 @@ import pytest
 from bot.documents import ModelInfo
 from bot.encoders import ClipEncoder
 from bot.errors import BackendUnavailableError
-from bot.factory import build_search_service
+from bot.factory import build_search_service, build_store
 from bot.search import SearchQuery, SearchService
 from bot.settings import load_settings
 from tests.elasticsearch.conftest import TEXT_MODEL_ID
@@ -37,17 +37,17 @@ def indexed(
     # compare the two paths rather than two engines.
     monkeypatch.setenv("FINDIMAGE_ENGINE", "torch")
     monkeypatch.setenv("FINDIMAGE_PRECISION", "fp32")
-    service = _service(None)
-    service.store.record_models(
+    store = build_store(load_settings())
+    store.record_models(
         ModelInfo(tiny_encoder.model_name, tiny_encoder.model_name, tiny_encoder.dims)
     )
     shapes = [(c, s) for c in ("red", "green", "blue") for s in ("circle", "square")]
     pictures = [draw_shape(color, shape) for color, shape in shapes]
     vectors = tiny_encoder.encode_images(pictures)
     docs = [_doc(f"{color}/{shape}.png", i) for i, (color, shape) in enumerate(shapes)]
-    service.store.upsert(list(zip(docs, vectors, strict=True)))
-    service.store.refresh()
-    return service
+    store.upsert(list(zip(docs, vectors, strict=True)))
+    store.refresh()
+    return SearchService(store, tiny_encoder, tiny_encoder, load_settings().max_file_bytes)
 
 
 @pytest.mark.parametrize("text_vectors", ["query_vector_builder", "infer"])
