@@ -79,8 +79,12 @@ class ImageEncoder(Protocol):
     """
 
     model_name: str
-    engine: str
-    precision: str
+
+    @property
+    def engine(self) -> str: ...
+
+    @property
+    def precision(self) -> str: ...
 
     @property
     def dims(self) -> int: ...

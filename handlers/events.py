@@ -58,7 +58,8 @@ def once_per_event(seen: AnsweredOnce) -> Callable[..., BoltResponse | None]:
             retry = request.headers.get("x-slack-retry-num", ["-"])[0]
             log.info("event %s delivered again (retry %s); already handled", event_id, retry)
             return BoltResponse(status=200, body="")
-        return next()
+        next()
+        return None
 
     return middleware
 

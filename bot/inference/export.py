@@ -23,11 +23,11 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -258,6 +258,8 @@ def _export(model: SentenceTransformer, folder: Path, tower: Tower, precision: P
             dynamo=True,
             verbose=False,
         )
+    if program is None:  # only the legacy exporter (dynamo=False) returns nothing
+        raise ModelLoadError(f"The ONNX export of {tower} tower returned no program.")
     program.save(str(fp32_path))
     if precision == "int8":
         _quantize(fp32_path, folder / MODEL_FILE)
@@ -284,7 +286,7 @@ def _normalized_tower(
             self.model = model
 
         def embed(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-            features = {**inputs, "modality": tower}
+            features: dict[str, Any] = {**inputs, "modality": tower}
             embedding = self.model.forward(features)["sentence_embedding"]
             return torch.nn.functional.normalize(embedding, p=2.0, dim=-1)
 
@@ -353,8 +355,8 @@ def _image_spec(model: SentenceTransformer) -> ImageSpec:
         crop_width=int(crop.get("width", shortest)),
         resample=int(images.resample),
         rescale=float(images.rescale_factor),
-        mean=tuple(float(x) for x in images.image_mean),
-        std=tuple(float(x) for x in images.image_std),
+        mean=_rgb(images.image_mean),
+        std=_rgb(images.image_std),
     )
 
 
@@ -432,3 +434,8 @@ def _probe_pictures(side: int) -> list[Image.Image]:
         (draw.ellipse if index % 3 else draw.rectangle)(box, fill=color)
         pictures.append(picture)
     return pictures
+
+
+def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
+    red, green, blue = (float(x) for x in values)
+    return red, green, blue

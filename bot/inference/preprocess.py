@@ -50,7 +50,7 @@ class ImageSpec:
         top = (image.height - self.crop_height) // 2
         left = (image.width - self.crop_width) // 2
         image = image.crop((left, top, left + self.crop_width, top + self.crop_height))
-        array = np.asarray(image, dtype=np.float32) * np.float32(self.rescale)
+        array: np.ndarray = np.asarray(image, dtype=np.float32) * np.float32(self.rescale)
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 

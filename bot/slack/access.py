@@ -57,11 +57,14 @@ def access_middleware(
     ) -> BoltResponse | None:
         event = body.get("event") or {}
         if event and not event.get("user"):
-            return next()  # Slack's own and bots' events: the listeners decide, nobody to refuse.
+            # Slack's own and bots' events: the listeners decide, nobody to refuse.
+            next()
+            return None
         home = event.get("type") == "app_home_opened"
         channel_id = None if home else context.channel_id
         if policy.allows(context.user_id, channel_id):
-            return next()
+            next()
+            return None
         log.info(
             "refused a request from user %s in %s: not in the allow-lists",
             context.user_id,
@@ -82,6 +85,8 @@ def _refusal(
 ) -> Callable[[], None] | None:
     """How to tell this person, for each surface; None where nothing should be said."""
     user_id = context.user_id
+    if user_id is None:
+        return None
     kind = event.get("type")
     if body.get("type") == "block_actions" and context.respond is not None:
         respond = context.respond

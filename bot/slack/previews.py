@@ -244,7 +244,8 @@ class UploadedPreviews:
         response = self._client.files_upload_v2(
             file_uploads=uploads, channel=channel_id, thread_ts=thread_ts
         )
-        return [uploaded["id"] for uploaded in response.get("files", [])]
+        files: list[dict[str, Any]] = response.get("files", [])
+        return [uploaded["id"] for uploaded in files]
 
     def _render(
         self, items: Iterable[SearchHit] | Iterable[tuple[str, str]]

@@ -161,6 +161,7 @@ class ElasticsearchStore(VectorStore):
             return
         from bot.stores.es_rebuild import BUILD_SETTINGS
 
+        aliases: dict[str, dict[str, Any]]
         if self._target == self._alias:
             name, aliases = f"{self._alias}-{FIRST_INDEX_SUFFIX}", {self._alias: {}}
             settings = None

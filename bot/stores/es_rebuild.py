@@ -157,7 +157,8 @@ class Rebuild:
             return restored
         with translate_errors(self._connection, f"read the settings of {behind[0]}"):
             found = self._connection.client.indices.get_settings(index=behind[0]).body
-        current = next(iter(found.values()), {}).get("settings", {}).get("index", {})
+        index_settings: dict[str, Any] = next(iter(found.values()), {})
+        current = index_settings.get("settings", {}).get("index", {})
         for name in RESTORED_SETTINGS:
             restored[name] = current.get(name)
         return restored

@@ -79,7 +79,7 @@ class VersionedElasticsearch(Elasticsearch):
     def cluster_info(self) -> ClusterInfo | None:
         return self._api_state["info"]
 
-    def perform_request(  # type: ignore[override]
+    def perform_request(
         self,
         method: str,
         path: str,
