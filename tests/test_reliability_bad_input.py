@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.cli import main
 from bot.encoders import ClipEncoder
 from bot.images import decode_image
+from tests.support.cli import run_in_process
 from tests.support.pictures import draw_shape, encode, gradient, make_library
 
 MAX_FILE_MB = 0.1  # small enough that a 200 kB noise picture is over it
@@ -92,16 +92,10 @@ def env(findimage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINDIMAGE_MAX_FILE_MB", str(MAX_FILE_MB))
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_indexer_indexes_the_good_files_once_and_lists_each_bad_one_with_its_reason(
     files: Path, env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "index", str(files), "--json")
+    code, out, err = run_in_process(capsys, "index", str(files), "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["indexed"] == len(GOOD)
@@ -111,19 +105,19 @@ def test_the_indexer_indexes_the_good_files_once_and_lists_each_bad_one_with_its
         assert reason in skipped[name], (name, skipped[name])
     assert "Traceback" not in err
 
-    code, out, err = run(capsys, "index", str(files))
+    code, out, err = run_in_process(capsys, "index", str(files))
     assert code == 0
     assert f"skipped {len(BAD)}" in out
     # One line per skipped file, even for names that hold a newline.
     assert len([line for line in out.splitlines() if "skipped " in line]) == len(BAD) + 1
 
-    code, out, _ = run(capsys, "search", "red circle", "-k", "50", "--json")
+    code, out, _ = run_in_process(capsys, "search", "red circle", "-k", "50", "--json")
     assert code == 0
     found = [hit["path"] for hit in json.loads(out)["results"]]
     assert sorted(found) == sorted(GOOD), "every good file once, no bad one"
 
     # The terminal table: one line per picture, control characters shown escaped.
-    code, out, _ = run(capsys, "search", "red circle", "-k", "50")
+    code, out, _ = run_in_process(capsys, "search", "red circle", "-k", "50")
     assert code == 0
     assert len(out.splitlines()) == 2 + len(GOOD)
     assert "line\\nbreak.png" in out and "\\x1b]0;pwned\\x07title.png" in out
@@ -134,8 +128,10 @@ def test_the_indexer_indexes_the_good_files_once_and_lists_each_bad_one_with_its
 def test_a_good_odd_file_is_a_query_picture(
     name: str, files: Path, env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "index", str(files))[0] == 0
-    code, out, err = run(capsys, "search", "--image", str(files / name), "-k", "3", "--json")
+    assert run_in_process(capsys, "index", str(files))[0] == 0
+    code, out, err = run_in_process(
+        capsys, "search", "--image", str(files / name), "-k", "3", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["results"]
 
@@ -144,7 +140,7 @@ def test_a_good_odd_file_is_a_query_picture(
 def test_a_bad_query_picture_is_one_sentence_with_its_reason(
     name: str, files: Path, env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "search", "--image", str(files / name))
+    code, out, err = run_in_process(capsys, "search", "--image", str(files / name))
     assert code != 0
     assert out == ""
     [line] = err.strip().splitlines()
@@ -193,12 +189,12 @@ def test_a_thousand_files_with_one_in_ten_bad_are_indexed_good_once_and_bad_list
         path.write_bytes(make())
         bad[path.relative_to(root).as_posix()] = reason
 
-    code, out, err = run(capsys, "index", str(root), "--json")
+    code, out, err = run_in_process(capsys, "index", str(root), "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["indexed"] == len(good)
     skipped = {item["path"]: item["reason"] for item in report["skipped"]}
     assert skipped.keys() == bad.keys()
     assert all(reason in skipped[path] for path, reason in bad.items())
-    code, out, _ = run(capsys, "index", str(root))
+    code, out, _ = run_in_process(capsys, "index", str(root))
     assert code == 0 and "skipped 100." in out

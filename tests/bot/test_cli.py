@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -12,6 +11,7 @@ import pytest
 
 from bot.cli import build_parser, main
 from bot.images import UNREADABLE
+from tests.support.cli import json_in_process, run_in_process
 from tests.support.pictures import draw_shape, make_library, save
 
 
@@ -22,47 +22,35 @@ def library(tmp_path: Path, findimage_env: dict[str, str]) -> Path:
     return root
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
-    code, out, err = _run(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
 def test_index_json_report_shape(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (library / "broken.jpg").write_bytes(b"nope")
-    report = _json(capsys, "index", str(library))
+    report = json_in_process(capsys, "index", str(library))
     assert report == {
         "indexed": 16,
         "unchanged": 0,
         "deleted": 0,
         "skipped": [{"path": "broken.jpg", "reason": UNREADABLE}],
     }
-    assert _json(capsys, "index", str(library))["unchanged"] == 16
+    assert json_in_process(capsys, "index", str(library))["unchanged"] == 16
 
 
 def test_index_reads_the_store_from_the_settings(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_STORE", str(library))
-    assert _json(capsys, "index")["indexed"] == 16
+    assert json_in_process(capsys, "index")["indexed"] == 16
 
 
 def test_index_dry_run_lists_changes(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = _json(capsys, "index", str(library), "--dry-run")
+    report = json_in_process(capsys, "index", str(library), "--dry-run")
     assert report["dry_run"] is True
     assert len(report["to_index"]) == 16 and report["to_delete"] == []
-    assert _json(capsys, "status")["count"] == 0
+    assert json_in_process(capsys, "status")["count"] == 0
 
 
 def test_search_json_shape_and_order(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _json(capsys, "index", str(library))
-    results = _json(capsys, "search", "a red circle", "-k", "4")["results"]
+    json_in_process(capsys, "index", str(library))
+    results = json_in_process(capsys, "search", "a red circle", "-k", "4")["results"]
     assert len(results) == 4
     for result in results:
         assert {"id", "path", "score", "width", "height", "folder", "name"} <= set(result)
@@ -74,9 +62,9 @@ def test_search_json_shape_and_order(library: Path, capsys: pytest.CaptureFixtur
 def test_search_by_image_finds_that_image_first(
     library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     query = sorted((library / "marketing").iterdir())[1]
-    (top,) = _json(capsys, "search", "--image", str(query), "-k", "1")["results"]
+    (top,) = json_in_process(capsys, "search", "--image", str(query), "-k", "1")["results"]
     assert top["path"] == query.relative_to(library).as_posix()
     assert top["score"] > 0.99
 
@@ -84,16 +72,16 @@ def test_search_by_image_finds_that_image_first(
 def test_search_like_an_indexed_picture_leaves_it_out(
     library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
-    first = _json(capsys, "search", "anything", "-k", "1")["results"][0]
-    results = _json(capsys, "search", "--like", first["id"], "-k", "3")["results"]
+    json_in_process(capsys, "index", str(library))
+    first = json_in_process(capsys, "search", "anything", "-k", "1")["results"][0]
+    results = json_in_process(capsys, "search", "--like", first["id"], "-k", "3")["results"]
     assert len(results) == 3
     assert first["id"] not in {r["id"] for r in results}
 
 
 def test_search_in_a_folder_keeps_to_it(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _json(capsys, "index", str(library))
-    results = _json(capsys, "search", "picture", "-k", "16", "--in", "trips")["results"]
+    json_in_process(capsys, "index", str(library))
+    results = json_in_process(capsys, "search", "picture", "-k", "16", "--in", "trips")["results"]
     assert {r["folder"] for r in results} == {"trips", "trips/2024"}
     assert len(results) == 8
 
@@ -101,8 +89,8 @@ def test_search_in_a_folder_keeps_to_it(library: Path, capsys: pytest.CaptureFix
 def test_status_json_shape(
     library: Path, capsys: pytest.CaptureFixture[str], tiny_clip: Path
 ) -> None:
-    _json(capsys, "index", str(library))
-    status = _json(capsys, "status")
+    json_in_process(capsys, "index", str(library))
+    status = json_in_process(capsys, "status")
     assert status["backend"] == "embedded"
     assert status["count"] == 16
     assert status["image_model"] == status["text_model"] == str(tiny_clip)
@@ -111,9 +99,9 @@ def test_status_json_shape(
 
 
 def test_human_output_is_readable(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "index", str(library))
+    code, out, _ = run_in_process(capsys, "index", str(library))
     assert (code, out.splitlines()[0]) == (0, "Indexed 16, unchanged 0, removed 0, skipped 0.")
-    code, out, _ = _run(capsys, "search", "blue", "-k", "2")
+    code, out, _ = run_in_process(capsys, "search", "blue", "-k", "2")
     assert code == 0
     title, header, *rows = out.splitlines()
     assert title == 'Pictures for "blue", best first:'
@@ -133,9 +121,9 @@ def test_human_output_is_readable(library: Path, capsys: pytest.CaptureFixture[s
 def test_result_paths_are_hyperlinks_where_the_terminal_shows_them(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     monkeypatch.setenv("FORCE_HYPERLINK", "1")
-    _, out, _ = _run(capsys, "search", "blue", "-k", "1")
+    _, out, _ = run_in_process(capsys, "search", "blue", "-k", "1")
     row = out.splitlines()[2]
     match = re.search(r"\x1b\]8;;(file://[^\x1b]+)\x1b\\(.+?)\x1b\]8;;\x1b\\$", row)
     assert match, row
@@ -147,8 +135,8 @@ def test_result_paths_are_hyperlinks_where_the_terminal_shows_them(
 def test_search_json_adds_the_absolute_location(
     library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
-    for result in _json(capsys, "search", "red", "-k", "3")["results"]:
+    json_in_process(capsys, "index", str(library))
+    for result in json_in_process(capsys, "search", "red", "-k", "3")["results"]:
         assert result["location"] == str(library.resolve() / result["path"])
 
 
@@ -178,7 +166,7 @@ def test_verbose_is_accepted_before_or_after_the_command(args: list[str], verbos
 def test_usage_and_configuration_errors_exit_2_with_one_line(
     findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str], args: list, message: str
 ) -> None:
-    code, _, err = _run(capsys, *args)
+    code, _, err = run_in_process(capsys, *args)
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -187,7 +175,7 @@ def test_usage_and_configuration_errors_exit_2_with_one_line(
 def test_a_folder_given_on_the_command_line_is_named_not_the_setting(
     findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "index", "/no/such/folder")
+    code, _, err = run_in_process(capsys, "index", "/no/such/folder")
     assert code == 2
     assert err.strip() == (
         "findimage: /no/such/folder is not a folder: give the folder of pictures to index."
@@ -206,14 +194,14 @@ def test_invalid_setting_is_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_TOP_K", "many")
-    code, _, err = _run(capsys, "status")
+    code, _, err = run_in_process(capsys, "status")
     assert code == 2 and "FINDIMAGE_TOP_K" in err
 
 
 def test_search_on_an_empty_index_says_to_index_first(
     findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "search", "mountain")
+    code, _, err = run_in_process(capsys, "search", "mountain")
     assert code == 1
     assert "findimage index" in err
 
@@ -222,7 +210,7 @@ def test_model_that_cannot_be_loaded_is_one_plain_line(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", "/models/not-here")
-    code, _, err = _run(capsys, "index", str(library))
+    code, _, err = run_in_process(capsys, "index", str(library))
     assert code == 1
     assert err.strip().splitlines() == [
         "findimage: Could not load the model '/models/not-here': there is no such folder. "
@@ -239,16 +227,16 @@ def test_switching_models_on_an_existing_index_is_refused(
     tmp_path: Path,
     tiny_clip: Path,
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     other = tmp_path / "other-model"
     shutil.copytree(tiny_clip, other)
     monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(other))
-    code, _, err = _run(capsys, "search", "red")
+    code, _, err = run_in_process(capsys, "search", "red")
     assert code == 2
     assert "rebuild the index" in err
     # An index run with nothing to embed says so too, without loading a model to find out.
     shutil.rmtree(other)
-    code, _, err = _run(capsys, "index", str(library))
+    code, _, err = run_in_process(capsys, "index", str(library))
     assert code == 2
     assert "rebuild the index" in err
 
@@ -256,10 +244,10 @@ def test_switching_models_on_an_existing_index_is_refused(
 def test_new_picture_is_found_after_an_incremental_run(
     library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     added = save(draw_shape("purple", "square", (150, 90), offset=5), library / "new" / "p.png")
-    assert _json(capsys, "index", str(library))["indexed"] == 1
-    (top,) = _json(capsys, "search", "--image", str(added), "-k", "1")["results"]
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 1
+    (top,) = json_in_process(capsys, "search", "--image", str(added), "-k", "1")["results"]
     assert top["path"] == "new/p.png"
 
 
@@ -281,13 +269,13 @@ def test_every_problem_with_the_query_picture_exits_2_naming_the_file(
     content: bytes | str | None,
     reason: str,
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     query = tmp_path / "query.jpg"
     if content is None:
         query.mkdir()
     elif isinstance(content, bytes):
         query.write_bytes(content)
-    code, _, err = _run(capsys, "search", "--image", str(query))
+    code, _, err = run_in_process(capsys, "search", "--image", str(query))
     assert code == 2
     (line,) = err.strip().splitlines()
     assert str(query) in line and reason in line
@@ -307,13 +295,13 @@ def test_text_search_ranks_the_described_picture_first_in_any_phrasing(
     for color in ("red", "blue", "yellow"):
         for shape in ("circle", "square"):
             save(draw_shape(color, shape), library / color / f"{shape}.png")
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     for words, expected in [
         ("a red circle", "red/circle.png"),
         ("a photo of a blue square", "blue/square.png"),
         ("yellow circle", "yellow/circle.png"),
     ]:
-        results = _json(capsys, "search", words, "-k", "6")["results"]
+        results = json_in_process(capsys, "search", words, "-k", "6")["results"]
         assert results[0]["path"] == expected, words
-    within = _json(capsys, "search", "a red circle", "--in", "blue", "-k", "1")["results"]
+    within = json_in_process(capsys, "search", "a red circle", "--in", "blue", "-k", "1")["results"]
     assert [r["path"] for r in within] == ["blue/circle.png"]

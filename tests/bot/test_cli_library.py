@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from tests.support.cli import findimage
+from tests.support.cli import findimage, json_in_process, run_in_process
 from tests.support.pictures import draw_shape, make_library, save
 
 
@@ -33,18 +32,6 @@ def fresh_home(
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.setenv("HOME", str(home))
     return home
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
-    code, out, err = _run(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -90,39 +77,39 @@ def test_a_relative_data_dir_is_shown_absolute(
     tmp_path: Path, findimage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_DATA_DIR", "relative/data")
-    status = _json(capsys, "status")
+    status = json_in_process(capsys, "status")
     assert status["location"].startswith(f"{tmp_path / 'relative/data' / 'index.sqlite3'} ")
 
 
 def test_indexing_a_subfolder_refreshes_it_and_keeps_the_rest(
     library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     for old in (library / "trips" / "2024").iterdir():
         old.unlink()
     save(draw_shape("green", "circle"), library / "trips" / "2024" / "new.png")
     # Gone from outside the folder too, but a folder run does not look there.
     next((library / "marketing").iterdir()).unlink()
 
-    report = _json(capsys, "index", str(library / "trips" / "2024"))
+    report = json_in_process(capsys, "index", str(library / "trips" / "2024"))
     assert (report["indexed"], report["unchanged"], report["deleted"]) == (1, 0, 4)
-    paths = {r["path"] for r in _json(capsys, "search", "x", "-k", "100")["results"]}
+    paths = {r["path"] for r in json_in_process(capsys, "search", "x", "-k", "100")["results"]}
     assert "trips/2024/new.png" in paths
     assert not any(p.startswith("trips/2024/") and p != "trips/2024/new.png" for p in paths)
     assert len(paths) == 16 - 4 + 1
 
     # The whole library again: the marketing picture leaves now.
-    assert _json(capsys, "index", str(library))["deleted"] == 1
+    assert json_in_process(capsys, "index", str(library))["deleted"] == 1
 
 
 def test_another_library_is_refused_with_both_roots_and_the_ways_on(
     tmp_path: Path, library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     other = tmp_path / "other"
     for color in ("red", "green", "blue"):
         save(draw_shape(color, "triangle", size=(80, 50)), other / f"{color}.png")
-    code, out, err = _run(capsys, "index", str(other))
+    code, out, err = run_in_process(capsys, "index", str(other))
     assert (code, out) == (2, "")
     assert err.strip() == (
         f"findimage: This index holds the library {library.resolve()}, and {other.resolve()} "
@@ -130,22 +117,22 @@ def test_another_library_is_refused_with_both_roots_and_the_ways_on(
         f"for its index; to start over with {other.resolve()}, run "
         f"`findimage index {other.resolve()} --replace`."
     )
-    assert _json(capsys, "status")["count"] == 16
+    assert json_in_process(capsys, "status")["count"] == 16
 
-    report = _json(capsys, "index", str(other), "--replace")
+    report = json_in_process(capsys, "index", str(other), "--replace")
     assert (report["indexed"], report["deleted"]) == (3, 16)
-    status = _json(capsys, "status")
+    status = json_in_process(capsys, "status")
     assert (status["count"], status["library"]) == (3, str(other.resolve()))
     # The old library is now the other one.
-    assert _run(capsys, "index", str(library))[0] == 2
+    assert run_in_process(capsys, "index", str(library))[0] == 2
 
 
 def test_index_without_a_folder_refreshes_the_indexed_library(
     library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     save(draw_shape("purple", "square"), library / "added.png")
-    assert _json(capsys, "index")["indexed"] == 1
+    assert json_in_process(capsys, "index")["indexed"] == 1
 
 
 @pytest.fixture
@@ -166,17 +153,17 @@ def _break(model: Path) -> None:
 def test_an_unchanged_index_run_loads_no_model(
     library: Path, breakable_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     os.utime(next(library.glob("*.png")), (1_600_000_000, 1_600_000_000))
     _break(breakable_model)
-    code, out, err = _run(capsys, "index", str(library))
+    code, out, err = run_in_process(capsys, "index", str(library))
     # Touched but the same bytes: no picture needs the model.
     assert (code, out.splitlines()[0]) == (0, "Indexed 0, unchanged 16, removed 0, skipped 0.")
     # No progress bar, no notice: nothing on stderr at all.
     assert err == ""
     # A picture that does need the model shows the load would have failed.
     save(draw_shape("orange", "circle"), library / "new.png")
-    code, _, err = _run(capsys, "index", str(library))
+    code, _, err = run_in_process(capsys, "index", str(library))
     assert code == 1 and "Could not load the model" in err
 
 
@@ -186,7 +173,7 @@ def test_search_on_a_missing_index_loads_no_model(
     _break(breakable_model)
     query = save(draw_shape("red", "circle"), tmp_path / "query.png")
     for args in (["search", "mountain"], ["search", "--image", str(query)]):
-        code, _, err = _run(capsys, *args)
+        code, _, err = run_in_process(capsys, *args)
         assert (code, err.strip()) == (
             1,
             "findimage: The index is empty: run `findimage index` first.",
@@ -196,10 +183,10 @@ def test_search_on_a_missing_index_loads_no_model(
 def test_search_on_an_index_emptied_by_the_indexer_loads_no_model(
     library: Path, breakable_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     for picture in _files(library):
         picture.unlink()
-    assert _json(capsys, "index", str(library))["deleted"] == 16
+    assert json_in_process(capsys, "index", str(library))["deleted"] == 16
     _break(breakable_model)
-    code, _, err = _run(capsys, "search", "mountain")
+    code, _, err = run_in_process(capsys, "search", "mountain")
     assert (code, err.strip()) == (1, "findimage: The index is empty: run `findimage index` first.")

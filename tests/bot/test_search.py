@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.documents import ModelInfo, document_id
@@ -9,8 +10,16 @@ from bot.encoders import ClipEncoder
 from bot.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
 from bot.search import SearchQuery, SearchService
 from bot.stores.embedded import EmbeddedStore
-from tests.bot.stores.test_embedded import DIMS, _doc, _unit
+from tests.support.documents import make_document
 from tests.support.pictures import draw_shape
+
+DIMS = 8
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.zeros(DIMS, dtype=np.float32)
+    vector[: len(values)] = values
+    return vector / np.linalg.norm(vector)
 
 
 def test_a_text_query_loads_only_the_text_model(tmp_path: Path, tiny_clip: Path) -> None:
@@ -19,7 +28,7 @@ def test_a_text_query_loads_only_the_text_model(tmp_path: Path, tiny_clip: Path)
     store = EmbeddedStore(tmp_path)
     store.record_models(ModelInfo(image.model_name, text.model_name, text.dims))
     vectors = text.encode_texts(["red", "blue"])
-    store.upsert([(_doc("red.png"), vectors[0]), (_doc("blue.png"), vectors[1])])
+    store.upsert([(make_document("red.png"), vectors[0]), (make_document("blue.png"), vectors[1])])
     service = SearchService(store, image, text, max_file_bytes=1024 * 1024)
 
     # The image model cannot load: a text query that tried to would fail with ModelLoadError.
@@ -33,7 +42,9 @@ def test_an_index_of_other_models_is_refused_by_name(tmp_path: Path, tiny_clip: 
     encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu")
     store = EmbeddedStore(tmp_path)
     store.record_models(ModelInfo("another-image-model", encoder.model_name, encoder.dims))
-    store.upsert([(_doc("a.png"), encoder.encode_images([draw_shape("red", "circle")])[0])])
+    store.upsert(
+        [(make_document("a.png"), encoder.encode_images([draw_shape("red", "circle")])[0])]
+    )
     service = SearchService(store, encoder, encoder, max_file_bytes=1024 * 1024)
     with pytest.raises(ModelMismatchError, match="another-image-model"):
         service.by_text("red", SearchQuery(k=1))
@@ -58,7 +69,7 @@ def fanned_store(tmp_path: Path) -> EmbeddedStore:
     store = EmbeddedStore(tmp_path)
     store.upsert(
         [
-            (_doc(f"{name}.jpg"), _unit(1, slope))
+            (make_document(f"{name}.jpg"), _unit(1, slope))
             for name, slope in zip("abcdef", (0, 0.1, 0.3, 0.6, 1, 3), strict=True)
         ]
     )
@@ -89,7 +100,10 @@ def test_text_results_page_on_from_the_offset(tmp_path: Path, tiny_clip: Path) -
     store = EmbeddedStore(tmp_path)
     words = ["red", "blue", "green", "yellow", "black"]
     store.upsert(
-        [(_doc(f"{w}.png"), v) for w, v in zip(words, encoder.encode_texts(words), strict=True)]
+        [
+            (make_document(f"{w}.png"), v)
+            for w, v in zip(words, encoder.encode_texts(words), strict=True)
+        ]
     )
     service = _service_over(store, encoder)
     ranked = [hit.document.path for hit in store.search(encoder.encode_texts(["red"])[0], k=5)]
@@ -118,7 +132,9 @@ def test_text_search_stays_inside_the_folder_asked_for(tmp_path: Path, tiny_clip
     store = EmbeddedStore(tmp_path)
     words = ["red", "blue", "green", "yellow"]
     paths = ["trips/red.png", "blue.png", "trips/2024/green.png", "marketing/yellow.png"]
-    store.upsert([(_doc(p), v) for p, v in zip(paths, encoder.encode_texts(words), strict=True)])
+    store.upsert(
+        [(make_document(p), v) for p, v in zip(paths, encoder.encode_texts(words), strict=True)]
+    )
     service = _service_over(store, encoder)
 
     hits = service.by_text("red", SearchQuery(k=4, folder="trips"))
@@ -133,9 +149,9 @@ def test_like_stays_inside_the_folder_asked_for(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path)
     store.upsert(
         [
-            (_doc("x/a.jpg"), _unit(1)),
-            (_doc("y/nearest.jpg"), _unit(1, 0.1)),
-            (_doc("x/further.jpg"), _unit(1, 1)),
+            (make_document("x/a.jpg"), _unit(1)),
+            (make_document("y/nearest.jpg"), _unit(1, 0.1)),
+            (make_document("x/further.jpg"), _unit(1, 1)),
         ]
     )
     hits = _service_over(store).like(document_id("x/a.jpg"), SearchQuery(k=2, folder="x"))

@@ -11,9 +11,6 @@ from bot.encoders import ClipEncoder
 from bot.settings import Settings, load_settings
 from tests.support.es_emulator import ES_8, ES_9, ElasticsearchEmulator
 
-# The id eland gives sentence-transformers/clip-ViT-B-32-multilingual-v1 in Elasticsearch.
-TEXT_MODEL_ID = "sentence-transformers__clip-vit-b-32-multilingual-v1"
-
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_clip: Path) -> ClipEncoder:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.documents import document_id
+from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import make_library
 from tests.support.tiny_clip import save_tiny_clip
@@ -31,21 +31,9 @@ def library(tmp_path: Path) -> Path:
     return root
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
-    code, out, err = _run(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
 def _answers(capsys: pytest.CaptureFixture[str], library: Path) -> dict[str, list]:
     picture = str(sorted(library.rglob("*.png"))[0])
-    like = _json(capsys, "search", "red circle", "-k", "1")["results"][0]["id"]
+    like = json_in_process(capsys, "search", "red circle", "-k", "1")["results"][0]["id"]
     searches = {
         "text": ("search", "red circle", "-k", "5"),
         "image": ("search", "--image", picture, "-k", "4"),
@@ -53,7 +41,7 @@ def _answers(capsys: pytest.CaptureFixture[str], library: Path) -> dict[str, lis
         "folder": ("search", "blue square", "--in", "trips", "-k", "5"),
     }
     return {
-        name: [(hit["path"], hit["score"]) for hit in _json(capsys, *args)["results"]]
+        name: [(hit["path"], hit["score"]) for hit in json_in_process(capsys, *args)["results"]]
         for name, args in searches.items()
     }
 
@@ -64,13 +52,13 @@ def test_elasticsearch_answers_as_the_embedded_store_does(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert _json(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
+    assert json_in_process(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
     on_elasticsearch = _answers(capsys, library)
-    es_status = _json(capsys, "status")
+    es_status = json_in_process(capsys, "status")
     monkeypatch.setenv("FINDIMAGE_BACKEND", "embedded")
-    assert _json(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
+    assert json_in_process(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
     embedded = _answers(capsys, library)
-    embedded_status = _json(capsys, "status")
+    embedded_status = json_in_process(capsys, "status")
 
     for name, hits in embedded.items():
         assert [path for path, _ in on_elasticsearch[name]] == [path for path, _ in hits], name
@@ -87,15 +75,15 @@ def test_elasticsearch_answers_as_the_embedded_store_does(
 def test_an_incremental_run_writes_only_what_changed_and_removes_what_is_gone(
     es_env: dict[str, str], library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     sorted(library.rglob("*.jpg"))[0].unlink()
-    report = _json(capsys, "index", str(library))
+    report = json_in_process(capsys, "index", str(library))
     assert (report["indexed"], report["unchanged"], report["deleted"]) == (
         0,
         LIBRARY_SIZE - 1,
         1,
     )
-    assert _json(capsys, "status")["count"] == LIBRARY_SIZE - 1
+    assert json_in_process(capsys, "status")["count"] == LIBRARY_SIZE - 1
 
 
 def _wait_for(condition, what: str) -> None:
@@ -129,7 +117,7 @@ def test_rebuild_with_unchanged_models_embeds_nothing_while_another_process_sear
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     [old_index] = emulator.index_names()
     progress, stop = tmp_path / "progress", tmp_path / "stop"
     searcher = _searcher(
@@ -149,7 +137,7 @@ def test_rebuild_with_unchanged_models_embeds_nothing_while_another_process_sear
             return True
 
         emulator.before_request = hold_the_copy_into_the_new_index
-        report = _json(capsys, "index", "--rebuild", str(library))
+        report = json_in_process(capsys, "index", "--rebuild", str(library))
         emulator.before_request = None
         assert during.is_set()
         assert (report["indexed"], report["unchanged"]) == (0, LIBRARY_SIZE)
@@ -164,7 +152,7 @@ def test_rebuild_with_unchanged_models_embeds_nothing_while_another_process_sear
     [new_index] = emulator.index_names()
     assert new_index != old_index
     assert emulator.aliases() == {"findimage-images": [new_index]}
-    assert _json(capsys, "status")["count"] == LIBRARY_SIZE
+    assert json_in_process(capsys, "status")["count"] == LIBRARY_SIZE
 
 
 def test_a_running_service_refuses_once_another_process_rebuilt_with_other_models(
@@ -175,9 +163,9 @@ def test_a_running_service_refuses_once_another_process_rebuilt_with_other_model
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     picture = sorted(library.rglob("*.png"))[0]
-    first_answer = _json(capsys, "search", "--image", str(picture), "-k", "3")["results"]
+    first_answer = json_in_process(capsys, "search", "--image", str(picture), "-k", "3")["results"]
     progress, stop, swapped = tmp_path / "progress", tmp_path / "stop", tmp_path / "swapped"
     service = _searcher(
         "tests.support.service_loop", str(progress), str(stop), str(swapped), str(picture)
@@ -187,14 +175,14 @@ def test_a_running_service_refuses_once_another_process_rebuilt_with_other_model
         other = save_tiny_clip(tmp_path / "other-clip", seed=7)
         monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", str(other))
         monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(other))
-        report = _json(capsys, "index", "--rebuild", str(library))
+        report = json_in_process(capsys, "index", "--rebuild", str(library))
         assert report["indexed"] == LIBRARY_SIZE
         swapped.touch()
         seen = _runs(progress)
         _wait_for(lambda: _runs(progress) >= seen + 3, "searches after the swap")
         monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", es_env["FINDIMAGE_IMAGE_MODEL"])
         monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", es_env["FINDIMAGE_TEXT_MODEL"])
-        code, _, fresh_err = _run(capsys, "search", "--image", str(picture), "-k", "3")
+        code, _, fresh_err = run_in_process(capsys, "search", "--image", str(picture), "-k", "3")
     finally:
         stop.touch()
         out, err = service.communicate(timeout=DEADLINE_SECONDS)
@@ -222,12 +210,12 @@ def test_an_indexing_run_of_many_batches_refreshes_at_most_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_BATCH_SIZE", "2")
-    assert _json(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
+    assert json_in_process(capsys, "index", str(library))["indexed"] == LIBRARY_SIZE
     bulks = [r for r in emulator.requests if r.path.endswith("_bulk")]
     refreshes = [r for r in emulator.requests if r.path.endswith("/_refresh")]
     assert len(bulks) >= LIBRARY_SIZE // 2
     assert 1 <= len(refreshes) <= 2
-    assert _json(capsys, "status")["count"] == LIBRARY_SIZE
+    assert json_in_process(capsys, "status")["count"] == LIBRARY_SIZE
 
 
 def test_reused_vectors_come_in_one_mget_per_batch(
@@ -237,14 +225,14 @@ def test_reused_vectors_come_in_one_mget_per_batch(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     moved = library / "moved"
     moved.mkdir()
     for number, path in enumerate(sorted(p for p in library.rglob("*.*") if p.is_file())):
         path.rename(moved / f"{number}{path.suffix}")
     monkeypatch.setenv("FINDIMAGE_BATCH_SIZE", "4")
     emulator.requests.clear()
-    report = _json(capsys, "index", str(library))
+    report = json_in_process(capsys, "index", str(library))
     assert (report["indexed"], report["deleted"]) == (LIBRARY_SIZE, LIBRARY_SIZE)
     assert len(emulator.calls("POST", "/_mget")) == LIBRARY_SIZE // 4
     assert [r for r in emulator.requests if "/_doc/" in r.path] == []
@@ -267,7 +255,7 @@ def test_an_outage_mid_run_is_one_sentence_and_a_rerun_completes(
         return True
 
     emulator.before_request = crash_at_the_second_bulk
-    code, out, err = _run(capsys, "index", str(library))
+    code, out, err = run_in_process(capsys, "index", str(library))
     assert code == 1
     # The last line is the whole message (model loading may print progress above it).
     assert err.strip().splitlines()[-1] == (
@@ -278,11 +266,11 @@ def test_an_outage_mid_run_is_one_sentence_and_a_rerun_completes(
 
     emulator.before_request = None
     emulator.start()
-    report = _json(capsys, "index", str(library))
+    report = json_in_process(capsys, "index", str(library))
     written_before = int(es_env["FINDIMAGE_BATCH_SIZE"])
     assert report["indexed"] == LIBRARY_SIZE - written_before
     assert report["unchanged"] == written_before
-    assert _json(capsys, "status")["count"] == LIBRARY_SIZE
+    assert json_in_process(capsys, "status")["count"] == LIBRARY_SIZE
 
 
 def test_documents_elasticsearch_refuses_are_reported_by_path_and_not_counted(
@@ -294,21 +282,21 @@ def test_documents_elasticsearch_refuses_are_reported_by_path_and_not_counted(
     refused = sorted(library.rglob("*.png"))[:2]
     paths = {str(p.relative_to(library)) for p in refused}
     emulator.refuse_documents({document_id(path) for path in paths})
-    report = _json(capsys, "index", str(library))
+    report = json_in_process(capsys, "index", str(library))
     assert report["indexed"] == LIBRARY_SIZE - 2
     assert {skipped["path"] for skipped in report["skipped"]} == paths
     for skipped in report["skipped"]:
         assert "document_parsing_exception" in skipped["reason"]
-    assert _json(capsys, "status")["count"] == LIBRARY_SIZE - 2
+    assert json_in_process(capsys, "status")["count"] == LIBRARY_SIZE - 2
 
     emulator.refuse_documents(set())
-    assert _json(capsys, "index", str(library))["indexed"] == 2
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 2
 
 
 def test_rebuild_on_the_embedded_store_says_what_to_do_instead(
     findimage_env: dict[str, str], library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, "index", "--rebuild", str(library))
+    code, out, err = run_in_process(capsys, "index", "--rebuild", str(library))
     assert code == 2
     assert "--rebuild is for FINDIMAGE_BACKEND=elasticsearch" in err
     assert out == ""
@@ -318,7 +306,7 @@ def test_status_reports_the_text_model_problem(
     es_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_ES_TEXT_MODEL_ID", "absent-model")
-    status = _json(capsys, "status")
+    status = json_in_process(capsys, "status")
     assert status["count"] == 0
     assert "absent-model is not in Elasticsearch" in status["text_model_problem"]
 
@@ -329,7 +317,7 @@ def test_a_rebuild_stopped_by_an_outage_is_one_line_and_leaves_the_live_index(
     library: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     live = emulator.index_names()
 
     def crash_at_the_copy(method: str, path: str) -> bool:
@@ -339,7 +327,7 @@ def test_a_rebuild_stopped_by_an_outage_is_one_line_and_leaves_the_live_index(
         return True
 
     emulator.before_request = crash_at_the_copy
-    code, _, err = _run(capsys, "index", "--rebuild", str(library))
+    code, _, err = run_in_process(capsys, "index", "--rebuild", str(library))
     assert code == 1
     assert err.strip().splitlines() == [
         f"findimage: Cannot reach Elasticsearch at {emulator.url}: check that it is running "
@@ -350,10 +338,10 @@ def test_a_rebuild_stopped_by_an_outage_is_one_line_and_leaves_the_live_index(
     # The half-made index could not be deleted during the outage: status names it, and the
     # next rebuild removes it.
     leftovers = [name for name in emulator.index_names() if name not in live]
-    status = _json(capsys, "status")
+    status = json_in_process(capsys, "status")
     for name in leftovers:
         assert name in status["location"]
-    _json(capsys, "index", "--rebuild", str(library))
+    json_in_process(capsys, "index", "--rebuild", str(library))
     assert len(emulator.index_names()) == 1
 
 
@@ -363,7 +351,7 @@ def test_ctrl_c_in_a_rebuild_says_it_starts_over(
     library: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _json(capsys, "index", str(library))
+    json_in_process(capsys, "index", str(library))
     live = emulator.index_names()
 
     def press_ctrl_c_at_the_copy(method: str, path: str) -> bool:
@@ -373,7 +361,7 @@ def test_ctrl_c_in_a_rebuild_says_it_starts_over(
         return True
 
     emulator.before_request = press_ctrl_c_at_the_copy
-    code, _, err = _run(capsys, "index", "--rebuild", str(library))
+    code, _, err = run_in_process(capsys, "index", "--rebuild", str(library))
     assert code == 130
     assert err.strip().splitlines() == [
         "findimage: interrupted; the rebuild was abandoned and the live index left as it was: "

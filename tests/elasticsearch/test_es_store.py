@@ -21,8 +21,8 @@ from bot.errors import BackendUnavailableError, ConfigError, IndexChangedError, 
 from bot.settings import load_settings
 from bot.stores.elasticsearch import ElasticsearchStore
 from bot.stores.es_mapping import VectorIndexOptions, index_mappings, to_source
-from tests.elasticsearch.test_store_conformance import LIBRARY, MODELS, _unit
 from tests.support.es_emulator import ES_8, ElasticsearchEmulator
+from tests.support.store_cases import LIBRARY, MODELS, unit_vector
 
 ALIAS = "findimage-images"
 
@@ -97,8 +97,8 @@ def test_knn_asks_for_k_times_the_factor_candidates_and_only_the_result_fields(
     store = _store(emulator.url, es_num_candidates_factor=7)
     store.record_models(MODELS)
     store.upsert(LIBRARY)
-    store.search(_unit([1.0]), 3, folder="a/b")
-    store.search(_unit([1.0]), 5000)
+    store.search(unit_vector([1.0]), 3, folder="a/b")
+    store.search(unit_vector([1.0]), 5000)
     first, big = (body for body in _bodies(emulator, "_search") if "knn" in body)
     assert first["knn"]["k"] == 3
     assert first["knn"]["num_candidates"] == 21
@@ -169,9 +169,9 @@ def test_a_search_during_an_outage_fails_fast_and_works_once_elasticsearch_is_ba
     # "Cannot reach" (connection refused), not "did not answer within": nothing waited for
     # the timeout.
     with pytest.raises(BackendUnavailableError, match="Cannot reach Elasticsearch"):
-        store.search(_unit([1.0]), 3)
+        store.search(unit_vector([1.0]), 3)
     emulator.start()
-    assert len(store.search(_unit([1.0]), 3)) == 3
+    assert len(store.search(unit_vector([1.0]), 3)) == 3
 
 
 def test_a_cluster_that_does_not_answer_is_given_up_after_the_timeout(
@@ -264,7 +264,7 @@ def test_the_version_is_read_once_and_every_request_then_speaks_the_clusters_maj
     store.record_models(MODELS)
     store.upsert(LIBRARY)
     store.refresh()
-    store.search(_unit([1.0]), 3)
+    store.search(unit_vector([1.0]), 3)
     first, *rest = emulator.requests
     assert (first.method, first.path) == ("GET", "/")
     assert first.headers["accept"] == "application/json"
@@ -537,11 +537,11 @@ def test_a_search_after_the_alias_moved_to_other_models_is_refused_with_the_fres
     store.record_models(MODELS)
     store.upsert(LIBRARY)
     store.refresh()
-    assert store.search(_unit([1.0]), 2)
+    assert store.search(unit_vector([1.0]), 2)
     rebuilder = _store(emulator.url)
     with _rebuild_with(rebuilder, OTHER_MODELS) as fresh:
         fresh.record_models(OTHER_MODELS)
         fresh.upsert(LIBRARY)
     with pytest.raises(IndexChangedError):
-        store.search(_unit([1.0]), 2)
+        store.search(unit_vector([1.0]), 2)
     assert store.models() == OTHER_MODELS

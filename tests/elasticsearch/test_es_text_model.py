@@ -14,10 +14,10 @@ from bot.errors import BackendUnavailableError
 from bot.factory import build_search_service, build_store
 from bot.search import SearchQuery, SearchService
 from bot.settings import load_settings
-from tests.elasticsearch.conftest import TEXT_MODEL_ID
-from tests.elasticsearch.test_store_conformance import _doc
 from tests.support.es_emulator import ElasticsearchEmulator
+from tests.support.es_emulator.ml import TEXT_MODEL_ID
 from tests.support.pictures import draw_shape
+from tests.support.store_cases import library_document
 
 
 def _service(text_vectors: str | None) -> SearchService:
@@ -44,7 +44,7 @@ def indexed(
     shapes = [(c, s) for c in ("red", "green", "blue") for s in ("circle", "square")]
     pictures = [draw_shape(color, shape) for color, shape in shapes]
     vectors = tiny_encoder.encode_images(pictures)
-    docs = [_doc(f"{color}/{shape}.png", i) for i, (color, shape) in enumerate(shapes)]
+    docs = [library_document(f"{color}/{shape}.png", i) for i, (color, shape) in enumerate(shapes)]
     store.upsert(list(zip(docs, vectors, strict=True)))
     store.refresh()
     return SearchService(store, tiny_encoder, tiny_encoder, load_settings().max_file_bytes)

@@ -6,24 +6,22 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo, document_id
+from bot.documents import Fingerprint, GeoPoint, ModelInfo, document_id
 from bot.errors import ModelMismatchError
 from bot.settings import load_settings
 from bot.stores.base import VectorStore
 from bot.stores.elasticsearch import ElasticsearchStore
 from bot.stores.embedded import EmbeddedStore
 from tests.support.es_emulator import VERSIONS, ElasticsearchEmulator
+from tests.support.store_cases import DIMS, LIBRARY, MODELS, library_document, unit_vector
 
-DIMS = 8
-MODELS = ModelInfo(image_model="clip-image", text_model="clip-text", dims=DIMS)
 REAL_CLUSTER = os.environ.get("FINDIMAGE_TEST_ES_URL")
-START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _elasticsearch_store(url: str, alias: str) -> ElasticsearchStore:
@@ -64,37 +62,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
     opened.close()
 
 
-def _unit(values: list[float]) -> np.ndarray:
-    vector = np.asarray(values + [0.0] * (DIMS - len(values)), dtype=np.float32)
-    return vector / np.linalg.norm(vector)
-
-
-def _doc(path: str, minutes: int = 0, **extra: object) -> ImageDocument:
-    folder, _, name = path.rpartition("/")
-    return ImageDocument(
-        id=document_id(path),
-        path=path,
-        name=name,
-        folder=folder,
-        size=1000 + len(path),
-        mtime=1_700_000_000.25 + minutes,
-        sha256=f"sha-{path}",
-        width=64,
-        height=48,
-        indexed_at=START + timedelta(minutes=minutes),
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-LIBRARY = [
-    (_doc("top.jpg", 0), _unit([1.0, 0.0])),
-    (_doc("a/b/near.jpg", 1), _unit([1.0, 0.2])),
-    (_doc("a/b/c/deeper.jpg", 2), _unit([1.0, 0.6])),
-    (_doc("a/bc/sibling.jpg", 3), _unit([1.0, 0.1])),
-    (_doc("x/far.jpg", 4), _unit([-1.0, 0.3])),
-]
-
-
 @pytest.fixture
 def filled(store: VectorStore) -> VectorStore:
     store.record_models(MODELS)
@@ -108,7 +75,7 @@ def test_a_new_store_is_empty(store: VectorStore) -> None:
     assert store.count() == 0
     assert store.fingerprints() == {}
     assert store.get(document_id("top.jpg")) is None
-    assert store.search(_unit([1.0]), 3) == []
+    assert store.search(unit_vector([1.0]), 3) == []
     assert store.status().count == 0
 
 
@@ -121,7 +88,7 @@ def test_models_are_recorded_once_and_others_refused(store: VectorStore) -> None
 
 
 def test_search_ranks_by_cosine_with_elasticsearch_scores(filled: VectorStore) -> None:
-    query = _unit([1.0, 0.15])
+    query = unit_vector([1.0, 0.15])
     hits = filled.search(query, 3)
     expected = sorted(LIBRARY, key=lambda item: -float(item[1] @ query))[:3]
     assert [hit.document.path for hit in hits] == [doc.path for doc, _ in expected]
@@ -132,25 +99,27 @@ def test_search_ranks_by_cosine_with_elasticsearch_scores(filled: VectorStore) -
 def test_folder_filter_takes_the_folder_and_below_never_a_sibling_prefix(
     filled: VectorStore,
 ) -> None:
-    paths = {hit.document.path for hit in filled.search(_unit([1.0]), 10, folder="a/b")}
+    paths = {hit.document.path for hit in filled.search(unit_vector([1.0]), 10, folder="a/b")}
     assert paths == {"a/b/near.jpg", "a/b/c/deeper.jpg"}
-    assert {h.document.path for h in filled.search(_unit([1.0]), 10, folder="/a/b/")} == paths
-    assert len(filled.search(_unit([1.0]), 10, folder="")) == len(LIBRARY)
-    assert filled.search(_unit([1.0]), 10, folder="nowhere") == []
+    assert {h.document.path for h in filled.search(unit_vector([1.0]), 10, folder="/a/b/")} == paths
+    assert len(filled.search(unit_vector([1.0]), 10, folder="")) == len(LIBRARY)
+    assert filled.search(unit_vector([1.0]), 10, folder="nowhere") == []
 
 
 def test_k_limits_the_hits(filled: VectorStore) -> None:
-    assert len(filled.search(_unit([1.0]), 2)) == 2
-    assert len(filled.search(_unit([1.0]), 50)) == len(LIBRARY)
+    assert len(filled.search(unit_vector([1.0]), 2)) == 2
+    assert len(filled.search(unit_vector([1.0]), 50)) == len(LIBRARY)
 
 
 def test_more_than_ten_hits_come_back_when_k_asks_for_them(store: VectorStore) -> None:
     """Elasticsearch answers 10 hits unless the search says how many: k must reach `size`."""
     store.record_models(MODELS)
-    many = [(_doc(f"many/{i:02d}.jpg", i), _unit([1.0, i / 10])) for i in range(25)]
+    many = [
+        (library_document(f"many/{i:02d}.jpg", i), unit_vector([1.0, i / 10])) for i in range(25)
+    ]
     assert store.upsert(many) == []
     store.refresh()
-    query = _unit([1.0, 0.5])
+    query = unit_vector([1.0, 0.5])
     hits = store.search(query, 17)
     expected = sorted(many, key=lambda item: -float(item[1] @ query))[:17]
     assert [hit.document.path for hit in hits] == [doc.path for doc, _ in expected]
@@ -171,8 +140,8 @@ def test_get_many_brings_back_documents_and_vectors_and_skips_unknown_ids(
 def test_get_returns_the_document_and_its_vector(store: VectorStore) -> None:
     store.record_models(MODELS)
     taken = datetime(2023, 7, 14, 9, 30, 5)
-    doc = _doc("trips/beach.jpg", 7, taken_at=taken, gps=GeoPoint(lat=43.25, lon=-1.5))
-    vector = _unit([0.3, 0.4, 0.5])
+    doc = library_document("trips/beach.jpg", 7, taken_at=taken, gps=GeoPoint(lat=43.25, lon=-1.5))
+    vector = unit_vector([0.3, 0.4, 0.5])
     store.upsert([(doc, vector)])
     found = store.get(doc.id)  # realtime: no refresh needed
     assert found is not None
@@ -181,11 +150,11 @@ def test_get_returns_the_document_and_its_vector(store: VectorStore) -> None:
 
 
 def test_upsert_replaces_and_delete_ignores_unknown_ids(filled: VectorStore) -> None:
-    moved = _doc("top.jpg", 9)
-    assert filled.upsert([(moved, _unit([0.0, 1.0]))]) == []
+    moved = library_document("top.jpg", 9)
+    assert filled.upsert([(moved, unit_vector([0.0, 1.0]))]) == []
     filled.refresh()
     assert filled.count() == len(LIBRARY)
-    assert filled.search(_unit([0.0, 1.0]), 1)[0].document == moved
+    assert filled.search(unit_vector([0.0, 1.0]), 1)[0].document == moved
     assert filled.delete([moved.id, "no-such-id"]) == []
     filled.refresh()
     assert filled.count() == len(LIBRARY) - 1

@@ -1,90 +1,27 @@
-"""The bot served in-process over HTTP, a real indexed library, and a local Slack Web API."""
+"""Fixtures for the Slack tests: an indexed library, the local Slack Web API and served bots.
+
+What they are built from is in tests/support/slack_bot.py.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-from slack_sdk import WebClient
 
-from bot.encoders import ClipEncoder, TextEncoder
-from bot.factory import build_encoders, build_indexer
-from bot.search import SearchService
-from bot.settings import Settings
-from bot.slack.app import (
-    EVENTS_PATH,
-    WEB_API_SCOPES,
-    build_workers,
-    build_wsgi_app,
-    create_app,
-    make_http_server,
-    web_client_retry_handlers,
-)
-from bot.slack.http import SlackHttpServer
-from bot.slack.workers import AnswerWorkers
-from bot.stores.embedded import EmbeddedStore
-from tests.support.pictures import make_library
-from tests.support.slack_api import BOT_TOKEN, FakeSlack, SlackApiServer
-from tests.support.slack_requests import SIGNING_SECRET, SlackSender
-
-LIBRARY_SIZE = 24
-PREVIEW_SECRET = "preview-secret-for-tests"
-
-
-def bot_settings(
-    trained_clip: Path, library_root: Path, data_dir: Path, **overrides: Any
-) -> Settings:
-    values: dict[str, Any] = {
-        "library": library_root,
-        "data_dir": data_dir,
-        "image_model": str(trained_clip),
-        "text_model": str(trained_clip),
-        "device": "cpu",
-        "batch_size": 8,
-        "slack_bot_token": BOT_TOKEN,
-        "slack_signing_secret": SIGNING_SECRET,
-        "preview_secret": PREVIEW_SECRET,
-        **overrides,
-    }
-    return Settings(_env_file=None, **values)
-
-
-@dataclass
-class Library:
-    root: Path
-    data_dir: Path
-    settings: Settings
-    store: EmbeddedStore
-    image_encoder: ClipEncoder
-    text_encoder: ClipEncoder
-
-    def service(self, text_encoder: TextEncoder | None = None, store=None) -> SearchService:
-        return SearchService(
-            store=store or self.store,
-            image_encoder=self.image_encoder,
-            text_encoder=text_encoder or self.text_encoder,
-            max_file_bytes=self.settings.max_file_bytes,
-        )
+from bot.slack.app import WEB_API_SCOPES
+from tests.support.slack_api import FakeSlack, SlackApiServer
+from tests.support.slack_bot import Bot, BotFactory, IndexedLibrary, bot_servers, indexed_library
 
 
 @pytest.fixture(scope="session")
-def library(trained_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
+def slack_library(
+    trained_clip: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IndexedLibrary]:
     """A picture library indexed by the real Indexer into a real EmbeddedStore, once."""
-    base = tmp_path_factory.mktemp("slack-library")
-    root, data_dir = base / "store", base / "data"
-    make_library(root, LIBRARY_SIZE)
-    settings = bot_settings(trained_clip, root, data_dir)
-    store = EmbeddedStore(data_dir)
-    report = build_indexer(settings, store).run(root, progress=False)
-    assert report.indexed == LIBRARY_SIZE
-    image_encoder, text_encoder = build_encoders(settings)
-    yield Library(root, data_dir, settings, store, image_encoder, text_encoder)
-    store.close()
+    with indexed_library(trained_clip, tmp_path_factory.mktemp("slack-library")) as library:
+        yield library
 
 
 @pytest.fixture(scope="session")
@@ -101,89 +38,14 @@ def fake_slack(slack_api: FakeSlack) -> FakeSlack:
     return slack_api
 
 
-@dataclass
-class Bot:
-    url: str
-    settings: Settings
-    service: SearchService
-    sender: SlackSender
-    workers: AnswerWorkers
-
-    def finish_work(self) -> None:
-        """Wait until every answer the bot accepted so far has been sent."""
-        assert self.workers.wait_idle(timeout=60), "the bot's answers did not finish"
-
-
-BotFactory = Callable[..., Bot]
-
-
 @pytest.fixture(scope="session")
-def start_bot(library: Library, slack_api: FakeSlack, trained_clip: Path) -> Iterator[BotFactory]:
-    """Serve a Bolt app in HTTP mode on 127.0.0.1, as `findimage serve` does.
-
-    `previews="url"` signs preview links to the bot's own /images/<id>; "upload" uploads
-    them into the conversation. Bots with the same arguments are shared.
-    """
-    servers: list[SlackHttpServer] = []
-    cache: dict[tuple, Bot] = {}
-
-    def start(previews: str = "url", service: SearchService | None = None, **overrides: Any) -> Bot:
-        key = (previews, id(service), tuple(sorted(overrides.items())))
-        if key in cache:
-            return cache[key]
-        routes: dict[str, Callable] = {"app": _not_ready}
-        settings = bot_settings(trained_clip, library.root, library.data_dir, **overrides)
-        server = make_http_server(
-            lambda environ, start_response: routes["app"](environ, start_response),
-            "127.0.0.1",
-            0,
-            settings,
-        )
-        url = f"http://127.0.0.1:{server.port}"
-        if previews == "url":
-            overrides.setdefault("public_base_url", url)
-        settings = bot_settings(trained_clip, library.root, library.data_dir, **overrides)
-        service = service or library.service()
-        client = WebClient(
-            token=BOT_TOKEN,
-            base_url=slack_api.api_url,
-            retry_handlers=web_client_retry_handlers(),
-        )
-        workers = build_workers(settings)
-        app = create_app(settings, service, client=client, workers=workers)
-        routes["app"] = build_wsgi_app(settings, service, app)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        bot = Bot(url, settings, service, SlackSender(url + EVENTS_PATH), workers)
-        cache[key] = bot
-        return bot
-
-    yield start
-    for server in servers:
-        server.stop()
+def start_bot(
+    slack_library: IndexedLibrary, slack_api: FakeSlack, trained_clip: Path
+) -> Iterator[BotFactory]:
+    with bot_servers(slack_library, slack_api, trained_clip) as start:
+        yield start
 
 
 @pytest.fixture
 def bot(start_bot: BotFactory, fake_slack: FakeSlack) -> Bot:
     return start_bot()
-
-
-def _not_ready(environ: dict[str, Any], start_response: Callable) -> Sequence[bytes]:
-    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"starting\n"]
-
-
-class GatedTextEncoder:
-    """The real text encoder, held until the test opens the gate: a search as slow as we like."""
-
-    def __init__(self, inner: TextEncoder):
-        self.model_name = inner.model_name
-        self._inner = inner
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        self.entered.set()
-        if not self.gate.wait(timeout=60):
-            raise TimeoutError("the test never opened the gate")
-        return self._inner.encode_texts(texts)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.handlers.conftest import Library
-from tests.handlers.test_slack_commands import answer_at
-from tests.handlers.test_slack_serve_process import ServeProcess, _pump
 from tests.support.cli import FINDIMAGE
 from tests.support.es_emulator import ES_9, ElasticsearchEmulator
 from tests.support.pictures import encode, gradient
+from tests.support.serve_process import ServeProcess, pump_stderr
+from tests.support.slack_answers import answer_at
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
+from tests.support.slack_bot import IndexedLibrary
 from tests.support.slack_requests import SIGNING_SECRET, message_event
 
 PREVIEW_SECRET = "preview-S3CRET-5f1e2d"
@@ -69,14 +69,17 @@ def cluster() -> Iterator[ElasticsearchEmulator]:
 
 
 def test_cli_runs_against_a_cluster_never_print_its_password(
-    cluster: ElasticsearchEmulator, library: Library, trained_clip: Path, tmp_path: Path
+    cluster: ElasticsearchEmulator,
+    slack_library: IndexedLibrary,
+    trained_clip: Path,
+    tmp_path: Path,
 ) -> None:
     common = {
         "FINDIMAGE_BACKEND": "elasticsearch",
         "FINDIMAGE_IMAGE_MODEL": str(trained_clip),
         "FINDIMAGE_TEXT_MODEL": str(trained_clip),
         "FINDIMAGE_DATA_DIR": str(tmp_path / "data"),
-        "FINDIMAGE_STORE": str(library.root),
+        "FINDIMAGE_STORE": str(slack_library.root),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "FINDIMAGE_PREVIEW_SECRET": PREVIEW_SECRET,
@@ -127,13 +130,13 @@ def test_a_refused_bot_token_is_one_sentence_without_the_token(
 
 
 def test_a_serving_bot_never_logs_or_sends_its_secrets(
-    library: Library, fake_slack: FakeSlack, trained_clip: Path, tmp_path: Path
+    slack_library: IndexedLibrary, fake_slack: FakeSlack, trained_clip: Path, tmp_path: Path
 ) -> None:
     """`findimage -vv serve` with signed previews: a command, a click, a photo it may not
     download (the token's missing scope), a badly signed request, then SIGTERM."""
     env = clean_env(
-        FINDIMAGE_STORE=str(library.root),
-        FINDIMAGE_DATA_DIR=str(library.data_dir),
+        FINDIMAGE_STORE=str(slack_library.root),
+        FINDIMAGE_DATA_DIR=str(slack_library.data_dir),
         FINDIMAGE_IMAGE_MODEL=str(trained_clip),
         FINDIMAGE_TEXT_MODEL=str(trained_clip),
         FINDIMAGE_PORT="0",
@@ -153,7 +156,7 @@ def test_a_serving_bot_never_logs_or_sends_its_secrets(
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_pump, args=(process, lines), daemon=True).start()
+    threading.Thread(target=pump_stderr, args=(process, lines), daemon=True).start()
     try:
         printed = []
         while True:

@@ -7,16 +7,14 @@ import json
 import pytest
 
 from bot.slack.access import REFUSAL, AccessPolicy, parse_ids
-from tests.handlers.conftest import Bot, BotFactory
-from tests.handlers.test_slack_commands import answer_at, ask, button
-from tests.handlers.test_slack_home import home_opened
 from tests.support.pictures import draw_shape, encode
+from tests.support.slack_answers import DM, answer_at, ask, button, home_opened
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import Bot, BotFactory
 from tests.support.slack_requests import USER_ID, mention_event, message_event
 
 OTHER_USER = "U0000999"
 ALLOWED_CHANNEL = "C0000777"
-DM = "D0000001"
 
 
 @pytest.fixture(params=["users", "channels"])

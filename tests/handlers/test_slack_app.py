@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,13 +13,14 @@ import pytest
 import requests
 from slack_sdk import WebClient
 
-from bot.documents import ImageDocument, ModelInfo, document_id
+from bot.documents import ModelInfo, document_id
 from bot.slack.previews import PreviewSigner
 from bot.stores.embedded import EmbeddedStore
-from tests.handlers.conftest import PREVIEW_SECRET, Bot, BotFactory, Library
 from tests.support.block_kit import check_message
+from tests.support.documents import make_document
 from tests.support.pictures import draw_shape, save
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import PREVIEW_SECRET, Bot, BotFactory, IndexedLibrary
 from tests.support.slack_requests import SlackSender, message_event
 
 FIVE_MINUTES_AND_A_BIT = 5 * 60 + 30
@@ -74,7 +74,7 @@ def test_a_rate_limited_call_is_retried_after_retry_after(bot: Bot, fake_slack: 
 
 
 @pytest.fixture
-def signed_url(bot: Bot, library: Library):
+def signed_url(bot: Bot, slack_library: IndexedLibrary):
     def make(doc_id: str, clock=time.time) -> str:
         expires, signature = PreviewSigner(PREVIEW_SECRET, 600, clock).sign(doc_id)
         return f"{bot.url}/images/{doc_id}?exp={expires}&sig={signature}"
@@ -82,22 +82,24 @@ def signed_url(bot: Bot, library: Library):
     return make
 
 
-def any_doc_id(library: Library) -> str:
-    return next(iter(library.store.fingerprints()))
+def any_doc_id(slack_library: IndexedLibrary) -> str:
+    return next(iter(slack_library.store.fingerprints()))
 
 
 def test_the_preview_endpoint_serves_a_jpeg_for_a_valid_signature(
-    signed_url, library: Library
+    signed_url, slack_library: IndexedLibrary
 ) -> None:
-    response = requests.get(signed_url(any_doc_id(library)), timeout=10)
+    response = requests.get(signed_url(any_doc_id(slack_library)), timeout=10)
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/jpeg"
     assert response.content[:2] == b"\xff\xd8"
 
 
-def test_the_preview_endpoint_refuses_a_bad_signature(signed_url, library: Library) -> None:
-    url = signed_url(any_doc_id(library))
+def test_the_preview_endpoint_refuses_a_bad_signature(
+    signed_url, slack_library: IndexedLibrary
+) -> None:
+    url = signed_url(any_doc_id(slack_library))
     tampered = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
 
     assert requests.get(tampered, timeout=10).status_code == 403
@@ -105,40 +107,42 @@ def test_the_preview_endpoint_refuses_a_bad_signature(signed_url, library: Libra
 
 
 def test_the_preview_endpoint_refuses_a_signature_for_another_picture(
-    signed_url, library: Library
+    signed_url, slack_library: IndexedLibrary
 ) -> None:
-    first, second, *_ = library.store.fingerprints()
+    first, second, *_ = slack_library.store.fingerprints()
     query = urlsplit(signed_url(first)).query
     other = signed_url(second).split("?")[0] + "?" + query
 
     assert requests.get(other, timeout=10).status_code == 403
 
 
-def test_the_preview_endpoint_refuses_an_expired_link(signed_url, library: Library) -> None:
+def test_the_preview_endpoint_refuses_an_expired_link(
+    signed_url, slack_library: IndexedLibrary
+) -> None:
     an_hour_ago = time.time() - 3600
 
-    url = signed_url(any_doc_id(library), clock=lambda: an_hour_ago)
+    url = signed_url(any_doc_id(slack_library), clock=lambda: an_hour_ago)
 
     assert requests.get(url, timeout=10).status_code == 403
 
 
 def test_the_preview_endpoint_never_reads_outside_the_store(
-    start_bot: BotFactory, library: Library, fake_slack: FakeSlack, tmp_path: Path
+    start_bot: BotFactory, slack_library: IndexedLibrary, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     root, secret = tmp_path / "store", tmp_path / "secret.png"
     save(draw_shape("red", "circle"), secret)
     save(draw_shape("blue", "circle"), root / "inside.png")
     os.symlink(secret, root / "link.png")
     store = EmbeddedStore(tmp_path / "data")
-    encoder = library.image_encoder
+    encoder = slack_library.image_encoder
     store.record_models(ModelInfo(encoder.model_name, encoder.model_name, encoder.dims))
     vector = np.ones(encoder.dims, dtype=np.float32)
     vector /= np.linalg.norm(vector)
     store.upsert(
-        [(_document(path), vector) for path in ("../secret.png", "link.png", "inside.png")]
+        [(make_document(path), vector) for path in ("../secret.png", "link.png", "inside.png")]
     )
     try:
-        bot = start_bot(service=library.service(store=store), library=root)
+        bot = start_bot(service=slack_library.service(store=store), library=root)
 
         def fetch(path: str) -> int:
             doc_id = document_id(path)
@@ -159,23 +163,8 @@ def test_other_paths_are_not_found(bot: Bot) -> None:
     assert requests.get(f"{bot.url}/slack/events", timeout=10).status_code == 404
 
 
-def _document(path: str) -> ImageDocument:
-    return ImageDocument(
-        id=document_id(path),
-        path=path,
-        name=Path(path).name,
-        folder="",
-        size=1,
-        mtime=0.0,
-        sha256="0" * 64,
-        width=96,
-        height=96,
-        indexed_at=datetime.now(UTC),
-    )
-
-
 def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
-    library: Library, fake_slack: FakeSlack
+    slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
     from bot.errors import ConfigError
     from bot.slack.app import create_app
@@ -183,7 +172,7 @@ def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
     wrong = WebClient(token="xoxb-revoked", base_url=fake_slack.api_url)
 
     with pytest.raises(ConfigError) as refused:
-        create_app(library.settings, library.service(), client=wrong)
+        create_app(slack_library.settings, slack_library.service(), client=wrong)
 
     assert str(refused.value) == (
         "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
@@ -192,14 +181,14 @@ def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
 
 
 def test_the_web_api_url_setting_is_used_for_auth_test_and_every_call_after(
-    library: Library, fake_slack: FakeSlack
+    slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
     from bot.slack.app import build_web_client, create_app
 
-    settings = library.settings.model_copy(update={"slack_api_url": fake_slack.api_url})
+    settings = slack_library.settings.model_copy(update={"slack_api_url": fake_slack.api_url})
 
     client = build_web_client(settings)
-    create_app(settings, library.service(), client=client)
+    create_app(settings, slack_library.service(), client=client)
 
     assert client.base_url == fake_slack.api_url
     [auth] = fake_slack.calls("auth.test")
@@ -208,7 +197,7 @@ def test_the_web_api_url_setting_is_used_for_auth_test_and_every_call_after(
 
 def test_a_picture_gone_since_the_last_index_gets_no_image_block_and_a_refused_answer_is_sent_again(
     start_bot: BotFactory,
-    library: Library,
+    slack_library: IndexedLibrary,
     fake_slack: FakeSlack,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -220,13 +209,13 @@ def test_a_picture_gone_since_the_last_index_gets_no_image_block_and_a_refused_a
     save(draw_shape("blue", "circle"), root / "fine.png")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     store = EmbeddedStore(tmp_path / "data")
-    encoder = library.image_encoder
+    encoder = slack_library.image_encoder
     store.record_models(ModelInfo(encoder.model_name, encoder.model_name, encoder.dims))
     vector = np.ones(encoder.dims, dtype=np.float32)
     vector /= np.linalg.norm(vector)
-    store.upsert([(_document(p), vector) for p in ("gone.png", "broken.png", "fine.png")])
+    store.upsert([(make_document(p), vector) for p in ("gone.png", "broken.png", "fine.png")])
     try:
-        bot = start_bot(service=library.service(store=store), library=root)
+        bot = start_bot(service=slack_library.service(store=store), library=root)
 
         bot.sender.command("k:3 blue circle", fake_slack.response_url("gone"))
 

@@ -4,49 +4,24 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 import requests
 
 from bot.search import SearchQuery
 from bot.slack.blocks import Page, SharedResult
-from tests.handlers.conftest import Bot, BotFactory, GatedTextEncoder, Library
 from tests.support.block_kit import buttons, check_message
+from tests.support.slack_answers import (
+    ACK_DEADLINE_SECONDS,
+    answer_at,
+    ask,
+    button,
+    image_blocks,
+    result_paths,
+)
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import Bot, BotFactory, GatedTextEncoder, IndexedLibrary
 from tests.support.slack_requests import USER_ID
-
-ACK_DEADLINE_SECONDS = 3.0
-
-
-def ask(bot: Bot, fake: FakeSlack, text: str, name: str) -> dict[str, Any]:
-    """Run `/findimage text` and return the one message posted to its response URL."""
-    response = bot.sender.command(text, fake.response_url(name))
-    assert response.status_code == 200
-    return answer_at(fake, name)
-
-
-def answer_at(fake: FakeSlack, name: str) -> dict[str, Any]:
-    [posted] = fake.wait_for("response", where=lambda r: r.path.endswith("/" + name))
-    check_message(posted.params)
-    return posted.params
-
-
-def result_paths(message: dict[str, Any]) -> list[str]:
-    return [
-        SharedResult.from_value(b["value"]).path
-        for b in buttons(message)
-        if b["action_id"].startswith("findimage_share:")
-    ]
-
-
-def image_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    return [block for block in message["blocks"] if block["type"] == "image"]
-
-
-def button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
-    [found] = [b for b in buttons(message) if b["action_id"] == action_id]
-    return found
 
 
 @pytest.mark.parametrize(
@@ -171,13 +146,13 @@ def test_nothing_above_the_minimum_score_suggests_rephrasing(
 
 
 def test_an_empty_index_is_one_plain_sentence(
-    start_bot: BotFactory, library: Library, fake_slack: FakeSlack, tmp_path
+    start_bot: BotFactory, slack_library: IndexedLibrary, fake_slack: FakeSlack, tmp_path
 ) -> None:
     from bot.stores.embedded import EmbeddedStore
 
     empty = EmbeddedStore(tmp_path / "empty")
     try:
-        bot = start_bot(service=library.service(store=empty))
+        bot = start_bot(service=slack_library.service(store=empty))
         message = ask(bot, fake_slack, "red circle", "empty")
     finally:
         empty.close()
@@ -185,10 +160,10 @@ def test_an_empty_index_is_one_plain_sentence(
 
 
 def test_a_slow_search_is_still_acknowledged_at_once(
-    start_bot: BotFactory, library: Library, fake_slack: FakeSlack
+    start_bot: BotFactory, slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
-    slow = GatedTextEncoder(library.text_encoder)
-    bot = start_bot(service=library.service(text_encoder=slow))
+    slow = GatedTextEncoder(slack_library.text_encoder)
+    bot = start_bot(service=slack_library.service(text_encoder=slow))
     try:
         started = time.monotonic()
         response = bot.sender.command("black square", fake_slack.response_url("slow"))

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from bot.images import UNREADABLE
-from tests.handlers.conftest import Bot, BotFactory, Library
-from tests.support.block_kit import buttons, check_message
+from tests.support.block_kit import buttons
 from tests.support.pictures import draw_shape, encode, gradient
+from tests.support.slack_answers import DM, posted_in_thread
 from tests.support.slack_api import (
     BOT_ID,
     BOT_TOKEN,
@@ -18,9 +18,9 @@ from tests.support.slack_api import (
     FakeSlack,
     Recorded,
 )
+from tests.support.slack_bot import Bot, BotFactory, IndexedLibrary
 from tests.support.slack_requests import USER_ID, mention_event, message_event
 
-DM = "D0000001"
 CHANNEL = "C0000002"
 # Only a copy counts as a duplicate here: the library's pictures differ little.
 DUPLICATE_SCORE = 0.99999
@@ -30,15 +30,6 @@ SCOPE_SENTENCE = "Slack sent its sign-in page instead, which means this app lack
 @pytest.fixture
 def photo_bot(start_bot: BotFactory, fake_slack: FakeSlack) -> Bot:
     return start_bot(duplicate_score=DUPLICATE_SCORE)
-
-
-def posted_in_thread(fake: FakeSlack, thread_ts: str, count: int = 1) -> list[dict[str, Any]]:
-    found = fake.wait_for(
-        "chat.postMessage", count, where=lambda r: r.params.get("thread_ts") == thread_ts
-    )
-    for recorded in found:
-        check_message(recorded.params)
-    return [recorded.params for recorded in found]
 
 
 def path_shown(message: dict[str, Any]) -> list[str]:
@@ -138,10 +129,10 @@ def test_the_token_is_never_sent_to_a_host_other_than_slacks_file_host(
 
 
 def test_a_picture_already_in_the_library_is_called_out(
-    photo_bot: Bot, library: Library, fake_slack: FakeSlack
+    photo_bot: Bot, slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
-    original = sorted(library.root.rglob("*.png"))[3]
-    relative = original.relative_to(library.root).as_posix()
+    original = sorted(slack_library.root.rglob("*.png"))[3]
+    relative = original.relative_to(slack_library.root).as_posix()
     event = message_event(DM, files=[fake_slack.add_file("copy.png", original.read_bytes())])
 
     photo_bot.sender.event(event)

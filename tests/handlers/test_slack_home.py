@@ -5,24 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.handlers.conftest import LIBRARY_SIZE, Bot, Library
 from tests.support.block_kit import check_home
+from tests.support.slack_answers import home_opened
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import LIBRARY_SIZE, Bot, IndexedLibrary
 from tests.support.slack_requests import USER_ID
 
 
-def home_opened(tab: str = "home") -> dict:
-    return {
-        "type": "app_home_opened",
-        "user": USER_ID,
-        "channel": "D0000001",
-        "tab": tab,
-        "event_ts": "1700000000.000100",
-    }
-
-
 def test_opening_the_home_tab_publishes_status_and_usage(
-    bot: Bot, library: Library, fake_slack: FakeSlack
+    bot: Bot, slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
     assert bot.sender.event(home_opened()).status_code == 200
 
@@ -33,7 +24,7 @@ def test_opening_the_home_tab_publishes_status_and_usage(
     text = json.dumps(view)
     assert f"*Pictures*\\n{LIBRARY_SIZE}" in text
     assert "*Backend*\\nembedded" in text
-    model_folder = Path(library.image_encoder.model_name)
+    model_folder = Path(slack_library.image_encoder.model_name)
     assert f"*Image model*\\n{model_folder.name}" in text
     assert str(model_folder.parent) not in text, "the server's own paths are no one's business"
     assert "/findimage snowy mountain" in text

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.handlers.conftest import BotFactory
-from tests.handlers.test_slack_commands import ACK_DEADLINE_SECONDS
 from tests.support.pictures import draw_shape, encode
+from tests.support.slack_answers import ACK_DEADLINE_SECONDS
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import BotFactory
 from tests.support.slack_requests import message_event
 
 ROUNDS = 10

@@ -1,5 +1,5 @@
 """A photo posted to the bot is downloaded into memory, searched with, and never written to
-disk: not to the temp folder, the data dir, the library or the working directory."""
+disk: not to the temp folder, the data dir, the slack_library or the working directory."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.handlers.conftest import Bot, BotFactory, Library
-from tests.handlers.test_slack_events import DM, posted_in_thread
 from tests.support.pictures import encode, gradient
+from tests.support.slack_answers import DM, posted_in_thread
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import Bot, BotFactory, IndexedLibrary
 from tests.support.slack_requests import message_event
 
 
@@ -30,7 +30,7 @@ def snapshot(*folders: Path) -> dict[Path, tuple[int, int]]:
 def test_a_photo_answer_writes_no_file(
     start_bot: BotFactory,
     fake_slack: FakeSlack,
-    library: Library,
+    slack_library: IndexedLibrary,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -41,7 +41,7 @@ def test_a_photo_answer_writes_no_file(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.chdir(tmp_path)
     photo = encode(gradient(seed=11), "JPEG")
-    watched = (temp, library.data_dir, library.root, tmp_path)
+    watched = (temp, slack_library.data_dir, slack_library.root, tmp_path)
     before = snapshot(*watched)
 
     event = message_event(DM, files=[fake_slack.add_file("holiday.jpg", photo, "image/jpeg")])

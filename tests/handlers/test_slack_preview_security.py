@@ -1,4 +1,4 @@
-"""The signed `/images/<id>` endpoint never serves a file outside the library, nor without a
+"""The signed `/images/<id>` endpoint never serves a file outside the slack_library, nor without a
 valid, unexpired signature for that very picture."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from bot.search import SearchService
 from bot.slack.app import build_wsgi_app, make_http_server
 from bot.slack.previews import PreviewSigner
 from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
-from tests.handlers.conftest import PREVIEW_SECRET, Library, bot_settings
 from tests.support.pictures import draw_shape, gradient, save
+from tests.support.slack_bot import PREVIEW_SECRET, IndexedLibrary, bot_settings
 
 
 @dataclass
@@ -36,7 +36,9 @@ class Endpoint:
 
 
 @pytest.fixture
-def endpoint(library: Library, trained_clip: Path, tmp_path: Path) -> Iterator[Endpoint]:
+def endpoint(
+    slack_library: IndexedLibrary, trained_clip: Path, tmp_path: Path
+) -> Iterator[Endpoint]:
     """A small library of its own (its entries get rewritten), served as `findimage serve` does."""
     root, data_dir, outside = tmp_path / "store", tmp_path / "data", tmp_path / "outside"
     outside.mkdir()
@@ -49,8 +51,8 @@ def endpoint(library: Library, trained_clip: Path, tmp_path: Path) -> Iterator[E
     assert build_indexer(settings, store).run(root, progress=False).indexed == 3
     service = SearchService(
         store=store,
-        image_encoder=library.image_encoder,
-        text_encoder=library.text_encoder,
+        image_encoder=slack_library.image_encoder,
+        text_encoder=slack_library.text_encoder,
         max_file_bytes=settings.max_file_bytes,
     )
     server = make_http_server(build_wsgi_app(settings, service, None), "127.0.0.1", 0, settings)

@@ -9,9 +9,9 @@ import pytest
 
 from bot.search import OUTSIDE_FOLDER
 from bot.slack.blocks import MAX_RESULTS_PER_MESSAGE
-from tests.handlers.conftest import Bot
-from tests.handlers.test_slack_commands import ACK_DEADLINE_SECONDS, answer_at, result_paths
+from tests.support.slack_answers import ACK_DEADLINE_SECONDS, answer_at, result_paths
 from tests.support.slack_api import FakeSlack
+from tests.support.slack_bot import Bot
 
 K_PROBLEM = f"k: takes a number from 1 to {MAX_RESULTS_PER_MESSAGE}, like k:10."
 

@@ -14,53 +14,23 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bot.slack.blocks import ACTION_LIKE, ACTION_MORE, Page
-from tests.handlers.conftest import Library
+from tests.support.serve_process import ServeProcess, pump_stderr
+from tests.support.slack_answers import ACK_DEADLINE_SECONDS
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
-from tests.support.slack_requests import SIGNING_SECRET, SlackSender
+from tests.support.slack_bot import IndexedLibrary
+from tests.support.slack_requests import SIGNING_SECRET
 
-ACK_DEADLINE_SECONDS = 3.0  # Slack's limit; a wide margin on 2 busy cores
 WEB_API_SECONDS = 0.25
-
-
-@dataclass
-class ServeProcess:
-    process: subprocess.Popen
-    url: str
-    first_line: str
-    lines: queue.Queue[str]
-
-    @property
-    def sender(self) -> SlackSender:
-        return SlackSender(self.url + "/slack/events")
-
-    def stop(self, how: int = signal.SIGTERM, timeout: float = 120) -> tuple[int, str]:
-        """SIGTERM (or Ctrl-C's SIGINT), then the exit status and what it printed after the
-        first line."""
-        self.process.send_signal(how)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.send_signal(signal.SIGQUIT)
-            self.process.wait(timeout=30)
-            raise AssertionError(f"no exit after SIGTERM: {self._printed()}") from None
-        return code, self._printed()
-
-    def _printed(self) -> str:
-        rest = []
-        while not self.lines.empty():
-            rest.append(self.lines.get())
-        return "".join(rest)
 
 
 @pytest.fixture
 def serve_process(
-    library: Library, fake_slack: FakeSlack, trained_clip: Path, tmp_path: Path
+    slack_library: IndexedLibrary, fake_slack: FakeSlack, trained_clip: Path, tmp_path: Path
 ) -> Iterator[ServeProcess]:
     """A fresh `findimage serve` in HTTP mode; yielded as soon as it listens (models still
     loading in the background)."""
@@ -70,8 +40,8 @@ def serve_process(
         if not key.startswith(("FINDIMAGE_", "SLACK_"))
     }
     env.update(
-        FINDIMAGE_STORE=str(library.root),
-        FINDIMAGE_DATA_DIR=str(library.data_dir),
+        FINDIMAGE_STORE=str(slack_library.root),
+        FINDIMAGE_DATA_DIR=str(slack_library.data_dir),
         FINDIMAGE_IMAGE_MODEL=str(trained_clip),
         FINDIMAGE_TEXT_MODEL=str(trained_clip),
         FINDIMAGE_DEVICE="cpu",
@@ -92,7 +62,7 @@ def serve_process(
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_pump, args=(process, lines), daemon=True).start()
+    threading.Thread(target=pump_stderr, args=(process, lines), daemon=True).start()
     try:
         first = lines.get(timeout=120)
         assert "listening for Slack on http://127.0.0.1:" in first, first
@@ -102,12 +72,6 @@ def serve_process(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
-
-
-def _pump(process: subprocess.Popen, lines: queue.Queue[str]) -> None:
-    assert process.stderr is not None
-    for line in process.stderr:
-        lines.put(line)
 
 
 def test_serve_prints_one_line_serves_fifty_connections_at_once_and_stops_on_ctrl_c(
@@ -134,11 +98,11 @@ def test_serve_prints_one_line_serves_fifty_connections_at_once_and_stops_on_ctr
 
 
 def test_commands_and_clicks_right_after_start_are_acked_in_time_and_answered_once(
-    serve_process: ServeProcess, fake_slack: FakeSlack, library: Library
+    serve_process: ServeProcess, fake_slack: FakeSlack, slack_library: IndexedLibrary
 ) -> None:
     fake_slack.delay = WEB_API_SECONDS
     sender = serve_process.sender
-    doc_ids = sorted(library.store.fingerprints())[:5]
+    doc_ids = sorted(slack_library.store.fingerprints())[:5]
     clicks = [
         ({"action_id": ACTION_MORE, "value": Page(k=5, text="red circle", offset=5).to_value()})
         for _ in range(5)

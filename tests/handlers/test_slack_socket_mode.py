@@ -21,9 +21,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from bot.slack.app import build_workers, create_app, web_client_retry_handlers
-from tests.handlers.conftest import Library, bot_settings
 from tests.support.pictures import draw_shape, encode
 from tests.support.slack_api import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.support.slack_bot import IndexedLibrary, bot_settings
 from tests.support.slack_requests import command_form, event_envelope, message_event
 
 
@@ -77,14 +77,19 @@ def socket_slack(fake_slack: FakeSlack) -> Iterator[SocketModeSlack]:
 
 
 def test_a_command_and_a_photo_over_socket_mode_are_acked_on_the_socket_and_answered(
-    library: Library, fake_slack: FakeSlack, socket_slack: SocketModeSlack, trained_clip
+    slack_library: IndexedLibrary,
+    fake_slack: FakeSlack,
+    socket_slack: SocketModeSlack,
+    trained_clip,
 ) -> None:
-    settings = bot_settings(trained_clip, library.root, library.data_dir, slack_app_token=APP_TOKEN)
+    settings = bot_settings(
+        trained_clip, slack_library.root, slack_library.data_dir, slack_app_token=APP_TOKEN
+    )
     client = WebClient(
         token=BOT_TOKEN, base_url=fake_slack.api_url, retry_handlers=web_client_retry_handlers()
     )
     workers = build_workers(settings)
-    app = create_app(settings, library.service(), client=client, workers=workers)
+    app = create_app(settings, slack_library.service(), client=client, workers=workers)
     handler = SocketModeHandler(app, APP_TOKEN)
     handler.connect()
     try:

@@ -15,10 +15,10 @@ from PIL import Image
 
 from bot.slack.blocks import SharedResult
 from bot.slack.previews import PREVIEW_MAX_SIDE, PREVIEWS_ABOVE
-from tests.handlers.conftest import Bot, BotFactory
-from tests.handlers.test_slack_commands import answer_at, ask, button, image_blocks, result_paths
 from tests.support.block_kit import check_message
+from tests.support.slack_answers import answer_at, ask, button, image_blocks, result_paths
 from tests.support.slack_api import FakeSlack, Recorded
+from tests.support.slack_bot import Bot, BotFactory
 from tests.support.slack_requests import USER_ID, message_event
 
 CHANNEL = "C0000003"

@@ -1,4 +1,5 @@
-"""Running the real `findimage` command line in a child process, as a user would."""
+"""Running the real `findimage` command line: in a child process as a user would, or through
+`main` in this process where the test needs the process's own state."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from bot.cli import main
 
 FINDIMAGE = [sys.executable, "-m", "bot.cli"]
 
@@ -28,3 +33,17 @@ def findimage_json(*args: str, env: dict[str, str], cwd: Path) -> dict[str, Any]
     done = findimage(*args, "--json", env=env, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`findimage ARGS` through `main` in this process: exit code, stdout, stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    """`findimage ARGS --json` in this process, which must succeed; its JSON."""
+    code, out, err = run_in_process(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from bot.documents import ModelInfo
 from bot.errors import ModelMismatchError
 from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
 from bot.stores.es_mapping import models_meta, read_models
+from tests.support.cli import run_in_process
 from tests.support.pictures import draw_shape, make_library, save
 
 
@@ -27,14 +27,8 @@ def library(tmp_path: Path, findimage_env: dict[str, str]) -> Path:
     return root
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def status(capsys: pytest.CaptureFixture[str]) -> dict:
-    code, out, err = run(capsys, "status", "--json")
+    code, out, err = run_in_process(capsys, "status", "--json")
     assert code == 0, err
     return json.loads(out)
 
@@ -42,7 +36,7 @@ def status(capsys: pytest.CaptureFixture[str]) -> dict:
 def test_the_default_engine_is_recorded_and_another_is_refused_with_a_plain_sentence(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, err = run(capsys, "index", str(library), "--json")
+    code, _, err = run_in_process(capsys, "index", str(library), "--json")
     assert code == 0, err
     assert status(capsys)["image_engine"] == "onnx int8"
 
@@ -51,7 +45,7 @@ def test_the_default_engine_is_recorded_and_another_is_refused_with_a_plain_sent
     save(draw_shape("black", "triangle", size=(50, 90)), library / "more" / "new.png")
     monkeypatch.setenv("FINDIMAGE_ENGINE", "torch")
     monkeypatch.setenv("FINDIMAGE_PRECISION", "fp32")
-    code, out, err = run(capsys, "index", str(library), "--json")
+    code, out, err = run_in_process(capsys, "index", str(library), "--json")
     assert code != 0 and out == ""
     assert err.strip().splitlines()[-1] == (
         "findimage: The index was built by the onnx int8 image engine, but the settings say "
@@ -59,7 +53,7 @@ def test_the_default_engine_is_recorded_and_another_is_refused_with_a_plain_sent
         "the index with the new engine."
     )
     # Searching is not refused: a query vector from an engine that agrees ranks the same.
-    code, out, err = run(capsys, "search", "a red circle", "--json")
+    code, out, err = run_in_process(capsys, "search", "a red circle", "--json")
     assert code == 0, err
     assert json.loads(out)["results"]
 
@@ -68,7 +62,7 @@ def test_int8_on_pytorch_is_refused_with_a_plain_sentence(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_ENGINE", "torch")
-    code, _, err = run(capsys, "index", str(library))
+    code, _, err = run_in_process(capsys, "index", str(library))
     assert code != 0
     assert err.strip().splitlines()[-1] == (
         "findimage: FINDIMAGE_PRECISION=int8 needs FINDIMAGE_ENGINE=onnx: PyTorch runs fp32 only."
@@ -91,7 +85,7 @@ def test_cuda_with_the_onnx_engine_is_refused_with_a_plain_sentence(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FINDIMAGE_DEVICE", "cuda")
-    code, _, err = run(capsys, "search", "a red circle")
+    code, _, err = run_in_process(capsys, "search", "a red circle")
     assert code != 0
     assert err.strip().splitlines()[-1] == (
         "findimage: FINDIMAGE_DEVICE=cuda needs FINDIMAGE_ENGINE=torch: the ONNX engine runs "
@@ -105,7 +99,7 @@ def test_once_exported_the_onnx_engine_runs_without_pytorch(
     """What keeps the bot small: after the export, neither PyTorch nor sentence-transformers
     is imported to search by text or by picture."""
     for command in (["index", str(library)], ["search", "a red circle"]):
-        code, _, err = run(capsys, *command)  # each exports its tower, if not done yet
+        code, _, err = run_in_process(capsys, *command)  # each exports its tower, if not done yet
         assert code == 0, err
     script = textwrap.dedent(
         f"""

@@ -10,30 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.documents import GeoPoint, ImageDocument, ModelInfo, document_id
+from bot.documents import GeoPoint, ModelInfo, document_id
 from bot.errors import BackendUnavailableError, ModelMismatchError
 from bot.stores.embedded import EmbeddedStore
+from tests.support.documents import make_document
 
 DIMS = 8
 MODELS = ModelInfo(image_model="img", text_model="txt", dims=DIMS)
-
-
-def _doc(path: str, **changes: object) -> ImageDocument:
-    folder, _, name = path.rpartition("/")
-    fields: dict = {
-        "id": document_id(path),
-        "path": path,
-        "name": name,
-        "folder": folder,
-        "size": 100,
-        "mtime": 1.5,
-        "sha256": "0" * 64,
-        "width": 10,
-        "height": 20,
-        "indexed_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-    }
-    fields.update(changes)
-    return ImageDocument(**fields)
 
 
 def _unit(*values: float) -> np.ndarray:
@@ -52,10 +35,10 @@ def store(tmp_path: Path) -> EmbeddedStore:
 def test_upsert_then_search_ranks_by_cosine_with_elasticsearch_scores(store: EmbeddedStore) -> None:
     store.upsert(
         [
-            (_doc("a.jpg"), _unit(1, 0)),
-            (_doc("b.jpg"), _unit(1, 1)),
-            (_doc("c.jpg"), _unit(0, 1)),
-            (_doc("d.jpg"), _unit(-1, 0)),
+            (make_document("a.jpg"), _unit(1, 0)),
+            (make_document("b.jpg"), _unit(1, 1)),
+            (make_document("c.jpg"), _unit(0, 1)),
+            (make_document("d.jpg"), _unit(-1, 0)),
         ]
     )
     hits = store.search(_unit(1, 0.1), k=3)
@@ -67,7 +50,7 @@ def test_upsert_then_search_ranks_by_cosine_with_elasticsearch_scores(store: Emb
 
 
 def test_metadata_round_trips(store: EmbeddedStore) -> None:
-    doc = _doc(
+    doc = make_document(
         "trips/2024/beach.png",
         taken_at=datetime(2024, 7, 14, 9, 30),
         gps=GeoPoint(lat=46.5, lon=-7.25),
@@ -79,22 +62,22 @@ def test_metadata_round_trips(store: EmbeddedStore) -> None:
     assert found[0] == doc
     np.testing.assert_array_equal(found[1], _unit(1))
     assert store.get("no-such-id") is None
-    plain = _doc("plain.jpg")
+    plain = make_document("plain.jpg")
     store.upsert([(plain, _unit(1))])
     assert store.get(plain.id)[0] == plain
     assert (plain.gps, plain.taken_at) == (None, None)
 
 
 def test_upsert_replaces_and_never_duplicates(store: EmbeddedStore) -> None:
-    store.upsert([(_doc("a.jpg"), _unit(1))])
-    store.upsert([(_doc("a.jpg", size=999), _unit(0, 1))])
+    store.upsert([(make_document("a.jpg"), _unit(1))])
+    store.upsert([(make_document("a.jpg", size=999), _unit(0, 1))])
     assert store.count() == 1
     assert store.fingerprints()[document_id("a.jpg")].size == 999
     assert store.search(_unit(0, 1), k=1)[0].score == pytest.approx(1.0)
 
 
 def test_delete_removes_from_search_and_ignores_unknown_ids(store: EmbeddedStore) -> None:
-    store.upsert([(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(0, 1))])
+    store.upsert([(make_document("a.jpg"), _unit(1)), (make_document("b.jpg"), _unit(0, 1))])
     store.delete([document_id("a.jpg"), "unknown"])
     assert store.count() == 1
     assert [hit.document.path for hit in store.search(_unit(1), k=5)] == ["b.jpg"]
@@ -115,7 +98,7 @@ def test_folder_filter_matches_the_folder_and_below_only(
 ) -> None:
     store.upsert(
         [
-            (_doc(path), _unit(1, i))
+            (make_document(path), _unit(1, i))
             for i, path in enumerate(
                 ["top.jpg", "trips/x.jpg", "trips/2024/y.jpg", "tripsandmore/z.jpg"]
             )
@@ -142,7 +125,7 @@ def test_models_are_recorded_once_and_others_refused(store: EmbeddedStore) -> No
 
 
 def test_query_vector_of_other_dims_is_refused(store: EmbeddedStore) -> None:
-    store.upsert([(_doc("a.jpg"), _unit(1))])
+    store.upsert([(make_document("a.jpg"), _unit(1))])
     with pytest.raises(ModelMismatchError, match=f"{DIMS + 1} dims .* holds {DIMS}"):
         store.search(np.ones(DIMS + 1, dtype=np.float32), k=1)
 
@@ -150,7 +133,7 @@ def test_query_vector_of_other_dims_is_refused(store: EmbeddedStore) -> None:
 def test_reopened_store_keeps_everything(tmp_path: Path) -> None:
     first = EmbeddedStore(tmp_path)
     first.record_models(MODELS)
-    first.upsert([(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(0, 1))])
+    first.upsert([(make_document("a.jpg"), _unit(1)), (make_document("b.jpg"), _unit(0, 1))])
     first.close()
     again = EmbeddedStore(tmp_path)
     assert again.count() == 2
@@ -164,9 +147,9 @@ def test_reopened_store_keeps_everything(tmp_path: Path) -> None:
 
 def test_a_reader_sees_writes_of_another_connection_without_reopening(tmp_path: Path) -> None:
     writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
-    writer.upsert([(_doc("a.jpg"), _unit(1))])
+    writer.upsert([(make_document("a.jpg"), _unit(1))])
     assert [h.document.path for h in reader.search(_unit(0, 1), k=5)] == ["a.jpg"]
-    writer.upsert([(_doc("b.jpg"), _unit(0, 1))])
+    writer.upsert([(make_document("b.jpg"), _unit(0, 1))])
     assert reader.search(_unit(0, 1), k=1)[0].document.path == "b.jpg"
     writer.delete([document_id("b.jpg")])
     assert [h.document.path for h in reader.search(_unit(0, 1), k=5)] == ["a.jpg"]
@@ -210,7 +193,10 @@ def test_a_reader_process_searches_while_a_writer_writes(tmp_path: Path) -> None
     rng = np.random.default_rng(0)
     for batch in range(batches):
         writer.upsert(
-            [(_doc(f"f{batch}/{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(per_batch)]
+            [
+                (make_document(f"f{batch}/{i}.jpg"), _unit(*rng.normal(size=DIMS)))
+                for i in range(per_batch)
+            ]
         )
     out, err = reader.communicate(timeout=120)
     writer.close()
@@ -231,7 +217,7 @@ def test_a_long_lived_reader_matches_a_fresh_one_through_random_changes(tmp_path
         if rng.random() < 0.4:
             writer.delete([document_id(name) for name in chosen])
         else:
-            writer.upsert([(_doc(name), _unit(*rng.normal(size=DIMS))) for name in chosen])
+            writer.upsert([(make_document(name), _unit(*rng.normal(size=DIMS))) for name in chosen])
         fresh = EmbeddedStore(tmp_path)
         for folder in (None, "f1"):
             expected = fresh.search(query, 30, folder)
@@ -270,7 +256,7 @@ def test_an_open_reader_sees_the_index_another_store_creates(tmp_path: Path) -> 
     assert reader.count() == 0
     writer = EmbeddedStore(tmp_path / "data")
     writer.record_models(MODELS)
-    writer.upsert([(_doc("a.jpg"), _unit(1))])
+    writer.upsert([(make_document("a.jpg"), _unit(1))])
     assert reader.count() == 1
     assert [hit.document.path for hit in reader.search(_unit(1), 1)] == ["a.jpg"]
     reader.close()
@@ -299,7 +285,9 @@ def test_top_k_of_many_comes_back_best_first_exactly_as_a_full_sort(
     paths = [f"f{i % 3}/p{i}.jpg" for i in range(1000)]
     vectors = rng.normal(size=(len(paths), DIMS)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store.upsert([(_doc(path), vector) for path, vector in zip(paths, vectors, strict=True)])
+    store.upsert(
+        [(make_document(path), vector) for path, vector in zip(paths, vectors, strict=True)]
+    )
     inside = [i for i, path in enumerate(paths) if folder is None or path.startswith(folder + "/")]
 
     for _ in range(5):
@@ -317,14 +305,18 @@ def test_top_k_of_many_comes_back_best_first_exactly_as_a_full_sort(
 
 
 def test_a_query_vector_may_come_as_one_row(store: EmbeddedStore) -> None:
-    store.upsert([(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(0, 1))])
+    store.upsert([(make_document("a.jpg"), _unit(1)), (make_document("b.jpg"), _unit(0, 1))])
     (hit,) = store.search(_unit(0, 1).reshape(1, DIMS), k=1)
     assert hit.document.path == "b.jpg"
 
 
 def test_a_deleted_picture_leaves_room_for_the_next_best(store: EmbeddedStore) -> None:
     store.upsert(
-        [(_doc("a.jpg"), _unit(1)), (_doc("b.jpg"), _unit(1, 1)), (_doc("c.jpg"), _unit(0, 1))]
+        [
+            (make_document("a.jpg"), _unit(1)),
+            (make_document("b.jpg"), _unit(1, 1)),
+            (make_document("c.jpg"), _unit(0, 1)),
+        ]
     )
     assert store.search(_unit(1), k=2)[0].document.path == "a.jpg"
     store.delete([document_id("a.jpg")])
@@ -342,7 +334,9 @@ def test_status_says_where_the_index_is(tmp_path: Path) -> None:
 def test_folder_names_are_matched_whole_whatever_their_first_and_last_letters(
     store: EmbeddedStore,
 ) -> None:
-    store.upsert([(_doc("Xmas/a.jpg"), _unit(1)), (_doc("sheets/b.jpg"), _unit(0, 1))])
+    store.upsert(
+        [(make_document("Xmas/a.jpg"), _unit(1)), (make_document("sheets/b.jpg"), _unit(0, 1))]
+    )
     assert [hit.document.path for hit in store.search(_unit(1), k=5, folder="Xmas")] == [
         "Xmas/a.jpg"
     ]
@@ -356,10 +350,12 @@ def test_vectors_in_memory_survive_the_index_outgrowing_its_first_capacity(
 ) -> None:
     writer, reader = EmbeddedStore(tmp_path), EmbeddedStore(tmp_path)
     rng = np.random.default_rng(5)
-    first = [(_doc(f"early/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(1000)]
+    first = [(make_document(f"early/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(1000)]
     writer.upsert(first)
     assert len(reader.search(first[0][1], k=1)) == 1  # the reader now holds 1000 rows
-    writer.upsert([(_doc(f"late/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(100)])
+    writer.upsert(
+        [(make_document(f"late/p{i}.jpg"), _unit(*rng.normal(size=DIMS))) for i in range(100)]
+    )
 
     # Past 1024 rows the reader's arrays are reallocated; what it held must come along.
     for doc, vector in first[::97]:
@@ -387,7 +383,7 @@ def test_an_unusable_data_folder_is_one_plain_sentence(tmp_path: Path) -> None:
 
 
 def test_a_float64_vector_is_stored_as_float32(store: EmbeddedStore) -> None:
-    store.upsert([(_doc("a.jpg"), _unit(1, 2).astype(np.float64))])
+    store.upsert([(make_document("a.jpg"), _unit(1, 2).astype(np.float64))])
     _, vector = store.get(document_id("a.jpg"))
     assert vector.dtype == np.float32
     np.testing.assert_allclose(vector, _unit(1, 2), atol=1e-7)

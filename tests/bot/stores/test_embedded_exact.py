@@ -8,14 +8,14 @@ patched in by later writes, the scan capped to one BLAS thread.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.documents import ImageDocument, document_id
+from bot.documents import ImageDocument
 from bot.stores.embedded import EmbeddedStore
+from tests.support.documents import make_document
 
 DIMS = 128
 K = 10
@@ -24,19 +24,7 @@ SEPARATION = 2e-5
 
 
 def _document(index: int) -> ImageDocument:
-    path = f"folder{index % 5}/picture{index}.jpg"
-    return ImageDocument(
-        id=document_id(path),
-        path=path,
-        name=f"picture{index}.jpg",
-        folder=f"folder{index % 5}",
-        size=1,
-        mtime=1.0,
-        sha256=f"{index:064x}",
-        width=1,
-        height=1,
-        indexed_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+    return make_document(f"folder{index % 5}/picture{index}.jpg", sha256=f"{index:064x}")
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -9,6 +9,9 @@ from tests.support.es_emulator.common import EmulatorState, EsError, Json, bad_r
 
 Encode = Callable[[list[str]], Sequence[Sequence[float]]]
 
+# The id eland gives sentence-transformers/clip-ViT-B-32-multilingual-v1 in Elasticsearch.
+TEXT_MODEL_ID = "sentence-transformers__clip-vit-b-32-multilingual-v1"
+
 # eland imports text_embedding models with this input field
 # (https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-ml-infer-trained-model:
 # "docs: ... the default field name is text_field").

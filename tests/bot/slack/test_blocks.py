@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.documents import ImageDocument, ModelInfo, SearchHit, StoreStatus, document_id
+from bot.documents import ModelInfo, SearchHit, StoreStatus
 from bot.slack.blocks import (
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
@@ -24,22 +24,11 @@ from bot.slack.blocks import (
 )
 from bot.slack.previews import Previews
 from tests.support.block_kit import buttons, check_home, check_message
+from tests.support.documents import make_document
 
 
 def hit(path: str, score: float = 0.8) -> SearchHit:
-    doc = ImageDocument(
-        id=document_id(path),
-        path=path,
-        name=path.rsplit("/", 1)[-1],
-        folder=path.rsplit("/", 1)[0] if "/" in path else "",
-        size=1,
-        mtime=0.0,
-        sha256="0" * 64,
-        width=1,
-        height=1,
-        indexed_at=datetime.now(UTC),
-    )
-    return SearchHit(doc, score)
+    return SearchHit(make_document(path), score)
 
 
 def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None:
