@@ -20,6 +20,23 @@ class GeoPoint:
     lon: float
 
 
+# The fields of a document's record (`ImageDocument.to_record`), in the order stores keep them.
+RECORD_FIELDS = (
+    "id",
+    "path",
+    "name",
+    "folder",
+    "size",
+    "mtime",
+    "sha256",
+    "width",
+    "height",
+    "taken_at",
+    "gps",
+    "indexed_at",
+)
+
+
 @dataclass(frozen=True)
 class ImageDocument:
     """What the index knows about one picture. `path` is relative to the library root, with '/'."""

@@ -22,6 +22,7 @@ from numpy.dtypes import StringDType
 from threadpoolctl import ThreadpoolController
 
 from bot.documents import (
+    RECORD_FIELDS,
     Fingerprint,
     ImageDocument,
     ModelInfo,
@@ -64,21 +65,9 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 _REFRESH_CHUNK_ROWS = 4_096
 _BLAS = ThreadpoolController()
 
-# The document's columns, in table order; `gps` is stored as lat and lon.
-_COLUMNS = (
-    "id",
-    "path",
-    "name",
-    "folder",
-    "size",
-    "mtime",
-    "sha256",
-    "width",
-    "height",
-    "taken_at",
-    "lat",
-    "lon",
-    "indexed_at",
+# The document's columns: its record's fields, with `gps` stored as lat and lon.
+_COLUMNS = tuple(
+    column for name in RECORD_FIELDS for column in (("lat", "lon") if name == "gps" else (name,))
 )
 _DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
 

@@ -7,25 +7,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bot.documents import Fingerprint, ImageDocument, ModelInfo
+from bot.documents import RECORD_FIELDS, Fingerprint, ImageDocument, ModelInfo
 from bot.errors import BackendUnavailableError, ConfigError, ModelMismatchError
 
 VECTOR_FIELD = "vector"
 META_KEY = "findimage"
-# Everything a result shows; the vector stays out of search responses.
-DOCUMENT_FIELDS = (
-    "path",
-    "name",
-    "folder",
-    "size",
-    "mtime",
-    "sha256",
-    "width",
-    "height",
-    "taken_at",
-    "gps",
-    "indexed_at",
-)
+# Everything a result shows (the id is the hit's _id); the vector stays out of responses.
+DOCUMENT_FIELDS = tuple(name for name in RECORD_FIELDS if name != "id")
 FINGERPRINT_FIELDS = ("path", "size", "mtime", "sha256")
 # What every findimage document has; the rest (taken_at, gps) may be empty.
 REQUIRED_FIELDS = (*FINGERPRINT_FIELDS, "name", "folder", "width", "height", "indexed_at")
