@@ -1,6 +1,7 @@
 """A hostile disk under `findimage index`: full (a file-size limit in the child process, as
-`ulimit -f` sets it), or the index locked by another writer. One plain sentence, an index
-SQLite still finds intact, and the next run after the cause is gone completes."""
+`ulimit -f` sets it), the index locked by another writer, or the data dir read-only. One
+plain sentence, an index SQLite still finds intact, and the next run after the cause is gone
+completes."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import os
 import resource
 import sqlite3
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import FINDIMAGE, findimage, findimage_json
-from tests.support.pictures import make_library
+from tests.support.pictures import draw_shape, make_library, save
 
 LIMIT_BYTES = 96 * 1024  # room for the schema and a few batches of vectors, not for all
 
@@ -90,3 +93,50 @@ def test_an_index_locked_by_another_writer_is_one_sentence_and_the_next_run_comp
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         total = db.execute("SELECT COUNT(DISTINCT path) FROM images").fetchone()[0]
     assert total == len(pictures) + len(added)
+
+
+@contextmanager
+def _mounted_tmpfs(folder: Path) -> Iterator[Callable[[str], None]]:
+    """A small tmpfs at `folder`, and a way to remount it ("ro" or "rw"). The tests run as
+    root, whom file modes do not stop: only a read-only file system does."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a file system here: {mounted.stderr.strip()}")
+
+    def remount(mode: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True)
+
+    try:
+        yield remount
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_data_dir_is_one_sentence_and_the_next_run_completes(
+    tmp_path: Path, findimage_env: dict[str, str]
+) -> None:
+    library = tmp_path / "library"
+    pictures = make_library(library, 6)
+    env = {**findimage_env, "FINDIMAGE_ENGINE": "torch", "FINDIMAGE_PRECISION": "fp32"}
+    data_dir = Path(env["FINDIMAGE_DATA_DIR"])
+    with _mounted_tmpfs(data_dir) as remount:
+        assert findimage_json("index", str(library), env=env, cwd=tmp_path)["indexed"] == 6
+        remount("ro")
+        save(draw_shape("red", "square"), library / "added.png")
+        for command in (["index", str(library)], ["search", "red square"], ["status"]):
+            done = findimage(*command, env=env, cwd=tmp_path)
+            assert done.returncode != 0, (command, done.stdout)
+            assert "Traceback" not in done.stderr
+            [sentence] = [line for line in done.stderr.splitlines() if line.strip()]
+            assert "FINDIMAGE_DATA_DIR can be written" in sentence, sentence
+        remount("rw")
+        report = findimage_json("index", str(library), env=env, cwd=tmp_path)
+        assert (report["indexed"], report["unchanged"]) == (1, len(pictures))
+        with closing(sqlite3.connect(data_dir / "index.sqlite3")) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
