@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ from PIL import Image
 
 from bot.encoders import ClipEncoder
 from bot.images import decode_image
-from tests.support.cli import run_in_process
+from tests.support.cli import json_in_process, run_in_process
+from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import draw_shape, encode, gradient, make_library
 
 MAX_FILE_MB = 0.1  # small enough that a 200 kB noise picture is over it
@@ -175,8 +176,24 @@ def test_a_picture_stored_rotated_with_its_exif_orientation_embeds_as_the_uprigh
     assert with_tag > without_tag
 
 
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def backend(
+    request: pytest.FixtureRequest, env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ElasticsearchEmulator | None]:
+    """The embedded store, or an Elasticsearch index on the emulator."""
+    if request.param == "embedded":
+        yield None
+        return
+    with ElasticsearchEmulator() as cluster:
+        monkeypatch.setenv("FINDIMAGE_BACKEND", "elasticsearch")
+        monkeypatch.setenv("FINDIMAGE_ES_URL", cluster.url)
+        yield cluster
+
+
 def test_a_thousand_files_with_one_in_ten_bad_are_indexed_good_once_and_bad_listed(
-    tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    backend: ElasticsearchEmulator | None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = tmp_path / "big-library"
     good = make_library(root, 900)
@@ -198,3 +215,7 @@ def test_a_thousand_files_with_one_in_ten_bad_are_indexed_good_once_and_bad_list
     assert all(reason in skipped[path] for path, reason in bad.items())
     code, out, _ = run_in_process(capsys, "index", str(root))
     assert code == 0 and "skipped 100." in out
+    assert json_in_process(capsys, "status")["count"] == len(good)
+    if backend is not None:
+        stored = backend.stored_paths()
+        assert sorted(stored) == sorted(p.relative_to(root).as_posix() for p in good)

@@ -175,6 +175,12 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
                     result.setdefault(alias, []).append(index.name)
             return {alias: sorted(names) for alias, names in result.items()}
 
+    def stored_paths(self) -> list[str]:
+        """The `path` of every document in every index, refreshed or not: what a test sees
+        from outside, not an API of Elasticsearch's."""
+        with self._lock:
+            return [doc["path"] for index in self._indices.values() for doc in index.docs.values()]
+
     def mapping(self, name: str) -> Json:
         with self._lock:
             return copy.deepcopy(self._resolve_one(name).mappings)
