@@ -10,14 +10,21 @@ from datetime import datetime
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from bot.documents import GeoPoint
 from bot.errors import ImageError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+# HEIC and HEIF, phones' default format, through pillow-heif's Pillow plugin: Image.open
+# then reads them like any other format, with the same size and bomb checks.
+register_heif_opener()
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+)
+UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC)"
 
 # CLIP ViT-B/32 looks at 224 pixels: a JPEG is decoded at the smallest scale that still
 # covers them (a 4000x3000 photo at 1/8). Previews decode the file again at their own size.

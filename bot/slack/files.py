@@ -62,7 +62,7 @@ class SlackFiles:
             kind = file.get("pretty_type") or file.get("filetype") or "file"
             raise ImageError(
                 f"I can only search with pictures, and {name} is a {kind}: "
-                "try a JPEG, PNG, GIF or WebP."
+                "try a JPEG, PNG, GIF, WebP or HEIC."
             )
         self._check_size(name, int(file.get("size") or 0))
 

@@ -176,7 +176,7 @@ def test_a_file_that_is_not_a_picture_gets_a_polite_line_and_is_not_downloaded(
     [answer] = posted_in_thread(fake_slack, event["ts"])
     assert answer["text"] == (
         "I can only search with pictures, and notes.txt is a Plain Text: "
-        "try a JPEG, PNG, GIF or WebP."
+        "try a JPEG, PNG, GIF, WebP or HEIC."
     )
     assert not fake_slack.calls("download")
 

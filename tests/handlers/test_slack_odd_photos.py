@@ -33,7 +33,9 @@ def test_a_bad_photo_is_answered_with_one_sentence_and_its_reason(
     assert expected in text, text
 
 
-@pytest.mark.parametrize("name", ["cmyk.jpg", "animated.webp", "ten-thousand-by-ten.png"])
+@pytest.mark.parametrize(
+    "name", ["cmyk.jpg", "animated.webp", "ten-thousand-by-ten.png", "phone.heic"]
+)
 def test_an_odd_but_good_photo_is_answered_with_results(
     strict_bot: Bot, fake_slack: FakeSlack, name: str
 ) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+import bot.images  # noqa: F401 - registers the HEIF format the phone picture is saved in
 from tests.support.pictures import draw_shape, encode, gradient
 
 MAX_FILE_MB = 0.1  # small enough that a 200 kB noise picture is over it
@@ -36,6 +37,7 @@ def _palette_with_transparency() -> bytes:
 
 GOOD: dict[str, Callable[[], bytes]] = {
     "png-named.jpg": lambda: encode(draw_shape("red", "square")),
+    "phone.heic": lambda: encode(draw_shape("green", "triangle"), "HEIF"),
     "sixteen-bit.png": lambda: encode(
         Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16))
     ),
