@@ -14,6 +14,7 @@ from pillow_heif import register_heif_opener
 
 from bot.documents import GeoPoint
 from bot.errors import ImageError
+from bot.raw import RAW_EXTENSIONS, decode_raw, may_be_raw, raw_support
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ register_heif_opener()
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+    | RAW_EXTENSIONS
 )
 UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC)"
 
@@ -67,6 +69,10 @@ def decode_image(data: bytes, max_bytes: int, min_side: int = DECODE_MIN_SIDE) -
         raise ImageError("the file is empty")
     check_size(len(data), max_bytes)
     try:
+        if may_be_raw(data) and raw_support():
+            picture = decode_raw(data, min_side)
+            if picture is not None:
+                return _decode_opened(picture, min_side)
         with Image.open(io.BytesIO(data)) as opened:
             return _decode_opened(opened, min_side)
     except ImageError:

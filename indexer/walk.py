@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.images import IMAGE_EXTENSIONS
+from bot.raw import RAW_EXTENSIONS, RAW_EXTRA, raw_support
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ def walk_library(root: Path, folder: str = "") -> Iterator[LibraryFile | WalkSki
             relative = path.relative_to(root).as_posix()
             if not _inside(path, root):
                 yield WalkSkip(relative, "a symbolic link leading outside the library")
+                continue
+            if path.suffix.lower() in RAW_EXTENSIONS and not raw_support():
+                yield WalkSkip(relative, RAW_EXTRA)
                 continue
             try:
                 stat = path.stat()

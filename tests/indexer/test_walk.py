@@ -13,15 +13,13 @@ def _touch(path: Path, data: bytes = b"x") -> Path:
 
 
 def test_finds_pictures_by_extension_case_insensitively_and_recursively(tmp_path: Path) -> None:
-    for name in ["a.jpg", "b.JPEG", "c.Png", "d.webp", "e.gif", "f.bmp", "g.tif", "h.TIFF"]:
+    names = ["a.jpg", "b.JPEG", "c.Png", "d.webp", "e.gif", "f.bmp", "g.tif", "h.TIFF", "i.HEIC"]
+    for name in names:
         _touch(tmp_path / "deep" / "er" / name)
     _touch(tmp_path / "notes.txt")
-    _touch(tmp_path / "raw.cr2")
+    _touch(tmp_path / "clip.mp4")
     found = [e.relative_path for e in walk_library(tmp_path) if isinstance(e, LibraryFile)]
-    assert found == [
-        f"deep/er/{n}"
-        for n in ["a.jpg", "b.JPEG", "c.Png", "d.webp", "e.gif", "f.bmp", "g.tif", "h.TIFF"]
-    ]
+    assert found == [f"deep/er/{n}" for n in names]
 
 
 def test_reports_size_and_mtime(tmp_path: Path) -> None:
