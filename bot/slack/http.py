@@ -7,7 +7,6 @@ burst; waitress is maintained, multi-threaded and takes the backlog and thread c
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from waitress import create_server
@@ -31,8 +30,6 @@ class SlackHttpServer:
             connection_limit=max(100, backlog),
             ident="findimage",
         )
-        self._looping = threading.Event()
-        self._loop_ended = threading.Event()
 
     @property
     def port(self) -> int:
@@ -40,35 +37,11 @@ class SlackHttpServer:
 
     def serve_forever(self) -> None:
         """Serve until `stop` or an exception (a signal handler's) ends the loop."""
-        self._looping.set()
-        try:
-            self._server.run()
-        finally:
-            self._looping.clear()
-            self._loop_ended.set()
+        self._server.run()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening, let running requests finish, then close every connection.
-
-        While the loop runs on another thread, the sockets are closed on that thread: closed
-        under its select(), or under a request that still wakes it through the trigger pipe,
-        they fail with EBADF (seen in 7 to 9 of 100 starts and stops before this).
-        """
-        if self._looping.is_set():
-            self._server.trigger.pull_trigger(self._stop_accepting)
-            self._server.task_dispatcher.shutdown(timeout=timeout)
-            self._server.trigger.pull_trigger(self._close_all)
-            self._loop_ended.wait(timeout)
-            return
-        self._server.task_dispatcher.shutdown(timeout=timeout)
-        self._close_all()
-
-    def _stop_accepting(self) -> None:
-        self._server.del_channel()
-        self._server.socket.close()
-
-    def _close_all(self) -> None:
-        # The listening socket, each connection, and last the trigger: an empty map ends the loop.
+        """Stop listening, close the connections, and let running requests finish."""
         self._server.close()
         for channel in list(self._server._map.values()):
             channel.handle_close()
+        self._server.task_dispatcher.shutdown(timeout=timeout)
