@@ -19,6 +19,7 @@ from bot.terminal import printable
 if TYPE_CHECKING:
     from bot.documents import SearchHit
     from bot.images import DecodedImage
+    from bot.query import Term
     from bot.search import SearchQuery, SearchService
     from bot.stores.base import VectorStore
 
@@ -87,16 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the pictures closest to a description, a picture file, "
         "or an already indexed picture.",
     )
-    query = search.add_mutually_exclusive_group(required=True)
-    query.add_argument("text", nargs="?", help="what to look for, in any language")
-    query.add_argument("--image", type=Path, metavar="FILE", help="find pictures like this file")
-    query.add_argument("--like", metavar="ID", help="find pictures like this indexed picture")
+    search.add_argument(
+        "text",
+        nargs="*",
+        help="what to look for, in any language; terms combine with + and -, a weight "
+        "goes before a colon, like:ID names an indexed picture and a picture file "
+        'stands for itself: "2:golden retriever" + ./pool.jpg - fruit',
+    )
+    # The picture and the id options exclude each other; with text they are checked in main
+    # (a '*' positional cannot join a mutually exclusive group that --image alone satisfies).
+    example = search.add_mutually_exclusive_group()
+    example.add_argument("--image", type=Path, metavar="FILE", help="find pictures like this file")
+    example.add_argument(
+        "--like", metavar="ID", help="find pictures like this indexed picture (id or its start)"
+    )
     search.add_argument(
         "-k", type=int, metavar="N", help="how many results (default: FINDIMAGE_TOP_K)"
     )
     search.add_argument("--in", dest="folder", metavar="FOLDER", help="only this folder and below")
     search.add_argument("--json", action="store_true", help="print JSON")
-    search.set_defaults(handler=_search)
+    search.set_defaults(handler=_search, usage_error=search.error)
 
     status = commands.add_parser(
         "status",
@@ -121,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "search":
+        given = [bool(args.text), args.image is not None, args.like is not None]
+        if given.count(True) != 1:
+            args.usage_error("give a description, --image FILE or --like ID (one of them)")
     _configure_logging(args.verbose)
     try:
         settings = load_settings()
@@ -237,34 +252,68 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     if k < 1:
         raise ConfigError("-k must be at least 1.")
     query = SearchQuery(k=k, folder=_search_folder(args.folder))
-    # A bad query picture is found before the index is opened or a model loaded.
-    picture = _query_picture(args.image, settings) if args.image is not None else None
+    # The query is read, and a bad query picture found, before the index is opened or a
+    # model loaded.
+    terms = _query_terms(args)
+    pictures = {
+        term.value: _query_picture(Path(term.value), settings)
+        for term in terms
+        if term.kind == "picture"
+    }
     with build_search_service(settings) as service:
-        hits, title = _find(service, args, query, picture)
+        hits, title = _find(service, args, terms, query, pictures)
         root = service.library_root()
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
 
 
+def _query_terms(args: argparse.Namespace) -> list[Term]:
+    """The terms of the query, whichever way it was given."""
+    from bot.query import Term, parse_query
+
+    if args.image is not None:
+        return [Term("picture", str(args.image))]
+    if args.like is not None:
+        return [Term("like", args.like.strip().lower())]
+    return parse_query(" ".join(args.text), is_picture=_names_a_picture)
+
+
+def _names_a_picture(term: str) -> bool:
+    """A term is a picture file when it looks like a path to one and the file is there: a
+    word that happens to name a file in the current folder stays a word."""
+    from bot.images import IMAGE_EXTENSIONS
+    from bot.raw import RAW_EXTENSIONS
+
+    path = Path(term).expanduser()
+    looks_like_a_path = "/" in term or os.sep in term or term.startswith("~")
+    suffix = path.suffix.lower()
+    return (looks_like_a_path or suffix in IMAGE_EXTENSIONS | RAW_EXTENSIONS) and path.is_file()
+
+
 def _find(
     service: SearchService,
     args: argparse.Namespace,
+    terms: list[Term],
     query: SearchQuery,
-    picture: DecodedImage | None,
+    pictures: dict[str, DecodedImage],
 ) -> tuple[list[SearchHit], str]:
-    """The hits for a picture, an indexed id or text, and the title that says which."""
+    """The hits for the query, and the title that says what was searched."""
+    from bot.query import is_plain_text
     from bot.search import cut_note
 
-    if picture is not None:
-        return service.by_picture(picture, query), f"Pictures like {args.image}, best first:"
-    if args.like is not None:
-        return service.like(args.like, query), f"Pictures like {args.like}, best first:"
-    hits = service.by_text(args.text, query)
-    fitted = service.fit_text(args.text)
-    if fitted.cut:
-        print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
-    return hits, f'Pictures for "{fitted.text}", best first:'
+    if args.image is not None:
+        title = f"Pictures like {args.image}, best first:"
+    elif args.like is not None:
+        title = f"Pictures like {args.like}, best first:"
+    elif is_plain_text(terms):
+        fitted = service.fit_text(terms[0].value)
+        if fitted.cut:
+            print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
+        title = f'Pictures for "{fitted.text}", best first:'
+    else:
+        title = f'Pictures for "{" ".join(args.text)}", best first:'
+    return service.by_terms(terms, query, pictures), title
 
 
 def _query_picture(path: Path, settings: Settings) -> DecodedImage:

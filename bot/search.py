@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from bot.errors import (
     NotFoundError,
 )
 from bot.images import DecodedImage, decode_image
+from bot.query import Term
 from bot.stores.base import VectorStore, check_model_names
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,15 @@ class SearchService:
         return self._search(vector, query)
 
     def by_image(self, data: bytes, query: SearchQuery) -> list[SearchHit]:
+        return self.by_picture(self.decode_picture(data), query)
+
+    def decode_picture(self, data: bytes) -> DecodedImage:
+        """A query picture's bytes, decoded as the image model needs them; one sentence when
+        they cannot be."""
         try:
-            decoded = decode_image(
-                data, self._max_file_bytes, min_side=self._image_encoder.input_side
-            )
+            return decode_image(data, self._max_file_bytes, min_side=self._image_encoder.input_side)
         except ImageError as exc:
             raise ImageError(f"That picture cannot be used: {exc}.") from exc
-        return self.by_picture(decoded, query)
 
     def by_picture(self, picture: DecodedImage, query: SearchQuery) -> list[SearchHit]:
         """Like `by_image`, for a picture the caller decoded (and vouched for) itself."""
@@ -135,16 +138,60 @@ class SearchService:
         return self._search(vector, query)
 
     def like(self, doc_id: str, query: SearchQuery) -> list[SearchHit]:
-        """Pictures like an indexed one, from its stored vector, without the picture itself."""
+        """Pictures like an indexed one (by its id or the start of it), from its stored
+        vector, without the picture itself."""
         self._check_models()
-        found = self._store.get(doc_id)
-        if found is None:
-            raise NotFoundError(f"No picture with id {doc_id} is in the index.")
-        hits = self._checked(
-            lambda: self._store.search(found[1], query.k + query.offset + 1, query.folder)
+        found_id, vector = self._indexed(doc_id)
+        return self._search_without(vector, {found_id}, query)
+
+    def by_terms(
+        self,
+        terms: Sequence[Term],
+        query: SearchQuery,
+        pictures: Mapping[str, DecodedImage] | None = None,
+    ) -> list[SearchHit]:
+        """Hits for a weighted sum of terms (bot/query.py): the normalized sum of each term's
+        normalized vector times its weight. `pictures` holds the decoded picture of each
+        picture term, by its value.
+
+        The text terms are embedded in one call (one `_infer` for a model in Elasticsearch);
+        the indexed pictures named by `like:` are left out of the results.
+        """
+        if len(terms) == 1 and terms[0].weight == 1.0:
+            # One term alone is searched as it always was.
+            only = terms[0]
+            if only.kind == "text":
+                return self.by_text(only.value, query)
+            if only.kind == "picture":
+                return self.by_picture((pictures or {})[only.value], query)
+            return self.like(only.value, query)
+        self._check_models()
+        # The indexed pictures first: a wrong id is told before any model loads.
+        liked = {term.value: self._indexed(term.value) for term in terms if term.kind == "like"}
+        texts = [self.fit_text(term.value).text for term in terms if term.kind == "text"]
+        text_vectors = iter(self._text_encoder.encode_texts(texts) if texts else [])
+        shown = [(pictures or {})[term.value] for term in terms if term.kind == "picture"]
+        picture_vectors = iter(
+            self._image_encoder.encode_images([picture.image for picture in shown]) if shown else []
         )
-        others = [hit for hit in hits if hit.document.id != doc_id]
-        return others[query.offset : query.offset + query.k]
+        total: np.ndarray | None = None
+        for term in terms:
+            if term.kind == "text":
+                vector = next(text_vectors)
+            elif term.kind == "picture":
+                vector = next(picture_vectors)
+            else:
+                vector = liked[term.value][1]
+            part = term.weight * _normalized(np.asarray(vector, dtype=np.float32))
+            total = part if total is None else total + part
+        if total is None:
+            raise ConfigError("Say what to look for, for example: snowy mountain.")
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise ConfigError(
+                "The terms cancel each other out: change a weight, or leave a term out."
+            )
+        return self._search_without(total / norm, {doc_id for doc_id, _ in liked.values()}, query)
 
     def status(self) -> StoreStatus:
         return self._store.status()
@@ -175,6 +222,30 @@ class SearchService:
             raise IndexEmptyError(EMPTY_INDEX)
         check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 
+    def _indexed(self, doc_id: str) -> tuple[str, np.ndarray]:
+        """The full id and stored vector of the picture an id, or the start of one, names."""
+        found = self._store.get(doc_id)
+        if found is not None:
+            return doc_id, found[1]
+        candidates = self._store.ids_starting_with(doc_id, 2) if doc_id else []
+        if len(candidates) > 1:
+            raise ConfigError(
+                f"Several pictures have an id starting with {doc_id}: give more of the id."
+            )
+        found = self._store.get(candidates[0]) if candidates else None
+        if found is None:
+            raise NotFoundError(f"No picture with id {doc_id} is in the index.")
+        return candidates[0], found[1]
+
+    def _search_without(
+        self, vector: np.ndarray, left_out: set[str], query: SearchQuery
+    ) -> list[SearchHit]:
+        """A page of hits for `vector` with the pictures in `left_out` taken out."""
+        wanted = query.k + query.offset + len(left_out)
+        hits = self._checked(lambda: self._store.search(vector, wanted, query.folder))
+        others = [hit for hit in hits if hit.document.id not in left_out]
+        return others[query.offset : query.offset + query.k]
+
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
         wanted = query.k + query.offset
         hits = self._checked(lambda: self._store.search(vector, wanted, query.folder))
@@ -192,6 +263,11 @@ class SearchService:
 
     def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
         return hits[query.offset :]
+
+
+def _normalized(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
 
 
 def _required(text: str) -> str:

@@ -75,7 +75,7 @@ def results_table(hits: list[SearchHit], root: str | None, title: str, links: bo
     Without a recorded library root (an index from before roots were kept), paths stay
     relative to the library.
     """
-    lines = [title, f"{'score':<7} {'size':>9}  {'date':<10}  picture"]
+    lines = [title, f"{'score':<7} {'id':<8}  {'size':>9}  {'date':<10}  picture"]
     for hit in hits:
         doc = hit.document
         taken = doc.taken_at or datetime.fromtimestamp(doc.mtime)
@@ -83,5 +83,6 @@ def results_table(hits: list[SearchHit], root: str | None, title: str, links: bo
         shown = printable(location)
         if links and root:
             shown = hyperlink(Path(location), shown)
-        lines.append(f"{hit.score:<7.4f} {human_size(doc.size):>9}  {taken:%Y-%m-%d}  {shown}")
+        size, short_id = human_size(doc.size), doc.id[:8]
+        lines.append(f"{hit.score:<7.4f} {short_id:<8}  {size:>9}  {taken:%Y-%m-%d}  {shown}")
     return "\n".join(lines)

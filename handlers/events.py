@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +28,9 @@ NO_PHOTO = (
     f"Send me a photo with your mention to find similar pictures, or use `{COMMAND} <description>`."
 )
 _ANSWERED_MEMORY = 4096
+# A user mention as Slack writes it in message text: <@U012AB3CD> (https://api.slack.com/
+# reference/surfaces/formatting#mentioning-users); the bot's own starts an app_mention.
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
 class AnsweredOnce:
@@ -74,13 +78,16 @@ def register(app: App, dependencies: SlackDependencies) -> None:
     def answer_photos(event: dict[str, Any], client: WebClient) -> None:
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
+        # What was written with the photo, without the mention of the bot: `+ at night`.
+        comment = _MENTION.sub(" ", event.get("text") or "")
         for file in event.get("files", []):
             if not photos.first_time(channel, file.get("id", "")):
                 continue
 
             def answer(file: dict[str, Any] = file) -> None:
                 message = safely(
-                    lambda: _answer_photo(dependencies, file, channel, thread_ts), "photo search"
+                    lambda: _answer_photo(dependencies, file, channel, thread_ts, comment),
+                    "photo search",
                 )
                 post_safely(client, channel=channel, thread_ts=thread_ts, **message)
 
@@ -120,11 +127,15 @@ def register(app: App, dependencies: SlackDependencies) -> None:
 
 
 def _answer_photo(
-    dependencies: SlackDependencies, file: dict[str, Any], channel: str, thread_ts: str
+    dependencies: SlackDependencies,
+    file: dict[str, Any],
+    channel: str,
+    thread_ts: str,
+    comment: str,
 ):
     file = dependencies.files.describe(file)
     dependencies.files.check(file)
     data = dependencies.files.download(file)
     return dependencies.answers.for_photo(
-        data, display_name(file), dependencies.top_k, channel, thread_ts
+        data, display_name(file), dependencies.top_k, channel, thread_ts, comment
     )

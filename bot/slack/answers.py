@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.errors import FindImageError
+from bot.query import Term, is_plain_text, parse_query, parse_refinement
 from bot.search import SearchQuery, SearchService, cut_note
 from bot.slack.blocks import (
     Message,
@@ -58,6 +59,9 @@ class Answers:
         if page.like is not None:
             hits = self._service.like(page.like, query)
             heading = "Pictures like that one"
+        elif not is_plain_text(terms := parse_query(page.text or "")) and terms:
+            hits = self._service.by_terms(terms, query)
+            heading = f"Results for “{page.text}”"
         else:
             fitted = self._service.fit_text(page.text or "")
             if fitted.cut:
@@ -83,16 +87,30 @@ class Answers:
             notices=notices,
         )
 
-    def for_photo(self, data: bytes, name: str, k: int, channel_id: str, thread_ts: str) -> Message:
-        """The pictures closest to a posted photo, calling out one that is already indexed."""
-        hits = self._service.by_image(data, SearchQuery(k=k))
+    def for_photo(
+        self, data: bytes, name: str, k: int, channel_id: str, thread_ts: str, comment: str = ""
+    ) -> Message:
+        """The pictures closest to a posted photo, calling out one that is already indexed.
+
+        A comment that starts with + or - adds terms to the photo (`+ at night - people`).
+        """
+        refinement = parse_refinement(comment)
+        picture = self._service.decode_picture(data)
+        query = SearchQuery(k=k)
+        if refinement:
+            terms = [Term("picture", name), *refinement]
+            hits = self._service.by_terms(terms, query, {name: picture})
+        else:
+            hits = self._service.by_picture(picture, query)
         close = [hit for hit in hits if hit.score >= self._min_score]
         if not close:
             return sentence_message(
                 f"Nothing in the library looks close to {name}; try another photo."
             )
         top = close[0]
-        if top.score >= self._duplicate_score:
+        if refinement:
+            heading = f"Pictures like {name} {comment.strip()}"
+        elif top.score >= self._duplicate_score:
             heading = f"This picture is already in the library at {shown_path(top.document.path)}."
         else:
             heading = f"Pictures like {name}"

@@ -39,12 +39,16 @@ USAGE_LINES = (
     f"*`{COMMAND} snowy mountain`* finds the pictures closest to a description, in any language.",
     f"*`{COMMAND} k:10 beach at sunset`* shows 10 results (up to {MAX_RESULTS_PER_MESSAGE}).",
     f"*`{COMMAND} in:marketing/2024 logo`* looks only in that folder and below.",
+    f"*`{COMMAND} 2:beach + like:3f2a9c1b - people`* combines terms: + adds one, - leaves one "
+    "out, a number and a colon weighs one, and like: takes the id shown beside a result.",
     "*Send me a photo* in a direct message, or mention me with a photo in a channel, "
-    "to find similar pictures and to learn whether it is already in the library.",
+    "to find similar pictures and to learn whether it is already in the library; "
+    "write `+ at night - people` with the photo to steer the search.",
     "Answers to the command are visible only to you until you press *Share in channel*.",
 )
 
 Message = dict[str, Any]
+SHORT_ID_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def results_message(
         blocks.append(_context(" ".join(escape(notice) for notice in shown_notices)))
     for rank, hit in enumerate(hits, start=page.offset + 1):
         doc = hit.document
-        blocks.append(_plain_section(f"{rank}. {shown_path(doc.path)}  ·  score {hit.score:.3f}"))
+        line = f"{rank}. {shown_path(doc.path)}  ·  score {hit.score:.3f}  ·  id {short_id(doc.id)}"
+        blocks.append(_plain_section(line))
         source = previews.sources.get(doc.id)
         if source:
             blocks.append(image_block(source, doc.path))
@@ -139,6 +144,12 @@ def results_message(
         )
     paths = ", ".join(hit.document.path for hit in hits)
     return {"text": _fallback(f"{heading} {paths}"), "blocks": blocks}
+
+
+def short_id(doc_id: str) -> str:
+    """The start of an id that like: takes: 8 hex digits rarely name two pictures, and when
+    they do, the search asks for more of the id."""
+    return doc_id[:SHORT_ID_LENGTH]
 
 
 def shared_message(result: SharedResult, user_id: str, source: ImageSource | None) -> Message:

@@ -72,6 +72,10 @@ class VectorStore(ABC):
     def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
         """One document and its stored vector, or None."""
 
+    @abstractmethod
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` ids that start with `prefix`, so a short id can name a picture."""
+
     def get_many(self, doc_ids: Sequence[str]) -> dict[str, tuple[ImageDocument, np.ndarray]]:
         """Several documents with their vectors, by id; unknown ids are left out."""
         found = {}

@@ -393,6 +393,22 @@ class ElasticsearchStore(VectorStore):
             found[doc["_id"]] = (document, np.asarray(vector, dtype=np.float32))
         return found
 
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """A prefix query on the `id` keyword field, which every document's source fills with
+        its _id (https://www.elastic.co/docs/reference/query-languages/query-dsl/
+        query-dsl-prefix-query)."""
+        with translate_errors(self._connection, "read from the index"):
+            try:
+                response = self._client.search(
+                    index=self._target,
+                    query={"prefix": {"id": {"value": prefix}}},
+                    size=limit,
+                    source=False,
+                )
+            except EsNotFoundError:
+                return []
+        return [hit["_id"] for hit in response["hits"]["hits"]]
+
     def leaves_vectors_out(self) -> bool:
         """From 9.2, vectors are left out of `_source` unless asked for (`exclude_vectors`,
         a key earlier versions refuse): https://www.elastic.co/docs/reference/elasticsearch/

@@ -339,6 +339,19 @@ class EmbeddedStore(VectorStore):
             return None
         return _to_document(row[:-1]), np.frombuffer(row[-1], dtype=np.float32).copy()
 
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        # A range on the primary key, not LIKE: '_' and '%' in a prefix would be wildcards.
+        # U+FFFF sorts after every character an id holds (SQLite compares UTF-8 bytes).
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return []
+            rows = db.execute(
+                "SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (prefix, prefix + "\uffff", limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def count(self) -> int:
         with self._lock:
             db = self._reader()

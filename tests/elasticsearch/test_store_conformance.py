@@ -75,8 +75,25 @@ def test_a_new_store_is_empty(store: VectorStore) -> None:
     assert store.count() == 0
     assert store.fingerprints() == {}
     assert store.get(document_id("top.jpg")) is None
+    assert store.ids_starting_with(document_id("top.jpg")[:4], 2) == []
     assert store.search(unit_vector([1.0]), 3) == []
     assert store.status().count == 0
+
+
+def test_ids_are_found_by_their_start_and_only_by_it(filled: VectorStore) -> None:
+    ids = sorted(doc.id for doc, _ in LIBRARY)
+    for doc_id in ids:
+        assert sorted(filled.ids_starting_with(doc_id[:6], 10)) == [
+            other for other in ids if other.startswith(doc_id[:6])
+        ]
+        assert filled.ids_starting_with(doc_id, 10) == [doc_id]
+    unused = next(f"{n:x}" for n in range(16) if not any(i.startswith(f"{n:x}") for i in ids))
+    assert filled.ids_starting_with(unused, 10) == []
+    # A digit every id holds somewhere, but not first, is not a start.
+    assert sorted(filled.ids_starting_with(ids[0][1:7], 10)) == [
+        other for other in ids if other.startswith(ids[0][1:7])
+    ]
+    assert len(filled.ids_starting_with(ids[0][0], 1)) == 1
 
 
 def test_models_are_recorded_once_and_others_refused(store: VectorStore) -> None:

@@ -48,7 +48,7 @@ def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None
     assert sum(b["type"] == "image" for b in message["blocks"]) == MAX_RESULTS_PER_MESSAGE
     texts = [b["text"] for b in message["blocks"] if b["type"] == "section"]
     assert all(text["type"] == "plain_text" for text in texts), "paths are never mrkdwn"
-    assert any(text["text"].endswith("<b>&0.jpg  ·  score 0.800") for text in texts)
+    assert any("<b>&0.jpg  ·  score 0.800  ·  id " in text["text"] for text in texts)
     assert Page.from_value(buttons(message)[-1]["value"]) == page.next()
 
 
@@ -95,15 +95,14 @@ def test_other_messages_and_the_home_view_fit_the_limits() -> None:
     "name", ["a*b*c.jpg", "snake_case_name_.png", "~tilde~.jpg", "tick`s`.png"]
 )
 def test_mrkdwn_characters_in_a_file_name_are_shown_as_they_are(name: str) -> None:
-    message = results_message(
-        [hit(f"trips/{name}")], f"Pictures like {name}", Page(k=1), Previews(), False, True
-    )
+    found = hit(f"trips/{name}")
+    message = results_message([found], f"Pictures like {name}", Page(k=1), Previews(), False, True)
 
     check_message(message)
     heading, line = message["blocks"][0]["text"], message["blocks"][1]["text"]
     assert heading == {"type": "plain_text", "text": f"Pictures like {name}", "emoji": False}
     assert line["type"] == "plain_text"
-    assert line["text"] == f"1. trips/{name}  ·  score 0.800"
+    assert line["text"] == f"1. trips/{name}  ·  score 0.800  ·  id {found.document.id[:8]}"
 
 
 def test_a_message_without_its_pictures_keeps_everything_else_and_says_why() -> None:
