@@ -302,6 +302,8 @@ def _find(
     from bot.query import is_plain_text
     from bot.search import cut_note
 
+    # The search comes first: it refuses a missing index before any model loads.
+    hits = service.by_terms(terms, query, pictures)
     if args.image is not None:
         title = f"Pictures like {args.image}, best first:"
     elif args.like is not None:
@@ -313,7 +315,7 @@ def _find(
         title = f'Pictures for "{fitted.text}", best first:'
     else:
         title = f'Pictures for "{" ".join(args.text)}", best first:'
-    return service.by_terms(terms, query, pictures), title
+    return hits, title
 
 
 def _query_picture(path: Path, settings: Settings) -> DecodedImage:

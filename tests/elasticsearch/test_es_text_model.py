@@ -12,6 +12,7 @@ from bot.documents import ModelInfo
 from bot.encoders import ClipEncoder
 from bot.errors import BackendUnavailableError
 from bot.factory import build_search_service, build_store
+from bot.query import parse_query
 from bot.search import SearchQuery, SearchService
 from bot.settings import load_settings
 from tests.support.es_emulator import ElasticsearchEmulator
@@ -148,3 +149,34 @@ def test_the_local_model_stays_in_use_without_a_model_id(
     np.testing.assert_allclose(
         knn["query_vector"], tiny_encoder.encode_texts(["red"])[0], atol=1e-6
     )
+
+
+@pytest.mark.parametrize("text_vectors", ["query_vector_builder", "infer"])
+def test_the_text_terms_of_a_combined_query_go_in_one_infer_call(
+    indexed: SearchService,
+    emulator: ElasticsearchEmulator,
+    tiny_encoder: ClipEncoder,
+    text_vectors: str,
+) -> None:
+    """`_infer` takes several docs in one request (https://www.elastic.co/docs/api/doc/
+    elasticsearch/operation/operation-ml-infer-trained-model: "docs: An array of objects to
+    pass to the model for inference"); the vectors are combined here, then one kNN."""
+    emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
+    terms = parse_query("2:a red circle + a green square - blue")
+    remote = _service(text_vectors)
+    emulator.requests.clear()
+
+    hits = remote.by_terms(terms, SearchQuery(k=3))
+
+    [infer] = [r for r in emulator.requests if r.path.endswith("_infer")]
+    assert json.loads(infer.body) == {
+        "docs": [
+            {"text_field": "a red circle"},
+            {"text_field": "a green square"},
+            {"text_field": "blue"},
+        ]
+    }
+    [search] = [r for r in emulator.requests if r.path.endswith("_search")]
+    assert "query_vector" in json.loads(search.body)["knn"]
+    local = indexed.by_terms(terms, SearchQuery(k=3))
+    assert [h.document.id for h in hits] == [h.document.id for h in local]
