@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +18,7 @@ from bot.errors import (
     IndexEmptyError,
     NotFoundError,
 )
+from bot.filters import Filters
 from bot.images import DecodedImage, decode_image
 from bot.query import Term
 from bot.stores.base import VectorStore, check_model_names
@@ -52,12 +53,15 @@ class SearchQuery:
     k: int
     folder: str | None = None
     offset: int = 0
+    filters: Filters = field(default_factory=Filters)
 
 
 class TextSearch(Protocol):
     """Search by text in one step, where the store embeds the text itself."""
 
-    def by_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]: ...
+    def by_text(
+        self, text: str, k: int, folder: str | None, filters: Filters | None = None
+    ) -> list[SearchHit]: ...
 
 
 class SearchService:
@@ -114,7 +118,9 @@ class SearchService:
         if self._text_search is not None:
             text_search = self._text_search
             hits = self._checked(
-                lambda: text_search.by_text(text, query.k + query.offset, query.folder)
+                lambda: text_search.by_text(
+                    text, query.k + query.offset, query.folder, query.filters
+                )
             )
             return self._page(hits, query)
         vector = self._text_encoder.encode_texts([text])[0]
@@ -242,13 +248,17 @@ class SearchService:
     ) -> list[SearchHit]:
         """A page of hits for `vector` with the pictures in `left_out` taken out."""
         wanted = query.k + query.offset + len(left_out)
-        hits = self._checked(lambda: self._store.search(vector, wanted, query.folder))
+        hits = self._checked(
+            lambda: self._store.search(vector, wanted, query.folder, query.filters)
+        )
         others = [hit for hit in hits if hit.document.id not in left_out]
         return others[query.offset : query.offset + query.k]
 
     def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
         wanted = query.k + query.offset
-        hits = self._checked(lambda: self._store.search(vector, wanted, query.folder))
+        hits = self._checked(
+            lambda: self._store.search(vector, wanted, query.folder, query.filters)
+        )
         return self._page(hits, query)
 
     def _checked(self, search: Callable[[], list[SearchHit]]) -> list[SearchHit]:

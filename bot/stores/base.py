@@ -16,6 +16,7 @@ from bot.documents import (
     WriteFailure,
 )
 from bot.errors import ModelMismatchError
+from bot.filters import Filters
 
 
 class VectorStore(ABC):
@@ -61,11 +62,18 @@ class VectorStore(ABC):
         """Remove documents; unknown ids are ignored. Returns the ones that could not be removed."""
 
     @abstractmethod
-    def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        folder: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[SearchHit]:
         """The k documents closest to `vector`, best first.
 
         `folder` keeps only documents in that folder or below it ("a/b" matches "a/b" and
-        "a/b/c", never "a/bc").
+        "a/b/c", never "a/bc"); `filters` keeps those of those dates and places
+        (bot/filters.py). Both apply before ranking: k hits come back when k match.
         """
 
     @abstractmethod

@@ -28,6 +28,7 @@ from bot.documents import (
     WriteFailure,
 )
 from bot.errors import BackendUnavailableError, ConfigError, IndexChangedError
+from bot.filters import Filters
 from bot.settings import Settings
 from bot.stores.base import VectorStore, check_models
 from bot.stores.es_connection import (
@@ -40,12 +41,14 @@ from bot.stores.es_connection import (
 )
 from bot.stores.es_mapping import (
     DOCUMENT_FIELDS,
+    FILTER_FIELDS,
     FINGERPRINT_FIELDS,
     META_KEY,
     VECTOR_FIELD,
     VectorIndexOptions,
-    folder_filter,
     index_mappings,
+    knn_filter,
+    missing_filter_field,
     read_models,
     to_document,
     to_fingerprint,
@@ -91,6 +94,8 @@ class ElasticsearchStore(VectorStore):
         # The concrete index whose _meta gave `_models`: hits from another one mean the
         # alias has moved since.
         self._models_index: str | None = None
+        # That index's mapped fields, which date and place filters need.
+        self._properties: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ElasticsearchStore:
@@ -152,6 +157,7 @@ class ElasticsearchStore(VectorStore):
             concrete, body = sorted(mappings.body.items())[-1]
             self._models = read_models(concrete, body.get("mappings", {}))
             self._models_index = concrete
+            self._properties = body.get("mappings", {}).get("properties", {})
         return self._models
 
     def record_models(self, models: ModelInfo) -> None:
@@ -185,6 +191,7 @@ class ElasticsearchStore(VectorStore):
         log.info("created Elasticsearch index %s for %s", name, self._target)
         self._models = models
         self._models_index = name
+        self._properties = index_mappings(models, self._index_options)["properties"]
 
     def create_index(
         self,
@@ -277,28 +284,43 @@ class ElasticsearchStore(VectorStore):
 
     # --- reads -------------------------------------------------------------------------------
 
-    def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        folder: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        return self._knn({"query_vector": [float(x) for x in query]}, k, folder)
+        return self._knn({"query_vector": [float(x) for x in query]}, k, folder, filters)
 
     def by_text(
-        self, text: str, model_id: str, k: int, folder: str | None = None
+        self,
+        text: str,
+        model_id: str,
+        k: int,
+        folder: str | None = None,
+        filters: Filters | None = None,
     ) -> list[SearchHit]:
         """kNN on the vector Elasticsearch's own text model makes of `text`, in one round trip."""
         builder = {"text_embedding": {"model_id": model_id, "model_text": text}}
-        return self._knn({"query_vector_builder": builder}, k, folder)
+        return self._knn({"query_vector_builder": builder}, k, folder, filters)
 
-    def _knn(self, query: dict[str, Any], k: int, folder: str | None) -> list[SearchHit]:
+    def _knn(
+        self, query: dict[str, Any], k: int, folder: str | None, filters: Filters | None
+    ) -> list[SearchHit]:
         k = min(k, MAX_NUM_CANDIDATES)
         if k <= 0:
             return []
+        if filters:
+            self._check_filter_fields(filters)
         knn: dict[str, Any] = {
             "field": VECTOR_FIELD,
             **query,
             "k": k,
             "num_candidates": min(max(k * self._num_candidates_factor, k), MAX_NUM_CANDIDATES),
         }
-        wanted = folder_filter(folder or "")
+        wanted = knn_filter(folder, filters)
         if wanted is not None:
             knn["filter"] = wanted
         response = self._search_once(knn, k)
@@ -352,6 +374,21 @@ class ElasticsearchStore(VectorStore):
     def _forget_models(self) -> None:
         self._models = None
         self._models_index = None
+        self._properties = {}
+
+    def _check_filter_fields(self, filters: Filters) -> None:
+        """An index whose mapping lacks a filter's field (made by hand, or by another tool's
+        template) would match nothing, or fail: say how to get one that has it."""
+        if self.models() is None:
+            return
+        missing = missing_filter_field(self._properties, filters)
+        if missing is not None:
+            kind = "date" if missing == "taken_at" else "place"
+            raise ConfigError(
+                f"The Elasticsearch index {self._alias} has no {FILTER_FIELDS[missing]} field "
+                f"'{missing}' to filter by {kind}: run `findimage index --rebuild` to rebuild it "
+                "with the current mapping."
+            )
 
     def _hit(self, hit: dict[str, Any]) -> SearchHit:
         document = to_document(hit["_id"], hit["_source"], hit.get("_index", self._target))

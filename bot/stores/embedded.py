@@ -10,6 +10,7 @@ only what changed since, not the whole index.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from bot.documents import (
     WriteFailure,
 )
 from bot.errors import BackendUnavailableError, ModelMismatchError
+from bot.filters import EARTH_RADIUS_KM, Filters, distance_km, utc_timestamp
 from bot.stores.base import VectorStore, check_models, cosine_score
 
 DATABASE_NAME = "index.sqlite3"
@@ -110,8 +112,11 @@ class _VectorIndex:
         for (doc_id, folder, _), vector in zip(rows, added, strict=True):
             self._put(doc_id, folder, vector)
 
-    def search(self, query: np.ndarray, k: int, folder: str | None) -> list[tuple[str, float]]:
-        """The ids and cosines of the k closest rows, best first."""
+    def search(
+        self, query: np.ndarray, k: int, folder: str | None, allowed: set[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ids and cosines of the k closest rows, best first; with `allowed`, only
+        among those ids."""
         count = len(self._ids)
         if count == 0 or k <= 0:
             return []
@@ -128,6 +133,10 @@ class _VectorIndex:
             folders = self._folders[:count]
             inside = (folders == wanted) | np.strings.startswith(folders, wanted + "/")
             rows, cosines = rows[inside], cosines[inside]
+        if allowed is not None:
+            ids = self._ids
+            kept = np.fromiter((ids[row] in allowed for row in rows), dtype=bool, count=rows.size)
+            rows, cosines = rows[kept], cosines[kept]
         if rows.size == 0:
             return []
         take = min(k, rows.size)
@@ -312,14 +321,21 @@ class EmbeddedStore(VectorStore):
             )
         return []
 
-    def search(self, vector: np.ndarray, k: int, folder: str | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        folder: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
             db = self._reader()
             if db is None:
                 return []
             self._refresh(db)
-            ranked = self._vectors.search(query, k, folder)
+            allowed = _matching_ids(db, filters) if filters else None
+            ranked = self._vectors.search(query, k, folder, allowed)
         documents = self._documents([doc_id for doc_id, _ in ranked])
         return [
             SearchHit(document=documents[doc_id], score=cosine_score(cosine))
@@ -460,6 +476,40 @@ class EmbeddedStore(VectorStore):
                 f"SELECT {_DOCUMENT_COLUMNS} FROM images WHERE id IN ({marks})", ids
             ).fetchall()
         return {row[0]: _to_document(row) for row in rows}
+
+
+def _matching_ids(db: sqlite3.Connection, filters: Filters) -> set[str]:
+    """The ids of the pictures of those dates and places (bot/filters.py for the meaning).
+
+    Dates in SQL: `taken_at` holds naive ISO text, which sorts as time does, and `mtime`
+    seconds since the epoch. Places: a latitude band in SQL, then the exact great-circle
+    distance here.
+    """
+    clauses: list[str] = []
+    params: list[object] = []
+    if filters.by_date:
+        after, before = filters.after, filters.before
+        clauses.append(
+            "((taken_at IS NOT NULL AND taken_at >= ? AND taken_at < ?)"
+            " OR (taken_at IS NULL AND mtime >= ? AND mtime < ?))"
+        )
+        params += [
+            after.isoformat() if after else "",
+            before.isoformat() if before else "\uffff",
+            utc_timestamp(after) if after else -math.inf,
+            utc_timestamp(before) if before else math.inf,
+        ]
+    near = filters.near
+    if near is not None:
+        band = math.degrees(near.km / EARTH_RADIUS_KM)
+        clauses.append("lat IS NOT NULL AND lon IS NOT NULL AND lat BETWEEN ? AND ?")
+        params += [near.lat - band, near.lat + band]
+    rows = db.execute(f"SELECT id, lat, lon FROM images WHERE {' AND '.join(clauses)}", params)
+    if near is None:
+        return {row[0] for row in rows}
+    return {
+        doc_id for doc_id, lat, lon in rows if distance_km(near.lat, near.lon, lat, lon) <= near.km
+    }
 
 
 def _generation(db: sqlite3.Connection) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from bot.documents import RECORD_FIELDS, Fingerprint, ImageDocument, ModelInfo
 from bot.errors import BackendUnavailableError, ConfigError, ModelMismatchError
+from bot.filters import Filters, Place, utc_timestamp
 
 VECTOR_FIELD = "vector"
 META_KEY = "findimage"
@@ -144,6 +145,69 @@ def _damaged(doc_id: str, index: str, problem: str) -> BackendUnavailableError:
         f"The document {doc_id} in the Elasticsearch index {index} has {problem}: something "
         "other than findimage wrote it; run `findimage index --rebuild` to rebuild the index."
     )
+
+
+# The fields a date or place filter reads, with the type each needs in the mapping.
+FILTER_FIELDS = {"taken_at": "date", "gps": "geo_point"}
+
+
+def date_filter(filters: Filters) -> dict[str, Any]:
+    """The picture's date in [after, before): `taken_at` where the picture has one, else the
+    file's `mtime` (epoch seconds, a double). A `range` on a `date` field reads ISO text in the
+    field's default format, strict_date_optional_time, as UTC (https://www.elastic.co/docs/
+    reference/query-languages/query-dsl/query-dsl-range-query)."""
+    taken: dict[str, Any] = {}
+    stamped: dict[str, Any] = {}
+    if filters.after is not None:
+        taken["gte"] = filters.after.isoformat()
+        stamped["gte"] = utc_timestamp(filters.after)
+    if filters.before is not None:
+        taken["lt"] = filters.before.isoformat()
+        stamped["lt"] = utc_timestamp(filters.before)
+    return {
+        "bool": {
+            "should": [
+                {"range": {"taken_at": taken}},
+                {
+                    "bool": {
+                        "must_not": [{"exists": {"field": "taken_at"}}],
+                        "filter": [{"range": {"mtime": stamped}}],
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def place_filter(near: Place) -> dict[str, Any]:
+    """Within `km` of a point, by arc distance (https://www.elastic.co/docs/reference/
+    query-languages/query-dsl/query-dsl-geo-distance-query); documents without `gps` never
+    match."""
+    return {"geo_distance": {"distance": f"{near.km}km", "gps": {"lat": near.lat, "lon": near.lon}}}
+
+
+def knn_filter(folder: str | None, filters: Filters | None) -> dict[str, Any] | None:
+    """The kNN `filter`: the folder, dates and place, applied during the search so that k
+    hits come back when k documents match (https://www.elastic.co/docs/solutions/search/
+    vector/knn/filtered-knn-search)."""
+    clauses = [clause for clause in (folder_filter(folder or ""),) if clause is not None]
+    if filters is not None and filters.by_date:
+        clauses.append(date_filter(filters))
+    if filters is not None and filters.near is not None:
+        clauses.append(place_filter(filters.near))
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"bool": {"filter": clauses}}
+
+
+def missing_filter_field(properties: dict[str, Any], filters: Filters) -> str | None:
+    """The first field a filter needs that the index does not map with the right type."""
+    needed = (["taken_at"] if filters.by_date else []) + (["gps"] if filters.near else [])
+    for name in needed:
+        if properties.get(name, {}).get("type") != FILTER_FIELDS[name]:
+            return name
+    return None
 
 
 def folder_filter(folder: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from elasticsearch import NotFoundError as EsNotFoundError
 
 from bot.documents import SearchHit
 from bot.errors import BackendUnavailableError, FindImageError
+from bot.filters import Filters
 from bot.stores.elasticsearch import ElasticsearchStore
 from bot.stores.es_connection import translate_errors
 
@@ -49,10 +50,12 @@ class ElasticsearchTextModel:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1, norms)
 
-    def by_text(self, text: str, k: int, folder: str | None) -> list[SearchHit]:
+    def by_text(
+        self, text: str, k: int, folder: str | None, filters: Filters | None = None
+    ) -> list[SearchHit]:
         self._require_started()
         with self._explained():
-            return self._store.by_text(text, self.model_id, k, folder)
+            return self._store.by_text(text, self.model_id, k, folder, filters)
 
     def problem(self) -> str | None:
         """One plain sentence when the model cannot embed text now, else None."""

@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.documents import Fingerprint, GeoPoint, ModelInfo, document_id
+from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo, document_id
 from bot.errors import ModelMismatchError
+from bot.filters import Filters, Place
 from bot.settings import load_settings
 from bot.stores.base import VectorStore
 from bot.stores.elasticsearch import ElasticsearchStore
@@ -94,6 +96,97 @@ def test_ids_are_found_by_their_start_and_only_by_it(filled: VectorStore) -> Non
         other for other in ids if other.startswith(ids[0][1:7])
     ]
     assert len(filled.ids_starting_with(ids[0][0], 1)) == 1
+
+
+def _dated_library() -> list[tuple[ImageDocument, np.ndarray]]:
+    """Pictures taken in Paris and Lyon (EXIF dates and GPS) and scans with only a file date;
+    the scans rank first for the query, so a filter applied after ranking would lose hits."""
+    file_date = lambda *day: datetime(*day, tzinfo=UTC).timestamp()  # noqa: E731
+    return [
+        (
+            library_document(
+                "paris/eiffel.jpg",
+                0,
+                taken_at=datetime(2024, 6, 3, 10),
+                gps=GeoPoint(48.8584, 2.2945),
+            ),
+            unit_vector([1.0, 0.5]),
+        ),
+        (
+            library_document(
+                "paris/louvre.jpg",
+                1,
+                taken_at=datetime(2025, 1, 31, 23, 59, 59),
+                gps=GeoPoint(48.8606, 2.3376),
+            ),
+            unit_vector([1.0, 0.6]),
+        ),
+        (
+            library_document(
+                "lyon/square.jpg",
+                2,
+                taken_at=datetime(2024, 5, 31, 23, 59, 59),
+                gps=GeoPoint(45.7578, 4.8320),
+            ),
+            unit_vector([1.0, 0.7]),
+        ),
+        (
+            replace(library_document("scan/old.jpg", 3), mtime=file_date(2024, 6, 15)),
+            unit_vector([1.0, 0.0]),
+        ),
+        (
+            replace(library_document("scan/new.jpg", 4), mtime=file_date(2025, 3, 1)),
+            unit_vector([1.0, 0.1]),
+        ),
+    ]
+
+
+PARIS = Place(48.8566, 2.3522, 10)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (
+            Filters(after=datetime(2024, 6, 1)),
+            ["scan/old.jpg", "scan/new.jpg", "paris/eiffel.jpg", "paris/louvre.jpg"],
+        ),
+        (
+            Filters(before=datetime(2025, 1, 1)),
+            ["scan/old.jpg", "paris/eiffel.jpg", "lyon/square.jpg"],
+        ),
+        (
+            Filters(after=datetime(2024, 6, 1), before=datetime(2025, 2, 1)),
+            ["scan/old.jpg", "paris/eiffel.jpg", "paris/louvre.jpg"],
+        ),
+        (Filters(near=PARIS), ["paris/eiffel.jpg", "paris/louvre.jpg"]),
+        (Filters(near=Place(48.8566, 2.3522, 1.2)), ["paris/louvre.jpg"]),
+        (Filters(near=PARIS, after=datetime(2025, 1, 1)), ["paris/louvre.jpg"]),
+        (
+            Filters(near=Place(45.76, 4.83, 500)),
+            ["paris/eiffel.jpg", "paris/louvre.jpg", "lyon/square.jpg"],
+        ),
+    ],
+)
+def test_date_and_place_filters_keep_the_pictures_of_that_time_and_place(
+    store: VectorStore, filters: Filters, expected: list[str]
+) -> None:
+    store.record_models(MODELS)
+    assert store.upsert(_dated_library()) == []
+    store.refresh()
+    hits = store.search(unit_vector([1.0, 0.0]), 10, filters=filters)
+    assert [hit.document.path for hit in hits] == expected
+    # Filtered before ranking: the best two that match, not what matches of the best two.
+    top_two = store.search(unit_vector([1.0, 0.0]), 2, filters=filters)
+    assert [hit.document.path for hit in top_two] == expected[:2]
+
+
+def test_filters_and_a_folder_combine(store: VectorStore) -> None:
+    store.record_models(MODELS)
+    assert store.upsert(_dated_library()) == []
+    store.refresh()
+    hits = store.search(unit_vector([1.0, 0.0]), 10, "paris", Filters(before=datetime(2025, 1, 1)))
+    assert [hit.document.path for hit in hits] == ["paris/eiffel.jpg"]
 
 
 def test_models_are_recorded_once_and_others_refused(store: VectorStore) -> None:

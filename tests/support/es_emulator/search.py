@@ -6,8 +6,9 @@ import base64
 import copy
 import fnmatch
 import itertools
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -262,7 +263,8 @@ def _field_and_value(spec: Json) -> tuple[str, Any]:
 
 def matches(query: Json | list, doc_id: str, source: Json) -> bool:
     """The query clauses findimage and its tests use: match_all, ids, exists, term, terms,
-    prefix, bool (https://www.elastic.co/docs/reference/query-languages/query-dsl)."""
+    prefix, range, geo_distance, bool
+    (https://www.elastic.co/docs/reference/query-languages/query-dsl)."""
     if isinstance(query, list):
         return all(matches(q, doc_id, source) for q in query)
     if not query:
@@ -283,6 +285,10 @@ def matches(query: Json | list, doc_id: str, source: Json) -> bool:
         if kind == "terms":
             return any(str(w) in values for w in wanted)
         return any(v.startswith(str(wanted)) for v in values)
+    if kind == "range":
+        return _in_range(spec, source)
+    if kind == "geo_distance":
+        return _within_distance(spec, source)
     if kind == "bool":
         musts = as_list(spec.get("must")) + as_list(spec.get("filter"))
         shoulds = as_list(spec.get("should"))
@@ -294,6 +300,76 @@ def matches(query: Json | list, doc_id: str, source: Json) -> bool:
             and sum(matches(q, doc_id, source) for q in shoulds) >= minimum
         )
     raise bad_request(f"unknown query [{kind}]", "parsing_exception")
+
+
+_RANGE_OPERATORS = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+# What a range may hold besides its bounds (query-dsl-range-query): accepted, not used here.
+_RANGE_OPTIONS = {"format", "relation", "time_zone", "boost"}
+
+
+def _in_range(spec: Json, source: Json) -> bool:
+    """`range` (https://www.elastic.co/docs/reference/query-languages/query-dsl/
+    query-dsl-range-query): a document without the field never matches. Bounds written as
+    text are dates, read in the default format strict_date_optional_time, where a time
+    without a zone is UTC; numbers compare as numbers."""
+    (field_name, bounds), *_ = spec.items()
+    actual = field_value(source, field_name)
+    if actual is None:
+        return False
+    for operator, bound in bounds.items():
+        if operator in _RANGE_OPTIONS:
+            continue
+        if operator not in _RANGE_OPERATORS:
+            raise bad_request(f"[range] query does not support [{operator}]", "parsing_exception")
+        if isinstance(bound, str):
+            left, right = _epoch_millis(actual), _epoch_millis(bound)
+        else:
+            left, right = float(actual), float(bound)
+        if not _RANGE_OPERATORS[operator](left, right):
+            return False
+    return True
+
+
+def _epoch_millis(value: Any) -> int:
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+# Lucene's haversine uses the WGS 84 mean radius (GeoUtils.EARTH_MEAN_RADIUS_METERS).
+_EARTH_MEAN_RADIUS_METERS = 6_371_008.7714
+# Distance units (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/api-conventions
+# #distance-units); a distance without a unit is in meters.
+_DISTANCE_UNITS = {"km": 1000.0, "m": 1.0, "mi": 1609.344, "yd": 0.9144, "ft": 0.3048}
+
+
+def _within_distance(spec: Json, source: Json) -> bool:
+    """`geo_distance` (https://www.elastic.co/docs/reference/query-languages/query-dsl/
+    query-dsl-geo-distance-query) with the default `arc` distance: documents whose point
+    lies within `distance` of the centre; a document without the field never matches."""
+    options = {"distance", "distance_type", "validation_method", "_name", "boost"}
+    (field_name, centre), *_ = [(k, v) for k, v in spec.items() if k not in options]
+    point = field_value(source, field_name)
+    if not isinstance(point, dict):
+        return False
+    written = str(spec["distance"]).strip()
+    unit = next(
+        (u for u in sorted(_DISTANCE_UNITS, key=len, reverse=True) if written.endswith(u)), ""
+    )
+    meters = float(written.removesuffix(unit)) * _DISTANCE_UNITS.get(unit, 1.0)
+    lat1, lon1 = math.radians(float(centre["lat"])), math.radians(float(centre["lon"]))
+    lat2, lon2 = math.radians(float(point["lat"])), math.radians(float(point["lon"]))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * _EARTH_MEAN_RADIUS_METERS * math.asin(min(1.0, math.sqrt(h))) <= meters
 
 
 def _sort_value(index: Index, name: str, value: Any) -> Any:
