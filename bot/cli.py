@@ -18,6 +18,7 @@ from bot.terminal import printable
 
 if TYPE_CHECKING:
     from bot.documents import SearchHit
+    from bot.filters import Filters
     from bot.images import DecodedImage
     from bot.query import Term
     from bot.search import SearchQuery, SearchService
@@ -106,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
         "-k", type=int, metavar="N", help="how many results (default: FINDIMAGE_TOP_K)"
     )
     search.add_argument("--in", dest="folder", metavar="FOLDER", help="only this folder and below")
+    search.add_argument(
+        "--after",
+        metavar="DATE",
+        help="only pictures from this date on (2024, 2024-06 or 2024-06-03): the date they "
+        "were taken (EXIF), else their file's date",
+    )
+    search.add_argument(
+        "--before", metavar="DATE", help="only pictures from before this date (same forms)"
+    )
+    search.add_argument(
+        "--near",
+        metavar="LAT,LON,KM",
+        help="only pictures taken within KM km of this point, by their EXIF GPS",
+    )
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(handler=_search, usage_error=search.error)
 
@@ -251,7 +266,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
         raise ConfigError("-k must be at least 1.")
-    query = SearchQuery(k=k, folder=_search_folder(args.folder))
+    query = SearchQuery(k=k, folder=_search_folder(args.folder), filters=_search_filters(args))
     # The query is read, and a bad query picture found, before the index is opened or a
     # model loaded.
     terms = _query_terms(args)
@@ -266,6 +281,18 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
+
+
+def _search_filters(args: argparse.Namespace) -> Filters:
+    from bot.filters import Filters, checked, parse_date, parse_place
+
+    return checked(
+        Filters(
+            after=parse_date(args.after, "--after") if args.after else None,
+            before=parse_date(args.before, "--before") if args.before else None,
+            near=parse_place(args.near, "--near") if args.near else None,
+        )
+    )
 
 
 def _query_terms(args: argparse.Namespace) -> list[Term]:
@@ -315,6 +342,8 @@ def _find(
         title = f'Pictures for "{fitted.text}", best first:'
     else:
         title = f'Pictures for "{" ".join(args.text)}", best first:'
+    if query.filters:
+        title = title.replace(", best first:", f", {query.filters.describe()}, best first:")
     return hits, title
 
 

@@ -22,7 +22,7 @@ EARTH_RADIUS_KM = 6371.0087714
 MAX_KM = 20_000.0
 
 DATE_SYNTAX = "takes a date like 2024, 2024-06 or 2024-06-03"
-PLACE_SYNTAX = "near: takes a latitude, a longitude and a distance in km, like near:48.85,2.35,10"
+PLACE_SYNTAX = "takes a latitude, a longitude and a distance in km, like 48.85,2.35,10"
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 _NUMBER = r"\s*([+-]?\d+(?:\.\d+)?)\s*"
@@ -84,15 +84,15 @@ def parse_date(written: str, option: str) -> datetime:
         raise ConfigError(f"{option} {DATE_SYNTAX}; {written.strip()} is not a date.") from None
 
 
-def parse_place(written: str) -> Place:
+def parse_place(written: str, option: str = "near:") -> Place:
     found = _PLACE.match(written)
     if found is None:
-        raise ConfigError(f"{PLACE_SYNTAX}.")
+        raise ConfigError(f"{option} {PLACE_SYNTAX}.")
     lat, lon, km = (float(part) for part in found.groups())
     if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 < km <= MAX_KM):
         raise ConfigError(
-            f"{PLACE_SYNTAX}: the latitude goes from -90 to 90, the longitude from -180 to 180, "
-            f"and the distance from 0 to {MAX_KM:,.0f} km."
+            f"{option} {PLACE_SYNTAX}: the latitude goes from -90 to 90, the longitude from "
+            f"-180 to 180, and the distance from 0 to {MAX_KM:,.0f} km."
         )
     return Place(lat, lon, km)
 

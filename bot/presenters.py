@@ -11,13 +11,23 @@ from pathlib import Path
 from typing import Any
 
 from bot.documents import IndexReport, SearchHit, StoreStatus
+from bot.filters import picture_date
 from bot.terminal import printable, results_table
 
 
 def hit_dict(hit: SearchHit, root: str | None = None) -> dict[str, Any]:
-    """The document, its score, and `location`: its absolute path when the library is known."""
+    """The document, its score, `location` (its absolute path when the library is known), and
+    `date` with `date_from`: the date filters compare, and whether it is when the picture
+    was "taken" (EXIF) or its "file" date."""
     location = str(Path(root) / hit.document.path) if root else None
-    return {**hit.document.to_record(), "score": round(hit.score, 6), "location": location}
+    day, origin = picture_date(hit.document)
+    return {
+        **hit.document.to_record(),
+        "score": round(hit.score, 6),
+        "location": location,
+        "date": day.isoformat(),
+        "date_from": origin,
+    }
 
 
 def results_dict(hits: list[SearchHit], root: str | None = None) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from bot.documents import SearchHit
+from bot.filters import picture_date
 
 _LINKING_PROGRAMS = frozenset({"Hyper", "iTerm.app", "terminology", "WezTerm", "vscode"})
 _LINKING_TERMS = frozenset({"xterm-kitty", "alacritty", "alacritty-direct"})
@@ -71,18 +71,21 @@ def human_size(size: int) -> str:
 def results_table(hits: list[SearchHit], root: str | None, title: str, links: bool) -> str:
     """A title line, column names, and one line per result, best first.
 
-    The date is when the picture was taken where its EXIF says so, else the file's date.
+    The date is when the picture was taken where its EXIF says so, else the file's date (in
+    UTC, as date filters compare it); the `from` column says which.
     Without a recorded library root (an index from before roots were kept), paths stay
     relative to the library.
     """
-    lines = [title, f"{'score':<7} {'id':<8}  {'size':>9}  {'date':<10}  picture"]
+    lines = [title, f"{'score':<7} {'id':<8}  {'size':>9}  {'date':<10} {'from':<5}  picture"]
     for hit in hits:
         doc = hit.document
-        taken = doc.taken_at or datetime.fromtimestamp(doc.mtime)
+        day, origin = picture_date(doc)
         location = str(Path(root) / doc.path) if root else doc.path
         shown = printable(location)
         if links and root:
             shown = hyperlink(Path(location), shown)
         size, short_id = human_size(doc.size), doc.id[:8]
-        lines.append(f"{hit.score:<7.4f} {short_id:<8}  {size:>9}  {taken:%Y-%m-%d}  {shown}")
+        lines.append(
+            f"{hit.score:<7.4f} {short_id:<8}  {size:>9}  {day:%Y-%m-%d} {origin:<5}  {shown}"
+        )
     return "\n".join(lines)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
 from bot.errors import ConfigError
+from bot.filters import Filters, Place, checked, parse_date, parse_place
 from bot.search import library_folder
 from bot.slack.answers import safely
 from bot.slack.blocks import (
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 # composer may put in) so that folder names can hold spaces.
 _OPEN, _CLOSE = "\"'\u201c\u2018", "\"'\u201d\u2019"
 _QUOTED = "|".join(f"{a}[^{b}]*{b}" for a, b in zip(_OPEN, _CLOSE, strict=True))
-_OPTION = re.compile(rf"(?:^|\s)(k|in):({_QUOTED}|\S*)", re.IGNORECASE)
+_OPTION = re.compile(rf"(?:^|\s)(k|in|after|before|near):({_QUOTED}|\S*)", re.IGNORECASE)
 _QUOTES = _OPEN + _CLOSE
 _HELP_WORDS = {"", "help", "?", "-h", "--help"}
 
@@ -41,16 +43,31 @@ class CommandText:
     text: str
     k: int | None = None
     folder: str | None = None
+    filters: Filters = field(default_factory=Filters)
     problem: str | None = None
 
 
 def parse_command_text(raw: str) -> CommandText:
-    """`k:10 in:marketing/2024 snowy mountain` -> text, k and folder, in any order."""
+    """`k:10 in:marketing/2024 after:2024-06 snowy mountain` -> text, k, folder and filters,
+    in any order."""
     k: int | None = None
     folder: str | None = None
+    dates: dict[str, datetime] = {}
+    near: Place | None = None
     problem: str | None = None
     for name, value in _OPTION.findall(raw):
-        if name.lower() == "k":
+        option = name.lower()
+        if option in ("after", "before"):
+            try:
+                dates[option] = parse_date(value.strip(_QUOTES), f"{option}:")
+            except ConfigError as exc:
+                problem = str(exc)
+        elif option == "near":
+            try:
+                near = parse_place(value.strip(_QUOTES))
+            except ConfigError as exc:
+                problem = str(exc)
+        elif option == "k":
             if value.isdigit() and 1 <= int(value) <= MAX_RESULTS_PER_MESSAGE:
                 k = int(value)
             else:
@@ -63,7 +80,13 @@ def parse_command_text(raw: str) -> CommandText:
         else:
             problem = "in: takes a folder of the library, like in:marketing/2024."
     text = " ".join(_OPTION.sub(" ", raw).split())[:MAX_QUERY_CHARS]
-    return CommandText(text=text, k=k, folder=folder, problem=problem)
+    filters = Filters(after=dates.get("after"), before=dates.get("before"), near=near)
+    if problem is None:
+        try:
+            filters = checked(filters)
+        except ConfigError as exc:
+            problem = str(exc)
+    return CommandText(text=text, k=k, folder=folder, filters=filters, problem=problem)
 
 
 def register(app: App, dependencies: SlackDependencies) -> None:
@@ -77,7 +100,12 @@ def register(app: App, dependencies: SlackDependencies) -> None:
         if parsed.text.lower() in _HELP_WORDS:
             ack(response_type="ephemeral", **usage_message())
             return
-        page = Page(k=parsed.k or dependencies.top_k, text=parsed.text, folder=parsed.folder)
+        page = Page(
+            k=parsed.k or dependencies.top_k,
+            text=parsed.text,
+            folder=parsed.folder,
+            filters=parsed.filters,
+        )
         user_id = command["user_id"]
 
         def answer() -> None:

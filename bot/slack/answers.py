@@ -54,7 +54,7 @@ class Answers:
 
     def for_page(self, page: Page, user_id: str) -> Message:
         """A private page of results for a text query or for "more like this one"."""
-        query = SearchQuery(k=page.k, folder=page.folder, offset=page.offset)
+        query = SearchQuery(k=page.k, folder=page.folder, offset=page.offset, filters=page.filters)
         notices: list[str] = []
         if page.like is not None:
             hits = self._service.like(page.like, query)
@@ -71,6 +71,14 @@ class Answers:
             heading = f"Results for “{page.text}”"
         if page.folder:
             heading += f" in {page.folder}"
+        if page.filters:
+            heading += f", {page.filters.describe()}"
+        if not hits and page.filters and not page.offset:
+            return sentence_message(
+                f"No picture in the library matches {page.filters.describe()}"
+                + (f" in {page.folder}" if page.folder else "")
+                + ": widen the dates or the distance."
+            )
         if not hits and page.folder and not page.offset:
             return sentence_message(no_such_folder(page.folder))
         close = [hit for hit in hits if hit.score >= self._min_score]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
 from bot.documents import SearchHit, StoreStatus
+from bot.filters import Filters, parse_date, parse_place, picture_date
 from bot.slack.previews import ImageSource, Previews
 
 # Limits from Slack's Block Kit reference.
@@ -39,6 +40,9 @@ USAGE_LINES = (
     f"*`{COMMAND} snowy mountain`* finds the pictures closest to a description, in any language.",
     f"*`{COMMAND} k:10 beach at sunset`* shows 10 results (up to {MAX_RESULTS_PER_MESSAGE}).",
     f"*`{COMMAND} in:marketing/2024 logo`* looks only in that folder and below.",
+    f"*`{COMMAND} after:2024-06 before:2025 near:48.85,2.35,10 beach`* keeps pictures taken "
+    "from June 2024 and before 2025 (by the file's date where a picture has no EXIF date), "
+    "within 10 km of that point (by its GPS; pictures without one are left out).",
     f"*`{COMMAND} 2:beach + like:3f2a9c1b - people`* combines terms: + adds one, - leaves one "
     "out, a number and a colon weighs one, and like: takes the id shown beside a result.",
     "*Send me a photo* in a direct message, or mention me with a photo in a channel, "
@@ -60,23 +64,39 @@ class Page:
     like: str | None = None
     folder: str | None = None
     offset: int = 0
+    filters: Filters = field(default_factory=Filters)
 
     def next(self) -> Page:
         return replace(self, offset=self.offset + self.k)
 
     def to_value(self) -> str:
-        data = {key: value for key, value in asdict(self).items() if value not in (None, 0)}
-        return _value(data)
+        data: dict[str, Any] = {
+            "k": self.k,
+            "text": self.text,
+            "like": self.like,
+            "folder": self.folder,
+            "offset": self.offset,
+            "after": f"{self.filters.after:%Y-%m-%d}" if self.filters.after else None,
+            "before": f"{self.filters.before:%Y-%m-%d}" if self.filters.before else None,
+            "near": str(self.filters.near) if self.filters.near else None,
+        }
+        return _value({key: value for key, value in data.items() if value not in (None, 0)})
 
     @classmethod
     def from_value(cls, value: str) -> Page:
         data = json.loads(value)
+        after, before, near = data.get("after"), data.get("before"), data.get("near")
         return cls(
             k=int(data["k"]),
             text=data.get("text"),
             like=data.get("like"),
             folder=data.get("folder"),
             offset=int(data.get("offset", 0)),
+            filters=Filters(
+                after=parse_date(after, "after:") if after else None,
+                before=parse_date(before, "before:") if before else None,
+                near=parse_place(near) if near else None,
+            ),
         )
 
 
@@ -118,8 +138,10 @@ def results_message(
         blocks.append(_context(" ".join(escape(notice) for notice in shown_notices)))
     for rank, hit in enumerate(hits, start=page.offset + 1):
         doc = hit.document
-        line = f"{rank}. {shown_path(doc.path)}  ·  score {hit.score:.3f}  ·  id {short_id(doc.id)}"
-        blocks.append(_plain_section(line))
+        day, origin = picture_date(doc)
+        dated = f"taken {day:%Y-%m-%d}" if origin == "taken" else f"file date {day:%Y-%m-%d}"
+        line = f"{rank}. {shown_path(doc.path)}  ·  score {hit.score:.3f}  ·  {dated}"
+        blocks.append(_plain_section(f"{line}  ·  id {short_id(doc.id)}"))
         source = previews.sources.get(doc.id)
         if source:
             blocks.append(image_block(source, doc.path))
@@ -127,7 +149,7 @@ def results_message(
             _button(
                 "More like this",
                 f"{ACTION_LIKE}:{rank}",
-                Page(k=page.k, like=doc.id, folder=page.folder).to_value(),
+                Page(k=page.k, like=doc.id, folder=page.folder, filters=page.filters).to_value(),
             )
         ]
         if shareable:

@@ -4,7 +4,7 @@ import os
 import re
 import shutil
 import socket
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -105,16 +105,17 @@ def test_human_output_is_readable(library: Path, capsys: pytest.CaptureFixture[s
     assert code == 0
     title, header, *rows = out.splitlines()
     assert title == 'Pictures for "blue", best first:'
-    assert header.split() == ["score", "size", "date", "picture"]
+    assert header.split() == ["score", "id", "size", "date", "from", "picture"]
     assert len(rows) == 2
     for row in rows:
-        score, size, unit, day, picture = row.split()
+        score, short_id, size, unit, day, origin, picture = row.split()
+        assert len(short_id) == 8 and origin == "file"
         assert 0.0 <= float(score) <= 1.0
         assert unit in {"B", "KB"} and float(size) > 0
         # The absolute path, ready to open; no escape codes where stdout is no terminal.
         assert Path(picture).is_absolute() and Path(picture).is_file()
         # No EXIF date in these pictures: the file's own date.
-        assert day == f"{datetime.fromtimestamp(Path(picture).stat().st_mtime):%Y-%m-%d}"
+        assert day == f"{datetime.fromtimestamp(Path(picture).stat().st_mtime, UTC):%Y-%m-%d}"
         assert Path(picture).is_relative_to(library.resolve())
 
 

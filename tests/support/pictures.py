@@ -45,25 +45,38 @@ def draw_shape(
     return image
 
 
-def exif_jpeg(orientation: int | None = None, when: str | None = None, gps: bool = False) -> bytes:
-    """A JPEG with the EXIF orientation, capture date and GPS position asked for."""
-    image = draw_shape("red", "square", size=(80, 40))
+def exif_jpeg(
+    orientation: int | None = None,
+    when: str | None = None,
+    gps: bool = False,
+    image: Image.Image | None = None,
+    at: tuple[float, float] | None = None,
+) -> bytes:
+    """A JPEG with the EXIF orientation, capture date ("2024:06:03 10:00:00") and GPS position
+    asked for: `gps` puts a fixed point in, `at` a (latitude, longitude) in degrees."""
+    image = image or draw_shape("red", "square", size=(80, 40))
     exif = Image.Exif()
     if orientation is not None:
         exif[0x0112] = orientation
     if when is not None:
         exif.get_ifd(0x8769)[0x9003] = when
     if gps:
-        rational = TiffImagePlugin.IFDRational
+        at = (46.5, -(7 + 15 / 60 + 36 / 3600))
+    if at is not None:
+        lat, lon = at
         exif.get_ifd(0x8825).update(
-            {
-                1: "N",
-                2: (rational(46, 1), rational(30, 1), rational(0, 1)),
-                3: "W",
-                4: (rational(7, 1), rational(15, 1), rational(36, 1)),
-            }
+            {1: "N" if lat >= 0 else "S", 2: _dms(lat), 3: "E" if lon >= 0 else "W", 4: _dms(lon)}
         )
     return encode(image, "JPEG", exif=exif.tobytes())
+
+
+def _dms(degrees: float) -> tuple[TiffImagePlugin.IFDRational, ...]:
+    """Degrees as EXIF writes them: whole degrees, whole minutes, seconds in hundredths."""
+    rational = TiffImagePlugin.IFDRational
+    value = abs(degrees)
+    whole, minutes = int(value), int(value * 60) % 60
+    seconds = round((value * 3600 - whole * 3600 - minutes * 60) * 100)
+    return (rational(whole, 1), rational(minutes, 1), rational(seconds, 100))
 
 
 def gradient(size: tuple[int, int] = (120, 80), seed: int = 0) -> Image.Image:

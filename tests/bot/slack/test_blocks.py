@@ -48,7 +48,7 @@ def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None
     assert sum(b["type"] == "image" for b in message["blocks"]) == MAX_RESULTS_PER_MESSAGE
     texts = [b["text"] for b in message["blocks"] if b["type"] == "section"]
     assert all(text["type"] == "plain_text" for text in texts), "paths are never mrkdwn"
-    assert any("<b>&0.jpg  ·  score 0.800  ·  id " in text["text"] for text in texts)
+    assert any("<b>&0.jpg  ·  score 0.800  ·  file date " in text["text"] for text in texts)
     assert Page.from_value(buttons(message)[-1]["value"]) == page.next()
 
 
@@ -102,7 +102,9 @@ def test_mrkdwn_characters_in_a_file_name_are_shown_as_they_are(name: str) -> No
     heading, line = message["blocks"][0]["text"], message["blocks"][1]["text"]
     assert heading == {"type": "plain_text", "text": f"Pictures like {name}", "emoji": False}
     assert line["type"] == "plain_text"
-    assert line["text"] == f"1. trips/{name}  ·  score 0.800  ·  id {found.document.id[:8]}"
+    assert line["text"] == (
+        f"1. trips/{name}  ·  score 0.800  ·  file date 1970-01-01  ·  id {found.document.id[:8]}"
+    )
 
 
 def test_a_message_without_its_pictures_keeps_everything_else_and_says_why() -> None:
