@@ -31,7 +31,8 @@ SYNTAX = (
 # An operator is a lone + or - with blanks (or the start) on both sides: "t-shirt" and
 # "-5 degrees" stay text.
 _OPERATOR = re.compile(r"(?:^|(?<=\s))([+-])(?=\s|$)")
-_WEIGHT = re.compile(r"^(\d+(?:\.\d+)?):(.*)$", re.DOTALL)
+# A weight is a number and a colon stuck to a word: "10:30 meeting" stays a time.
+_WEIGHT = re.compile(r"^(\d+(?:\.\d+)?):(?=[^\d\s])(.*)$", re.DOTALL)
 _LIKE = re.compile(r"^like:(\S*)$", re.IGNORECASE)
 _HEX_ID = re.compile(r"^[0-9a-f]+$")
 
@@ -97,8 +98,6 @@ def _term(piece: str, sign: float, is_picture: Callable[[str], bool] | None) -> 
         piece = weighted.group(2).strip()
         if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
             raise _problem(f"A weight goes from {MIN_WEIGHT} to {MAX_WEIGHT:g}.")
-        if not piece:
-            raise _problem("A weight needs a term after its colon.")
     if liked := _LIKE.match(piece):
         doc_id = liked.group(1).lower()
         if len(doc_id) < MIN_ID_PREFIX or not _HEX_ID.match(doc_id):

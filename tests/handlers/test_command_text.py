@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from bot.filters import Filters, Place
 from handlers.commands import CommandText, parse_command_text
 
 
@@ -37,3 +40,23 @@ def test_a_quoted_folder_may_hold_spaces_in_any_quotes_slack_sends() -> None:
     ):
         parsed = parse_command_text(raw)
         assert (parsed.folder, parsed.text) == ("Team photos/2024", "cat")
+
+
+def test_date_and_place_options_become_filters() -> None:
+    parsed = parse_command_text("after:2024-06 beach before:2025 near:48.85,2.35,10")
+    assert parsed == CommandText(
+        text="beach",
+        filters=Filters(datetime(2024, 6, 1), datetime(2025, 1, 1), Place(48.85, 2.35, 10.0)),
+    )
+
+
+def test_bad_date_and_place_options_are_explained() -> None:
+    assert parse_command_text("after:june cats").problem == (
+        "after: takes a date like 2024, 2024-06 or 2024-06-03."
+    )
+    assert parse_command_text("near:paris cats").problem == (
+        "near: takes a latitude, a longitude and a distance in km, like 48.85,2.35,10."
+    )
+    assert parse_command_text("after:2025 before:2024 cats").problem == (
+        "after: must come before before:, or no picture can match."
+    )
