@@ -6,8 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, closing, nullcontext
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ from bot.settings import Settings, load_settings
 from bot.terminal import printable
 
 if TYPE_CHECKING:
-    from bot.documents import SearchHit
+    from bot.documents import IndexReport, SearchHit
     from bot.filters import Filters
     from bot.images import DecodedImage
     from bot.query import Term
@@ -80,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(searches keep working meanwhile)",
     )
     index.add_argument("--json", action="store_true", help="print a JSON report, no progress bar")
-    index.set_defaults(handler=_index)
+    index.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep following the library's changes (Ctrl-C stops): pictures "
+        "copied in, changed, moved or deleted are indexed within seconds",
+    )
+    index.set_defaults(handler=_index, usage_error=index.error)
 
     search = commands.add_parser(
         "search",
@@ -141,12 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
         "an HTTP server for /slack/events on FINDIMAGE_PORT. See docs/slack.md.",
     )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP address (default: 0.0.0.0)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the index in line with the library beside the bot, as `index --watch`",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "index" and args.watch:
+        others = [name for name in ("dry_run", "rebuild", "replace", "json") if getattr(args, name)]
+        if others:
+            args.usage_error(f"--watch cannot go with --{others[0].replace('_', '-')}")
     if args.command == "search":
         given = [bool(args.text), args.image is not None, args.like is not None]
         if given.count(True) != 1:
@@ -186,6 +203,8 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.presenters import report_output
     from bot.stores.base import check_model_names
 
+    if args.watch:
+        return _watch(args.path, settings)
     with closing(build_store(settings)) as store:
         path = _library_path(args.path, settings, store)
         if args.rebuild:
@@ -198,6 +217,32 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
                 path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
             )
     print(report_output(report, args.json))
+    return EXIT_OK
+
+
+def _watch(given: Path | None, settings: Settings) -> int:
+    """Index, then follow the library's changes until Ctrl-C, one line per applied burst."""
+    from bot.factory import build_indexer, build_store, watch_settings
+    from bot.stores.base import check_model_names
+    from indexer.watch import LibraryWatcher, burst_line
+
+    def report(report: IndexReport, folder: str) -> None:
+        if line := burst_line(report, folder):
+            print(f"{datetime.now():%H:%M:%S} {printable(line)}", flush=True)
+
+    with closing(build_store(settings)) as store:
+        path = _library_path(given, settings, store)
+        check_model_names(store.models(), settings.image_model, settings.text_model)
+        watcher = LibraryWatcher(
+            build_indexer(settings, store),
+            path,
+            watch_settings(settings),
+            report,
+            ignore=[settings.data_dir],
+        )
+        print(f"findimage: watching {path}; Ctrl-C stops.", file=sys.stderr, flush=True)
+        watcher.run(progress=True)
+    print("findimage: stopped watching.", file=sys.stderr)
     return EXIT_OK
 
 
@@ -387,8 +432,47 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     with build_search_service(settings) as service:
         if problem := service.text_model_problem():
             log.warning("%s", problem)
-        serve(settings, service, host=args.host)
+        with _watching_beside(settings) if args.watch else nullcontext():
+            serve(settings, service, host=args.host)
     return EXIT_OK
+
+
+@contextmanager
+def _watching_beside(settings: Settings) -> Iterator[None]:
+    """Watch mode on a thread of the bot's process, with its own store; stopped with the bot.
+
+    Its lines go to the log; a failure stops the watching, not the bot.
+    """
+    from bot.factory import build_indexer, build_store, watch_settings
+    from indexer.watch import LibraryWatcher, burst_line
+
+    def report(report: IndexReport, folder: str) -> None:
+        if line := burst_line(report, folder):
+            log.info("watch: %s", line)
+
+    store = build_store(settings)
+    path = _library_path(None, settings, store)
+    watcher = LibraryWatcher(
+        build_indexer(settings, store), path, watch_settings(settings), report, [settings.data_dir]
+    )
+
+    def follow() -> None:
+        try:
+            watcher.run()
+        except FindImageError as exc:
+            log.error("watching %s stopped: %s", path, exc)
+        except Exception:
+            log.exception("watching %s stopped", path)
+
+    thread = threading.Thread(target=follow, name="findimage-watch", daemon=True)
+    thread.start()
+    log.info("watching %s for changes", path)
+    try:
+        yield
+    finally:
+        watcher.stop()
+        thread.join()
+        store.close()
 
 
 class _NoticeHandler(logging.Handler):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.documents import ModelInfo
 from bot.encoders import ClipEncoder, OnnxEncoder, TextEncoder
 from bot.errors import ConfigError
@@ -9,6 +11,9 @@ from bot.search import SearchService, TextSearch
 from bot.settings import Settings
 from bot.stores.base import VectorStore
 from indexer.indexer import Indexer
+
+if TYPE_CHECKING:
+    from indexer.watch import WatchSettings
 
 Encoder = ClipEncoder | OnnxEncoder
 
@@ -109,6 +114,16 @@ def build_text_side(
         return local, None
     remote = ElasticsearchTextModel(store, settings.es_text_model_id, settings.text_model)
     return remote, remote if settings.text_vectors == "query_vector_builder" else None
+
+
+def watch_settings(settings: Settings) -> WatchSettings:
+    from indexer.watch import WatchSettings
+
+    return WatchSettings(
+        debounce_ms=settings.watch_debounce_ms,
+        rescan_seconds=settings.watch_rescan_seconds,
+        polling=settings.watch_polling,
+    )
 
 
 def build_indexer(settings: Settings, store: VectorStore) -> Indexer:

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # (measured best beside an engine using every core, BENCHMARKS.md).
     decode_workers: int | None = Field(default=None, ge=1, le=64)
 
+    # Watch mode: how long a burst of changes is gathered before it is indexed, how often
+    # a quiet watcher rescans anyway (for changes no event announced), and polling instead of
+    # events (network shares).
+    watch_debounce_ms: int = Field(default=1000, ge=50, le=60_000)
+    watch_rescan_seconds: float = Field(default=300.0, ge=5, le=86_400)
+    watch_polling: bool = False
+
     # Search.
     top_k: int = Field(default=5, ge=1, le=100)
     max_file_mb: float = Field(default=50, gt=0)

@@ -1,0 +1,154 @@
+"""Watch mode: keep the index in line with the library while it changes.
+
+A start runs the batch indexer once over the whole library, so nothing changed while no
+watcher ran is missed. Then file-system events (through watchfiles, which groups a burst of
+them, up to `debounce_ms` at a time) each start an incremental run of that same indexer over
+the deepest folder holding every change: new and changed pictures there are embedded in
+batches, gone ones leave, and a killed watcher loses nothing the next start would not redo.
+Where events are not delivered (network shares), `rescan_seconds` of quiet start a full
+incremental run anyway, and `polling` makes watchfiles poll instead of subscribing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from watchfiles import Change, DefaultFilter, watch
+
+from bot.documents import IndexReport
+from bot.errors import FindImageError
+from bot.images import IMAGE_EXTENSIONS
+from bot.raw import RAW_EXTENSIONS
+from indexer.indexer import Indexer
+
+log = logging.getLogger(__name__)
+
+PICTURE_SUFFIXES = IMAGE_EXTENSIONS | RAW_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    debounce_ms: int = 1000
+    rescan_seconds: float = 300.0
+    polling: bool = False
+    poll_delay_ms: int = 300
+
+
+class PictureFilter(DefaultFilter):
+    """Changes that may concern a picture: a picture file, or what may be a folder (a path
+    without a suffix, which a deleted folder is). Files of an index kept inside the library
+    are left out, or the watcher would wake itself up with its own writes."""
+
+    def __init__(self, ignore: Iterable[Path] = ()) -> None:
+        super().__init__(ignore_paths=[str(path) for path in ignore])
+
+    def __call__(self, change: Change, path: str) -> bool:
+        if not super().__call__(change, path):
+            return False
+        suffix = PurePosixPath(path).suffix.lower()
+        return suffix in PICTURE_SUFFIXES or not suffix or Path(path).is_dir()
+
+
+def changed_folder(root: Path, paths: Iterable[str]) -> str:
+    """The deepest folder of the library (relative, "" for the root) that holds every path,
+    climbing to one that still exists (a deleted folder's parent)."""
+    common: tuple[str, ...] | None = None
+    for written in paths:
+        path = Path(written)
+        if not path.is_relative_to(root):
+            continue
+        parent = path.relative_to(root).parent.parts
+        if common is None:
+            common = parent
+        else:
+            shared = 0
+            for mine, theirs in zip(common, parent, strict=False):
+                if mine != theirs:
+                    break
+                shared += 1
+            common = common[:shared]
+    parts = list(common or ())
+    while parts and not (root.joinpath(*parts)).is_dir():
+        parts.pop()
+    return "/".join(parts)
+
+
+class LibraryWatcher:
+    """Runs `indexer` over `root` now, then again over each burst of changes, until `stop`."""
+
+    def __init__(
+        self,
+        indexer: Indexer,
+        root: Path,
+        settings: WatchSettings,
+        report: Callable[[IndexReport, str], None],
+        ignore: Iterable[Path] = (),
+    ):
+        self._indexer = indexer
+        self._root = root.resolve()
+        self._settings = settings
+        self._report = report
+        self._filter = PictureFilter(ignore)
+        self._stop = threading.Event()
+        # Set once the catch-up run is done and changes are being followed.
+        self.ready = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, progress: bool = False) -> None:
+        """Catch up (with a progress bar if asked), then follow the library's changes;
+        returns once `stop` is called. A failure of the catch-up is raised; a later one is
+        logged, and the next quiet spell runs a full rescan instead of waiting for more
+        changes."""
+        self._report(self._indexer.run(self._root, progress=progress), "")
+        self.ready.set()
+        last_run = time.monotonic()
+        rescan_due = False
+        for changes in watch(
+            self._root,
+            watch_filter=self._filter,
+            debounce=self._settings.debounce_ms,
+            stop_event=self._stop,
+            rust_timeout=int(min(self._settings.rescan_seconds, 60) * 1000),
+            yield_on_timeout=True,
+            force_polling=self._settings.polling,
+            poll_delay_ms=self._settings.poll_delay_ms,
+            raise_interrupt=False,
+        ):
+            if changes:
+                folder = changed_folder(self._root, (path for _, path in changes))
+            elif rescan_due or time.monotonic() - last_run >= self._settings.rescan_seconds:
+                # No event for a while: a full rescan catches what was not announced.
+                folder = ""
+            else:
+                continue
+            rescan_due = not self._index(folder)
+            last_run = time.monotonic()
+
+    def _index(self, folder: str) -> bool:
+        """One incremental run over `folder`; False when it failed (the reason is logged)."""
+        target = self._root / folder if folder else self._root
+        try:
+            report = self._indexer.run(target, progress=False)
+        except FindImageError as exc:
+            log.warning("watching %s: %s (a full rescan follows)", self._root, exc)
+            return False
+        self._report(report, folder)
+        return True
+
+
+def burst_line(report: IndexReport, folder: str) -> str | None:
+    """One line for a run that changed something, naming its folder; None when nothing did."""
+    if not (report.indexed or report.deleted or report.skipped):
+        return None
+    where = f" in {folder}" if folder else ""
+    line = f"Indexed {report.indexed}, removed {report.deleted}, skipped {len(report.skipped)}"
+    reasons = "; ".join(f"{skip.path}: {skip.reason}" for skip in report.skipped[:3])
+    more = f" (+{len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+    return f"{line}{where}." + (f" Skipped {reasons}{more}." if reasons else "")
