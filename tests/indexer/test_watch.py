@@ -1,0 +1,104 @@
+"""Watch mode: the index follows the library while pictures are added, changed, moved and
+deleted, through real file-system events (and polling), a burst at a time."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.documents import IndexReport
+from bot.settings import Settings
+from indexer.watch import burst_line, changed_folder
+from tests.support.pictures import make_library, save
+from tests.support.watching import Watching, new_picture, watching_library
+
+
+@pytest.fixture
+def watching(settings: Settings, tmp_path: Path) -> Iterator[Watching]:
+    library = tmp_path / "library"
+    make_library(library, 6)
+    with watching_library(settings, library) as started:
+        yield started
+
+
+def test_the_catch_up_indexes_the_library_then_changes_follow(watching: Watching) -> None:
+    assert len(watching.paths()) == 6
+    catch_up, folder = watching.runs[0]
+    assert (catch_up.indexed, folder) == (6, "")
+
+    save(new_picture(1), watching.library / "new" / "added.png")
+    watching.wait_for(lambda: "new/added.png" in watching.paths(), "the added picture")
+
+    changed = sorted(watching.library.rglob("*.jpg"))[0]
+    relative = changed.relative_to(watching.library).as_posix()
+    before = watching.paths()[relative]
+    save(new_picture(2), changed, format="JPEG")
+    watching.wait_for(lambda: watching.paths().get(relative) != before, "the re-embedded picture")
+
+    gone = sorted(watching.library.rglob("*.png"))[0]
+    gone_relative = gone.relative_to(watching.library).as_posix()
+    gone.unlink()
+    watching.wait_for(lambda: gone_relative not in watching.paths(), "the deleted picture")
+
+    moved = watching.library / "marketing" / "moved.png"
+    (watching.library / "new" / "added.png").rename(moved)
+    watching.wait_for(
+        lambda: (
+            "marketing/moved.png" in watching.paths() and "new/added.png" not in watching.paths()
+        ),
+        "the moved picture",
+    )
+    assert len(watching.paths()) == 6
+
+
+def test_a_folder_moved_out_of_the_library_leaves_the_index(
+    watching: Watching, tmp_path: Path
+) -> None:
+    inside = {p for p in watching.paths() if p.startswith("trips/")}
+    assert inside
+    shutil.move(watching.library / "trips", tmp_path / "elsewhere")
+    watching.wait_for(
+        lambda: not any(p.startswith("trips/") for p in watching.paths()), "the folder to leave"
+    )
+    assert len(watching.paths()) == 6 - len(inside)
+
+
+def test_polling_sees_changes_where_events_are_not_delivered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    library = tmp_path / "library"
+    make_library(library, 2)
+    with watching_library(settings, library, polling=True) as watching:
+        save(new_picture(3), library / "polled.png")
+        watching.wait_for(lambda: "polled.png" in watching.paths(), "the polled picture")
+
+
+def test_a_burst_of_500_pictures_is_indexed_in_batches(watching: Watching) -> None:
+    for number in range(500):
+        save(new_picture(number), watching.library / "burst" / f"{number:03d}.png")
+    watching.wait_for(lambda: len(watching.paths()) == 506, "the burst to be indexed")
+    after_catch_up = watching.runs[1:]
+    assert sum(report.indexed for report, _ in after_catch_up) >= 500
+    # Far fewer runs than pictures: each run took a whole debounced burst.
+    assert len(after_catch_up) <= 25, [report.indexed for report, _ in after_catch_up]
+
+
+def test_the_changed_folder_is_the_deepest_one_holding_every_change(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "c").mkdir()
+    root = str(tmp_path)
+    assert changed_folder(tmp_path, [f"{root}/a/b/x.jpg", f"{root}/a/b/y.jpg"]) == "a/b"
+    assert changed_folder(tmp_path, [f"{root}/a/b/x.jpg", f"{root}/a/c/y.jpg"]) == "a"
+    assert changed_folder(tmp_path, [f"{root}/a/b/x.jpg", f"{root}/z.jpg"]) == ""
+    # A deleted folder's pictures: its nearest folder that is still there.
+    assert changed_folder(tmp_path, [f"{root}/a/gone/deeper/x.jpg"]) == "a"
+    assert changed_folder(tmp_path, ["/elsewhere/x.jpg"]) == ""
+
+
+def test_a_burst_is_one_line_naming_its_folder_and_skips() -> None:
+    assert burst_line(IndexReport(unchanged=4), "") is None
+    report = IndexReport(indexed=2, deleted=1)
+    assert burst_line(report, "trips") == "Indexed 2, removed 1, skipped 0 in trips."
