@@ -45,7 +45,7 @@ def test_a_picture_plus_its_own_id_leaves_it_out_and_the_shell_words_join(
     assert code == 0, err
     title, header, *lines = out.splitlines()
     assert title == f'Pictures for "2:like:{short} + picture", best first:'
-    assert header.split() == ["score", "id", "size", "date", "picture"]
+    assert header.split() == ["score", "id", "size", "date", "from", "picture"]
     assert len(lines) == 2 and all(len(line.split()[1]) == 8 for line in lines)
 
 
