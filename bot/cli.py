@@ -64,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "path",
         nargs="?",
-        type=Path,
-        help="the library's root, or a folder inside it (default: FINDIMAGE_STORE, "
-        "else the library the index was built from)",
+        type=_location,
+        help="the library's root, or a folder inside it, or s3://bucket/prefix (default: "
+        "FINDIMAGE_STORE, else the library the index was built from)",
     )
     index.add_argument("--dry-run", action="store_true", help="only say what would change")
     index.add_argument(
@@ -220,7 +220,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _watch(given: Path | None, settings: Settings) -> int:
+def _watch(given: Path | str | None, settings: Settings) -> int:
     """Index, then follow the library's changes until Ctrl-C, one line per applied burst."""
     from bot.factory import build_indexer, build_store, watch_settings
     from bot.stores.base import check_model_names
@@ -231,7 +231,7 @@ def _watch(given: Path | None, settings: Settings) -> int:
             print(f"{datetime.now():%H:%M:%S} {printable(line)}", flush=True)
 
     with closing(build_store(settings)) as store:
-        path = _library_path(given, settings, store)
+        path = _folder_to_watch(_library_path(given, settings, store))
         check_model_names(store.models(), settings.image_model, settings.text_model)
         watcher = LibraryWatcher(
             build_indexer(settings, store),
@@ -246,8 +246,30 @@ def _watch(given: Path | None, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _library_path(given: Path | None, settings: Settings, store: VectorStore) -> Path:
-    """The folder to index: the one given, else FINDIMAGE_STORE, else the indexed library."""
+def _location(written: str) -> Path | str:
+    """A folder, or an object store's s3:// URL (which a Path would fold to s3:/)."""
+    return written.rstrip("/") if written.startswith("s3://") else Path(written)
+
+
+def _folder_to_watch(location: Path | str) -> Path:
+    if isinstance(location, str):
+        raise ConfigError(
+            "Watch mode follows folders of this machine; for a library in object storage, run "
+            "`findimage index` on a schedule instead (it lists the bucket and reads only "
+            "what changed)."
+        )
+    return location
+
+
+def _library_path(given: Path | str | None, settings: Settings, store: VectorStore) -> Path | str:
+    """The folder (or s3:// URL) to index: the one given, else FINDIMAGE_STORE, else the
+    indexed library."""
+    from bot.library import is_object_store
+
+    if isinstance(given, str) or (given is None and isinstance(settings.library, str)):
+        return given or settings.require_library()
+    if given is None and settings.library is None and is_object_store(store.library_root()):
+        return str(store.library_root())
     if given is not None:
         if not given.is_dir():
             raise ConfigError(f"{given} is not a folder: give the folder of pictures to index.")
@@ -262,7 +284,7 @@ def _library_path(given: Path | None, settings: Settings, store: VectorStore) ->
     return settings.require_library()
 
 
-def _whole_library(path: Path, store: VectorStore, replace: bool) -> Path:
+def _whole_library(path: Path | str, store: VectorStore, replace: bool) -> Path | str:
     """A rebuild embeds the whole library again; a folder inside it would drop the rest."""
     from indexer.indexer import library_scope
 
@@ -451,7 +473,7 @@ def _watching_beside(settings: Settings) -> Iterator[None]:
             log.info("watch: %s", line)
 
     store = build_store(settings)
-    path = _library_path(None, settings, store)
+    path = _folder_to_watch(_library_path(None, settings, store))
     watcher = LibraryWatcher(
         build_indexer(settings, store), path, watch_settings(settings), report, [settings.data_dir]
     )

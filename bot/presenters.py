@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from bot.documents import IndexReport, SearchHit, StoreStatus
 from bot.filters import picture_date
+from bot.library import joined
 from bot.terminal import printable, results_table
 
 
@@ -19,7 +19,7 @@ def hit_dict(hit: SearchHit, root: str | None = None) -> dict[str, Any]:
     """The document, its score, `location` (its absolute path when the library is known), and
     `date` with `date_from`: the date filters compare, and whether it is when the picture
     was "taken" (EXIF) or its "file" date."""
-    location = str(Path(root) / hit.document.path) if root else None
+    location = joined(root, hit.document.path) if root else None
     day, origin = picture_date(hit.document)
     return {
         **hit.document.to_record(),

@@ -32,7 +32,12 @@ class Settings(BaseSettings):
 
     # The library (the folder of pictures) and its index. FINDIMAGE_STORE is its
     # environment name, kept from the first release.
-    library: Path | None = Field(default=None, validation_alias=AliasChoices("FINDIMAGE_STORE"))
+    # A folder, or s3://bucket/prefix for an S3-compatible object store (MinIO, Ceph too,
+    # through s3_endpoint_url).
+    library: Path | str | None = Field(
+        default=None, validation_alias=AliasChoices("FINDIMAGE_STORE")
+    )
+    s3_endpoint_url: str | None = None
     backend: Literal["embedded", "elasticsearch"] = "embedded"
     data_dir: Path = Field(default_factory=default_data_dir)
 
@@ -120,11 +125,22 @@ class Settings(BaseSettings):
             raise ValueError("must start with https://, like https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("data_dir", "library", mode="after")
+    @field_validator("data_dir", mode="after")
     @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
+    def _absolute(cls, value: Path) -> Path:
         # A relative folder would change meaning with the working directory.
-        return value.expanduser().absolute() if value is not None else None
+        return value.expanduser().absolute()
+
+    @field_validator("library", mode="before")
+    @classmethod
+    def _folder_or_bucket(cls, value: object) -> Path | str | None:
+        """An s3:// URL stays a URL (a Path would fold its '//'); anything else is a folder."""
+        if value is None or value == "":
+            return None
+        # The scheme bot.library reads (not imported: settings load before any picture code).
+        if isinstance(value, str) and value.startswith("s3://"):
+            return value.rstrip("/")
+        return Path(str(value)).expanduser().absolute()
 
     @property
     def max_file_bytes(self) -> int:
@@ -147,11 +163,13 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         return self.model_cache or self.data_dir / "models"
 
-    def require_library(self) -> Path:
+    def require_library(self) -> Path | str:
         if self.library is None:
             raise ConfigError(
                 "No library is set: pass a folder or set FINDIMAGE_STORE to the library's root."
             )
+        if isinstance(self.library, str):
+            return self.library
         if not self.library.is_dir():
             raise ConfigError(f"The library {self.library} is not a folder: check FINDIMAGE_STORE.")
         return self.library

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from bot.documents import SearchHit
 from bot.filters import picture_date
+from bot.library import is_object_store, joined
 
 _LINKING_PROGRAMS = frozenset({"Hyper", "iTerm.app", "terminology", "WezTerm", "vscode"})
 _LINKING_TERMS = frozenset({"xterm-kitty", "alacritty", "alacritty-direct"})
@@ -80,9 +81,9 @@ def results_table(hits: list[SearchHit], root: str | None, title: str, links: bo
     for hit in hits:
         doc = hit.document
         day, origin = picture_date(doc)
-        location = str(Path(root) / doc.path) if root else doc.path
+        location = joined(root, doc.path) if root else doc.path
         shown = printable(location)
-        if links and root:
+        if links and root and not is_object_store(root):
             shown = hyperlink(Path(location), shown)
         size, short_id = human_size(doc.size), doc.id[:8]
         lines.append(

@@ -21,6 +21,7 @@ from bot.documents import (
 )
 from bot.encoders import ImageEncoder
 from bot.errors import ConfigError
+from bot.library import ObjectStoreLibrary, is_object_store
 from bot.stores.base import VectorStore
 from indexer.pipeline import (
     BackgroundWriter,
@@ -32,7 +33,7 @@ from indexer.pipeline import (
     Unchanged,
     prepare_in_threads,
 )
-from indexer.walk import LibraryFile, WalkSkip, walk_library
+from indexer.walk import LibraryFile, WalkSkip, walk_library, walk_objects
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,20 @@ class Scope:
     """What one run covers: the library root, which the index's paths are relative to, and
     the folder inside it to bring up to date ("" for all of it)."""
 
-    root: Path
+    root: Path | str
     folder: str = ""
 
 
-def library_scope(path: Path, recorded: str | None, replace: bool, setting: str) -> Scope:
+def library_scope(path: Path | str, recorded: str | None, replace: bool, setting: str) -> Scope:
     """Where `path` lies in the library the index was built from.
 
     The library itself or a folder inside it is fine; another folder would delete the
     whole index in favour of it, so it is refused unless `replace` says to start over.
     `setting` names what points findimage at another index.
     """
-    path = path.resolve()
+    if is_object_store(path) or is_object_store(recorded):
+        return _object_store_scope(str(path), recorded, replace, setting)
+    path = Path(path).resolve()
     if recorded is None or replace:
         return Scope(path)
     root = Path(recorded)
@@ -69,6 +72,21 @@ def library_scope(path: Path, recorded: str | None, replace: bool, setting: str)
         f"This index holds the library {root}, and {path} is not inside it: to keep a second "
         f"library, set {setting} to another place for its index; to start over with {path}, "
         f"run `findimage index {path} --replace`."
+    )
+
+
+def _object_store_scope(url: str, recorded: str | None, replace: bool, setting: str) -> Scope:
+    """`library_scope` for s3:// URLs: a prefix is inside the recorded one when it extends it
+    by whole path segments."""
+    url = url.rstrip("/")
+    if recorded is None or replace or url == recorded:
+        return Scope(url)
+    if url.startswith(f"{recorded}/"):
+        return Scope(recorded, url[len(recorded) + 1 :])
+    raise LibraryMismatchError(
+        f"This index holds the library {recorded}, and {url} is not inside it: to keep a "
+        f"second library, set {setting} to another place for its index; to start over with "
+        f"{url}, run `findimage index {url} --replace`."
     )
 
 
@@ -92,6 +110,7 @@ class Indexer:
         batch_size: int,
         decode_workers: int,
         max_file_bytes: int,
+        s3_endpoint_url: str | None = None,
     ):
         self._store = store
         self._encoder = image_encoder
@@ -99,8 +118,9 @@ class Indexer:
         self._batch_size = batch_size
         self._workers = decode_workers
         self._max_file_bytes = max_file_bytes
+        self._s3_endpoint_url = s3_endpoint_url
         # The run's library root, and whether its models are yet to be recorded or checked.
-        self._root: Path | None = None
+        self._root: Path | str | None = None
         self._models_pending = True
 
     def plan(self, scope: Scope) -> IndexPlan:
@@ -113,7 +133,13 @@ class Indexer:
         skips: list[WalkSkip] = []
         seen: set[str] = set()
         unchanged = 0
-        for entry in walk_library(scope.root, scope.folder):
+        if isinstance(scope.root, Path):
+            entries = walk_library(scope.root, scope.folder)
+        else:
+            entries = walk_objects(
+                ObjectStoreLibrary(scope.root, self._s3_endpoint_url), scope.folder
+            )
+        for entry in entries:
             if isinstance(entry, WalkSkip):
                 skips.append(entry)
                 continue
@@ -134,9 +160,10 @@ class Indexer:
         return IndexPlan(indexed, candidates, unchanged, gone, skips)
 
     def run(
-        self, path: Path, dry_run: bool = False, progress: bool = True, replace: bool = False
+        self, path: Path | str, dry_run: bool = False, progress: bool = True, replace: bool = False
     ) -> IndexReport:
-        """Bring the index in line with the library at `path`, or with the folder `path` in it.
+        """Bring the index in line with the library at `path` (a folder or an s3:// URL), or
+        with the folder `path` in it.
 
         The models load only when a picture needs embedding: a run with nothing to do
         answers from the plan alone.

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from bot.documents import Fingerprint
 from bot.encoders import ImageEncoder
-from bot.errors import ImageError
-from bot.images import DecodedImage, check_size, decode_image
+from bot.errors import FindImageError, ImageError
+from bot.images import DecodedImage, decode_image
 from indexer.walk import LibraryFile
 
 
@@ -77,12 +77,13 @@ class FilePreparer:
 
     def __call__(self, file: LibraryFile) -> Prepared:
         try:
-            check_size(file.size, self._max_file_bytes)
-            data = file.absolute_path.read_bytes()
+            data = file.read_bytes(self._max_file_bytes)
         except ImageError as exc:
             return Failed(file, str(exc))
         except OSError as exc:
             return Failed(file, f"cannot be read ({exc.strerror or exc})")
+        except FindImageError as exc:
+            return Failed(file, str(exc).rstrip("."))
         sha256 = hashlib.sha256(data).hexdigest()
         doc_id = self._id_of(file.relative_path)
         known = self._indexed.get(doc_id)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.images import IMAGE_EXTENSIONS
+from bot.images import IMAGE_EXTENSIONS, check_size
+from bot.library import ObjectStoreLibrary
 from bot.raw import RAW_EXTENSIONS, RAW_EXTRA, raw_support
 
 log = logging.getLogger(__name__)
@@ -16,16 +17,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LibraryFile:
-    """A picture in the library. `relative_path` uses '/' whatever the platform."""
+    """A picture in the library. `relative_path` uses '/' whatever the platform; `root` is
+    the library's folder, or its s3:// URL with `store` to read it through. An object's
+    `mtime` is its LastModified."""
 
-    root: Path
+    root: Path | str
     relative_path: str
     size: int
     mtime: float
+    store: ObjectStoreLibrary | None = field(default=None, compare=False, repr=False)
 
     @property
     def absolute_path(self) -> Path:
+        assert isinstance(self.root, Path), "an object has no path on this machine"
         return self.root / self.relative_path
+
+    def read_bytes(self, max_bytes: int) -> bytes:
+        """The file's bytes, refused (ImageError) over `max_bytes`, before reading where the
+        size is known; OSError or FindImageError when it cannot be read."""
+        check_size(self.size, max_bytes)
+        if self.store is not None:
+            return self.store.read(self.relative_path, max_bytes)
+        return self.absolute_path.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,27 @@ def walk_library(root: Path, folder: str = "") -> Iterator[LibraryFile | WalkSki
             yield LibraryFile(
                 root=root, relative_path=relative, size=stat.st_size, mtime=stat.st_mtime
             )
+
+
+def walk_objects(store: ObjectStoreLibrary, folder: str = "") -> Iterator[LibraryFile | WalkSkip]:
+    """Every picture under an object store's prefix (or its `folder`), as `walk_library`
+    finds them in a folder: by extension, hidden names left out, in key order. The listing
+    gives each object's size and LastModified, so planning reads no object."""
+    for stored in store.objects(folder):
+        parts = stored.relative_path.split("/")
+        suffix = Path(parts[-1]).suffix.lower()
+        if any(part.startswith(".") for part in parts) or suffix not in IMAGE_EXTENSIONS:
+            continue
+        if suffix in RAW_EXTENSIONS and not raw_support():
+            yield WalkSkip(stored.relative_path, RAW_EXTRA)
+            continue
+        yield LibraryFile(
+            root=store.location,
+            relative_path=stored.relative_path,
+            size=stored.size,
+            mtime=stored.last_modified,
+            store=store,
+        )
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.errors import BackendUnavailableError, ConfigError
+from bot.library import open_library
 from bot.search import SearchService
 from bot.settings import Settings
 from bot.slack.access import AccessPolicy, access_middleware, parse_ids
@@ -155,13 +156,10 @@ def _quiet_token_unused(record: logging.LogRecord) -> bool:
 def build_previews(settings: Settings, client: WebClient) -> PreviewSource:
     if settings.library is None:
         return NoPreviews()
+    library = open_library(settings.library, settings.s3_endpoint_url)
     if settings.public_base_url:
-        return SignedUrlPreviews(
-            settings.public_base_url, preview_signer(settings), settings.library
-        )
-    return UploadedPreviews(
-        client, settings.library, settings.max_file_bytes, PrivateShelves(client)
-    )
+        return SignedUrlPreviews(settings.public_base_url, preview_signer(settings), library)
+    return UploadedPreviews(client, library, settings.max_file_bytes, PrivateShelves(client))
 
 
 def preview_signer(settings: Settings) -> PreviewSigner:
@@ -184,7 +182,7 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
 
         previews = PreviewEndpoint(
             lookup_path,
-            settings.library,
+            open_library(settings.library, settings.s3_endpoint_url),
             preview_signer(settings),
             settings.max_file_bytes,
             cache_seconds=settings.preview_ttl_seconds,

@@ -24,8 +24,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.documents import SearchHit
-from bot.errors import ImageError, NotFoundError
-from bot.images import check_size, decode_image
+from bot.errors import FindImageError, ImageError
+from bot.images import decode_image
+from bot.library import Library, OutsideLibraryError
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,6 @@ SHELF_LINE = (
 )
 
 ImageSource = dict[str, Any]
-
-
-class OutsideLibraryError(NotFoundError):
-    """A document path that resolves outside the library root (a symlink, `..`)."""
 
 
 @dataclass(frozen=True)
@@ -110,17 +107,9 @@ class PreviewSigner:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
 
-def render_preview(library_root: Path, relative_path: str, max_bytes: int) -> bytes:
+def render_preview(library: Library, relative_path: str, max_bytes: int) -> bytes:
     """A downscaled JPEG of one picture of the library; never reads a file outside it."""
-    root = library_root.resolve()
-    path = (root / relative_path).resolve()
-    if not path.is_relative_to(root):
-        raise OutsideLibraryError(f"{relative_path} is not inside the library.")
-    try:
-        check_size(path.stat().st_size, max_bytes)
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NotFoundError(f"{relative_path} cannot be read from the library.") from exc
+    data = library.read(relative_path, max_bytes)
     image = decode_image(data, max_bytes, min_side=PREVIEW_MAX_SIDE).image
     image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
     buffer = io.BytesIO()
@@ -136,10 +125,10 @@ class SignedUrlPreviews:
     a link: a picture deleted or moved since the last index gets none.
     """
 
-    def __init__(self, public_base_url: str, signer: PreviewSigner, library_root: Path):
+    def __init__(self, public_base_url: str, signer: PreviewSigner, library: Library):
         self._base = public_base_url.rstrip("/")
         self._signer = signer
-        self._root = library_root
+        self._library = library
 
     def url(self, doc_id: str) -> str:
         expires, signature = self._signer.sign(doc_id)
@@ -152,25 +141,18 @@ class SignedUrlPreviews:
         return self._links(hits)
 
     def for_shared(self, doc_id: str, path: str, channel_id: str, comment: str) -> SharedPreview:
-        if not servable(self._root, path):
+        if not self._library.exists(path):
             return SharedPreview()
         return SharedPreview(source={"image_url": self.url(doc_id)})
 
     def _links(self, hits: Sequence[SearchHit]) -> Previews:
         sources = {}
         for hit in hits:
-            if servable(self._root, hit.document.path):
+            if self._library.exists(hit.document.path):
                 sources[hit.document.id] = {"image_url": self.url(hit.document.id)}
             else:
                 log.warning("no preview link for %s: not in the library now", hit.document.path)
         return Previews(sources=sources, notice=None if len(sources) == len(hits) else MISSING)
-
-
-def servable(library_root: Path, relative_path: str) -> bool:
-    """Whether the preview endpoint would find this picture: a file inside the library."""
-    root = library_root.resolve()
-    path = (root / relative_path).resolve()
-    return path.is_relative_to(root) and path.is_file()
 
 
 class UploadedPreviews:
@@ -187,10 +169,10 @@ class UploadedPreviews:
     """
 
     def __init__(
-        self, client: WebClient, library_root: Path, max_bytes: int, shelves: PrivateShelves
+        self, client: WebClient, library: Library, max_bytes: int, shelves: PrivateShelves
     ):
         self._client = client
-        self._root = library_root
+        self._library = library
         self._max_bytes = max_bytes
         self._shelves = shelves
 
@@ -256,8 +238,8 @@ class UploadedPreviews:
                 (item.document.id, item.document.path) if isinstance(item, SearchHit) else item
             )
             try:
-                content = render_preview(self._root, path, self._max_bytes)
-            except (ImageError, NotFoundError) as exc:
+                content = render_preview(self._library, path, self._max_bytes)
+            except (ImageError, FindImageError) as exc:
                 log.warning("no preview for %s: %s", path, exc)
                 continue
             stem = Path(path).stem or "preview"
@@ -318,13 +300,13 @@ class PreviewEndpoint:
     def __init__(
         self,
         lookup_path: Callable[[str], str | None],
-        library_root: Path,
+        library: Library,
         signer: PreviewSigner,
         max_bytes: int,
         cache_seconds: int,
     ):
         self._lookup_path = lookup_path
-        self._root = library_root
+        self._library = library
         self._signer = signer
         self._max_bytes = max_bytes
         self._cache_seconds = cache_seconds
@@ -354,11 +336,15 @@ class PreviewEndpoint:
         if relative_path is None:
             return "404 Not Found", text, b"no such picture\n"
         try:
-            body = render_preview(self._root, relative_path, self._max_bytes)
+            # An object store serves the picture itself, by a link as short-lived as ours.
+            presigned = self._library.presigned_url(relative_path, self._cache_seconds)
+            if presigned is not None:
+                return "302 Found", [*text, ("Location", presigned)], b""
+            body = render_preview(self._library, relative_path, self._max_bytes)
         except OutsideLibraryError as exc:
             log.warning("refused preview %s: %s", doc_id, exc)
             return "403 Forbidden", text, b"not available\n"
-        except (NotFoundError, ImageError) as exc:
+        except (FindImageError, ImageError) as exc:
             log.warning("no preview for %s: %s", relative_path, exc)
             return "404 Not Found", text, b"no preview\n"
         headers = [

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from bot.errors import NotFoundError
+from bot.library import LocalFolder, OutsideLibraryError
 from bot.slack.previews import (
     PREVIEW_MAX_SIDE,
-    OutsideLibraryError,
     PreviewEndpoint,
     PreviewSigner,
     SignedUrlPreviews,
@@ -48,7 +48,7 @@ def test_a_preview_is_a_downscaled_jpeg(tmp_path: Path, name: str) -> None:
     # a square one shows whether its short side was kept at the preview's size.
     save(gradient((1000, 1000)), tmp_path / name)
 
-    preview = Image.open(io.BytesIO(render_preview(tmp_path, name, MAX_BYTES)))
+    preview = Image.open(io.BytesIO(render_preview(LocalFolder(tmp_path), name, MAX_BYTES)))
 
     assert preview.format == "JPEG"
     assert max(preview.size) == PREVIEW_MAX_SIDE
@@ -62,9 +62,9 @@ def test_paths_that_leave_the_store_are_refused(tmp_path: Path) -> None:
 
     for path in ("../outside.png", "link.png", str(tmp_path / "outside.png")):
         with pytest.raises(OutsideLibraryError):
-            render_preview(root, path, MAX_BYTES)
+            render_preview(LocalFolder(root), path, MAX_BYTES)
     with pytest.raises(NotFoundError):
-        render_preview(root, "missing.png", MAX_BYTES)
+        render_preview(LocalFolder(root), "missing.png", MAX_BYTES)
 
 
 def _get(endpoint: PreviewEndpoint, url: str, method: str = "GET") -> tuple[int, dict, bytes]:
@@ -88,8 +88,10 @@ def signed_previews(tmp_path: Path) -> tuple[SignedUrlPreviews, PreviewEndpoint]
     save(gradient((900, 600)), tmp_path / "trips" / "a b.png")
     signer = PreviewSigner("secret", ttl_seconds=600, clock=lambda: 1_000_000.0)
     paths = {"doc 1": "trips/a b.png", "gone": "trips/missing.png"}
-    endpoint = PreviewEndpoint(paths.get, tmp_path, signer, MAX_BYTES, cache_seconds=600)
-    return SignedUrlPreviews("https://bot.example.com/", signer, tmp_path), endpoint
+    endpoint = PreviewEndpoint(
+        paths.get, LocalFolder(tmp_path), signer, MAX_BYTES, cache_seconds=600
+    )
+    return SignedUrlPreviews("https://bot.example.com/", signer, LocalFolder(tmp_path)), endpoint
 
 
 def test_a_signed_url_round_trips_to_a_cacheable_jpeg(
