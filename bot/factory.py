@@ -141,6 +141,7 @@ def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
         batch_size=_indexer_batch(settings),
         decode_workers=settings.decode_threads,
         max_file_bytes=settings.max_file_bytes,
+        s3_endpoint_url=settings.s3_endpoint_url,
     )
 
 

@@ -182,7 +182,13 @@ class ObjectStoreLibrary:
 
     def _filesystem(self) -> Any:
         if self._fs is None:
-            import s3fs
+            try:
+                import s3fs
+            except ImportError:
+                raise ConfigError(
+                    f"{self.location} is in object storage, which needs the s3 extra: "
+                    "pip install 'findimage[s3]'."
+                ) from None
 
             client_kwargs = {"endpoint_url": self._endpoint_url} if self._endpoint_url else {}
             # No listing cache: the indexer must see objects changed since the last run.
@@ -206,6 +212,9 @@ class ObjectStoreLibrary:
             ) from exc
         except PermissionError as exc:
             log.warning("could not %s: %s", action, exc)
+            if not _credentials_found():
+                # s3fs then asks anonymously, and a private bucket refuses that.
+                raise BackendUnavailableError(_no_credentials(self.location)) from None
             raise BackendUnavailableError(
                 f"Access to {self.location} was denied: give these credentials the right to "
                 "list and read it (s3:ListBucket, s3:GetObject)."
@@ -215,13 +224,24 @@ class ObjectStoreLibrary:
             raise BackendUnavailableError(_unreachable(exc, self.location)) from None
 
 
+def _credentials_found() -> bool:
+    """Whether botocore's chain (variables, files, roles) finds any credentials."""
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is not None
+
+
+def _no_credentials(location: str) -> str:
+    return (
+        f"No credentials to read {location}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "(or AWS_PROFILE)."
+    )
+
+
 def _unreachable(exc: Exception, location: str) -> str:
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return (
-            f"No credentials to read {location}: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)."
-        )
+        return _no_credentials(location)
     return (
         f"Could not {'reach' if 'Connect' in name or 'Endpoint' in name else 'use'} the S3 "
         f"service for {location} ({name}): check FINDIMAGE_S3_ENDPOINT_URL and the network."
