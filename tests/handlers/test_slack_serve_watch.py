@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-from contextlib import closing
 from pathlib import Path
 
 from tests.support.pictures import make_library, save
@@ -18,20 +16,9 @@ from tests.support.serve_process import pump_stderr
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET
 from tests.support.waiting import wait_until
-from tests.support.watching import new_picture
+from tests.support.watching import indexed_paths, new_picture
 
 CEILING_SECONDS = 120
-
-
-def _paths(data_dir: Path) -> set[str]:
-    database = data_dir / "index.sqlite3"
-    if not database.exists():
-        return set()
-    with closing(sqlite3.connect(database)) as db:
-        try:
-            return {row[0] for row in db.execute("SELECT path FROM images")}
-        except sqlite3.OperationalError:
-            return set()  # the first run is still creating the tables
 
 
 def test_serve_watch_indexes_what_is_copied_in_and_stops_with_the_bot(
@@ -61,9 +48,11 @@ def test_serve_watch_indexes_what_is_copied_in_and_stops_with_the_bot(
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=pump_stderr, args=(process, lines), daemon=True).start()
     try:
-        wait_until(lambda: len(_paths(data_dir)) == 3, CEILING_SECONDS, "the catch-up run")
+        wait_until(lambda: len(indexed_paths(data_dir)) == 3, CEILING_SECONDS, "the catch-up run")
         save(new_picture(11), library / "dropped" / "in.png")
-        wait_until(lambda: "dropped/in.png" in _paths(data_dir), CEILING_SECONDS, "the new picture")
+        wait_until(
+            lambda: "dropped/in.png" in indexed_paths(data_dir), CEILING_SECONDS, "the new picture"
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(CEILING_SECONDS) == 0
     finally:

@@ -15,19 +15,9 @@ from pathlib import Path
 from tests.support.cli import FINDIMAGE
 from tests.support.pictures import draw_shape, gradient, make_library, save
 from tests.support.waiting import wait_until
+from tests.support.watching import indexed_paths
 
 CEILING_SECONDS = 120
-
-
-def _indexed(data_dir: Path) -> list[str]:
-    database = data_dir / "index.sqlite3"
-    if not database.exists():
-        return []
-    with closing(sqlite3.connect(database)) as db:
-        try:
-            return sorted(row[0] for row in db.execute("SELECT path FROM images"))
-        except sqlite3.OperationalError:
-            return []  # the first run is still creating the tables
 
 
 def _start(library: Path, env: dict[str, str]) -> tuple[subprocess.Popen, queue.Queue[str]]:
@@ -76,7 +66,7 @@ def test_a_killed_watcher_started_again_loses_nothing(
     process, lines = _start(library, findimage_env)
     _wait_for_line(lines, "Indexed 8, removed 0, skipped 0.")
     expected |= _add(library, 0, 40)
-    wait_until(lambda: len(_indexed(data_dir)) > 8, CEILING_SECONDS, "the first new pictures")
+    wait_until(lambda: len(indexed_paths(data_dir)) > 8, CEILING_SECONDS, "the first new pictures")
     process.send_signal(signal.SIGKILL)
     process.wait(CEILING_SECONDS)
 
@@ -86,8 +76,10 @@ def test_a_killed_watcher_started_again_loses_nothing(
     expected.discard("incoming/000.png")
 
     process, lines = _start(library, findimage_env)
-    wait_until(lambda: set(_indexed(data_dir)) == expected, CEILING_SECONDS, "every picture, once")
-    indexed = _indexed(data_dir)
+    wait_until(
+        lambda: set(indexed_paths(data_dir)) == expected, CEILING_SECONDS, "every picture, once"
+    )
+    indexed = indexed_paths(data_dir)
     assert len(indexed) == len(set(indexed)) == len(expected)
     with closing(sqlite3.connect(data_dir / "index.sqlite3")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

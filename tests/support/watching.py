@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,19 @@ def watching_library(
         thread.join(CEILING_SECONDS)
         assert not thread.is_alive(), "the watcher did not stop"
         store.close()
+
+
+def indexed_paths(data_dir: Path) -> list[str]:
+    """The paths an embedded index in `data_dir` holds now, read by another process's way:
+    SQLite directly, so a watcher in a child process can be followed."""
+    database = data_dir / "index.sqlite3"
+    if not database.exists():
+        return []
+    with closing(sqlite3.connect(database)) as db:
+        try:
+            return sorted(row[0] for row in db.execute("SELECT path FROM images"))
+        except sqlite3.OperationalError:
+            return []  # the first run is still creating the tables
 
 
 def new_picture(seed: int) -> Image.Image:
