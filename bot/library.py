@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.errors import BackendUnavailableError, ConfigError, FindImageError, NotFoundError
-from bot.images import check_size
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +69,8 @@ class LocalFolder:
         return str(self._root)
 
     def read(self, relative_path: str, max_bytes: int) -> bytes:
+        from bot.images import check_size
+
         path = self._inside(relative_path)
         try:
             check_size(path.stat().st_size, max_bytes)
@@ -146,6 +147,10 @@ class ObjectStoreLibrary:
             )
 
     def read(self, relative_path: str, max_bytes: int) -> bytes:
+        # Imported here: the command line reads locations through this module at start-up,
+        # before any picture code is needed.
+        from bot.images import check_size
+
         key = self._key(self._checked(relative_path))
         with (
             self._explained(f"read {relative_path}", missing=relative_path),
