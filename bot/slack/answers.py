@@ -59,15 +59,16 @@ class Answers:
         if page.like is not None:
             hits = self._service.like(page.like, query)
             heading = "Pictures like that one"
-        elif not is_plain_text(terms := parse_query(page.text or "")) and terms:
-            hits = self._service.by_terms(terms, query)
-            heading = f"Results for “{page.text}”"
         else:
-            fitted = self._service.fit_text(page.text or "")
-            if fitted.cut:
-                note = cut_note(fitted)
-                notices.append(note[0].upper() + note[1:])
-            hits = self._service.by_text(fitted.text, query)
+            terms = parse_query(page.text or "")
+            if terms and not is_plain_text(terms):
+                hits = self._service.by_terms(terms, query)
+            else:
+                fitted = self._service.fit_text(page.text or "")
+                if fitted.cut:
+                    note = cut_note(fitted)
+                    notices.append(note[0].upper() + note[1:])
+                hits = self._service.by_text(fitted.text, query)
             heading = f"Results for “{page.text}”"
         if page.folder:
             heading += f" in {page.folder}"
