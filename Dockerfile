@@ -13,6 +13,7 @@ RUN pip install "torch>=2.4" --index-url https://download.pytorch.org/whl/cpu
 
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
+COPY findimage ./findimage
 COPY bot ./bot
 COPY handlers ./handlers
 COPY indexer ./indexer

@@ -29,7 +29,7 @@ K = 10
 
 def child(folder: Path, count: int, repeats: int, scan_threads: int) -> None:
     """Run in a fresh process: open, load, search; print JSON figures."""
-    from bot.stores.embedded import EmbeddedStore
+    from findimage.stores.embedded import EmbeddedStore
 
     queries = unit_vectors(repeats + 2, DIMS, seed=99)
     before = rss_mb()

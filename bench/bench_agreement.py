@@ -18,7 +18,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from bench.common import common_arguments, image_model, machine, table, text_model
-from bot.encoders import ClipEncoder, OnnxEncoder
+from findimage.encoders import ClipEncoder, OnnxEncoder
 
 SUBJECTS = (
     "snowy mountain",

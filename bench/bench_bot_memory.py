@@ -30,11 +30,11 @@ ENGINES = (("onnx", "int8"), ("onnx", "fp32"), ("torch", "fp32"))
 
 def child() -> None:
     """Start as the bot does, warm what it will use, print the resident memory in MiB."""
-    import bot.slack.app  # noqa: F401 - the bot's own modules count toward its memory
+    import bot.app  # noqa: F401 - the bot's own modules count toward its memory
     from bench.common import rss_mb
-    from bot.factory import build_encoders, build_store, build_text_side
-    from bot.search import SearchService
-    from bot.settings import load_settings
+    from findimage.factory import build_encoders, build_store, build_text_side
+    from findimage.search import SearchService
+    from findimage.settings import load_settings
 
     settings = load_settings()
     store = build_store(settings)

@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.common import time_calls
 from bench.stores import synthetic_documents, unit_vectors
-from bot.stores.embedded import EmbeddedStore
+from findimage.stores.embedded import EmbeddedStore
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ import numpy as np
 from PIL import Image
 
 from bench.common import camera_jpegs, common_arguments, image_model, machine, table
-from bot.encoders import OnnxEncoder, load_sentence_transformer
-from bot.images import decode_image
-from bot.inference.export import export_folder
-from bot.inference.runtime import OnnxSession
+from findimage.encoders import OnnxEncoder, load_sentence_transformer
+from findimage.images import decode_image
+from findimage.inference.export import export_folder
+from findimage.inference.runtime import OnnxSession
 
 MAX_BYTES = 100 * 1024 * 1024
 ENGINES = (("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"))
@@ -146,7 +146,7 @@ def findimage_index(
         start = time.perf_counter()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "index", str(library), "--json"],
+            [sys.executable, "-m", "findimage.cli", "index", str(library), "--json"],
             env=env,
             capture_output=True,
             text=True,

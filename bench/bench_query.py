@@ -28,10 +28,10 @@ from bench.common import (
     time_calls,
 )
 from bench.stores import filled_store
-from bot.encoders import ClipEncoder, ImageEncoder, OnnxEncoder, TextEncoder
-from bot.images import decode_image
-from bot.search import SearchQuery, SearchService
-from bot.stores.embedded import EmbeddedStore
+from findimage.encoders import ClipEncoder, ImageEncoder, OnnxEncoder, TextEncoder
+from findimage.images import decode_image
+from findimage.search import SearchQuery, SearchService
+from findimage.stores.embedded import EmbeddedStore
 
 QUERIES = (
     "snowy mountain at sunrise",

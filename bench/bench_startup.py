@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bot.documents import ImageDocument, ModelInfo, document_id
-from bot.settings import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
-from bot.stores.embedded import EmbeddedStore
+from findimage.documents import ImageDocument, ModelInfo, document_id
+from findimage.settings import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+from findimage.stores.embedded import EmbeddedStore
 from indexer.walk import LibraryFile, walk_library
 
 DIMS = 512
@@ -90,7 +90,7 @@ def _document(file: LibraryFile, now: datetime) -> ImageDocument:
 
 def _findimage() -> list[str]:
     script = shutil.which("findimage")
-    return [script] if script else [sys.executable, "-m", "bot.cli"]
+    return [script] if script else [sys.executable, "-m", "findimage.cli"]
 
 
 def _seconds(command: list[str], env: dict[str, str], expect: int) -> float:

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from bench.common import camera_jpegs, common_arguments, image_model, machine, table
-from bot.documents import IndexReport
-from bot.factory import build_indexer, build_store, watch_settings
-from bot.settings import load_settings
+from findimage.documents import IndexReport
+from findimage.factory import build_indexer, build_store, watch_settings
+from findimage.settings import load_settings
 from indexer.watch import LibraryWatcher
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.documents import ImageDocument, ModelInfo, document_id
-from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
+from findimage.documents import ImageDocument, ModelInfo, document_id
+from findimage.stores.embedded import DATABASE_NAME, EmbeddedStore
 
 WRITE_BATCH = 5_000
 

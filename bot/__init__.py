@@ -1,1 +1,1 @@
-"""findimage: search a team's shared image library by text or by example image."""
+"""The Slack app and its rendering: Bolt, the HTTP server, workers, Block Kit, previews."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.dependencies import SlackDependencies
+from bot.dependencies import SlackDependencies
 from handlers import actions, commands, events, home
 
 

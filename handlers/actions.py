@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.slack.answers import failure_message, safely
-from bot.slack.blocks import (
+from bot.answers import failure_message, safely
+from bot.blocks import (
     ACTION_LIKE,
     ACTION_MORE,
     ACTION_SHARE,
@@ -17,11 +17,11 @@ from bot.slack.blocks import (
     SharedResult,
     sentence_message,
 )
-from bot.slack.replies import respond_safely
-from bot.slack.workers import BUSY
+from bot.replies import respond_safely
+from bot.workers import BUSY
 
 if TYPE_CHECKING:
-    from bot.slack.dependencies import SlackDependencies
+    from bot.dependencies import SlackDependencies
 
 
 def register(app: App, dependencies: SlackDependencies) -> None:

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.errors import ConfigError
-from bot.filters import Filters, Place, checked, parse_date, parse_place
-from bot.search import library_folder
-from bot.slack.answers import safely
-from bot.slack.blocks import (
+from bot.answers import safely
+from bot.blocks import (
     COMMAND,
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
@@ -21,11 +18,14 @@ from bot.slack.blocks import (
     sentence_message,
     usage_message,
 )
-from bot.slack.replies import respond_safely
-from bot.slack.workers import BUSY
+from bot.replies import respond_safely
+from bot.workers import BUSY
+from findimage.errors import ConfigError
+from findimage.filters import Filters, Place, checked, parse_date, parse_place
+from findimage.search import library_folder
 
 if TYPE_CHECKING:
-    from bot.slack.dependencies import SlackDependencies
+    from bot.dependencies import SlackDependencies
 
 # A value runs to the next space, or is quoted ("…", '…' or the curly quotes Slack's
 # composer may put in) so that folder names can hold spaces.

@@ -13,14 +13,14 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.answers import safely
-from bot.slack.blocks import COMMAND, sentence_message, usage_message
-from bot.slack.files import display_name
-from bot.slack.replies import post_safely
-from bot.slack.workers import BUSY
+from bot.answers import safely
+from bot.blocks import COMMAND, sentence_message, usage_message
+from bot.files import display_name
+from bot.replies import post_safely
+from bot.workers import BUSY
 
 if TYPE_CHECKING:
-    from bot.slack.dependencies import SlackDependencies
+    from bot.dependencies import SlackDependencies
 
 log = logging.getLogger(__name__)
 

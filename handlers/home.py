@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 if TYPE_CHECKING:
-    from bot.slack.dependencies import SlackDependencies
+    from bot.dependencies import SlackDependencies
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
-from bot.documents import (
+from findimage.documents import (
     Fingerprint,
     ImageDocument,
     IndexReport,
@@ -19,10 +19,10 @@ from bot.documents import (
     Skipped,
     document_id,
 )
-from bot.encoders import ImageEncoder
-from bot.errors import ConfigError
-from bot.library import ObjectStoreLibrary, is_object_store
-from bot.stores.base import VectorStore
+from findimage.encoders import ImageEncoder
+from findimage.errors import ConfigError
+from findimage.library import ObjectStoreLibrary, is_object_store
+from findimage.stores.base import VectorStore
 from indexer.pipeline import (
     BackgroundWriter,
     Copied,

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bot.documents import Fingerprint
-from bot.encoders import ImageEncoder
-from bot.errors import FindImageError, ImageError
-from bot.images import DecodedImage, decode_image
+from findimage.documents import Fingerprint
+from findimage.encoders import ImageEncoder
+from findimage.errors import FindImageError, ImageError
+from findimage.images import DecodedImage, decode_image
 from indexer.walk import LibraryFile
 
 

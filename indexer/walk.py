@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.images import IMAGE_EXTENSIONS, check_size
-from bot.library import ObjectStoreLibrary
-from bot.raw import RAW_EXTENSIONS, RAW_EXTRA, raw_support
+from findimage.images import IMAGE_EXTENSIONS, check_size
+from findimage.library import ObjectStoreLibrary
+from findimage.raw import RAW_EXTENSIONS, RAW_EXTRA, raw_support
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 
 from watchfiles import Change, DefaultFilter, watch
 
-from bot.documents import IndexReport
-from bot.errors import FindImageError
-from bot.images import IMAGE_EXTENSIONS
-from bot.raw import RAW_EXTENSIONS
+from findimage.documents import IndexReport
+from findimage.errors import FindImageError
+from findimage.images import IMAGE_EXTENSIONS
+from findimage.raw import RAW_EXTENSIONS
 from indexer.indexer import Indexer
 
 log = logging.getLogger(__name__)

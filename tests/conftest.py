@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, load_settings
+from findimage.settings import Settings, load_settings
 from tests.support.tiny_clip import save_tiny_clip
 from tests.support.trained_clip import train_tiny_clip
 

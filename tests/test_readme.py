@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.settings import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Settings, load_settings
+from findimage.cli import main
+from findimage.settings import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

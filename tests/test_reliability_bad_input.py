@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.encoders import ClipEncoder
-from bot.images import decode_image
+from findimage.encoders import ClipEncoder
+from findimage.images import decode_image
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.odd_files import BAD, GOOD, MAX_FILE_MB

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.factory import build_indexer, build_store
-from bot.settings import load_settings
+from findimage.factory import build_indexer, build_store
+from findimage.settings import load_settings
 from tests.support.pictures import draw_shape, make_library, save
 from tests.support.waiting import wait_until
 

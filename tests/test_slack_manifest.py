@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack.app import EVENT_SCOPES, WEB_API_SCOPES, required_scopes
-from bot.slack.blocks import COMMAND
+from bot.app import EVENT_SCOPES, WEB_API_SCOPES, required_scopes
+from bot.blocks import COMMAND
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.encoders import ClipEncoder
-from bot.factory import build_indexer, build_search_service, build_store
-from bot.search import SearchQuery, SearchService
-from bot.settings import load_settings
+from findimage.encoders import ClipEncoder
+from findimage.factory import build_indexer, build_search_service, build_store
+from findimage.search import SearchQuery, SearchService
+from findimage.settings import load_settings
 from tests.support.pictures import save
 from tests.support.trained_clip import CLASSES, TEMPLATES, caption, shape_picture
 

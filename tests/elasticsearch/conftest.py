@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.encoders import ClipEncoder
-from bot.settings import Settings, load_settings
+from findimage.encoders import ClipEncoder
+from findimage.settings import Settings, load_settings
 from tests.support.es_emulator import ES_8, ES_9, ElasticsearchEmulator
 
 

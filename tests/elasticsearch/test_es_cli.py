@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.documents import document_id
+from findimage.documents import document_id
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import make_library

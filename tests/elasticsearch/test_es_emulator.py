@@ -15,8 +15,8 @@ from elasticsearch import (
     helpers,
 )
 
-from bot.encoders import ClipEncoder
-from bot.stores.es_versions import VersionedElasticsearch
+from findimage.encoders import ClipEncoder
+from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from tests.support.es_emulator import ES_9_1, ElasticsearchEmulator
 
 QUERY = [-0.5, 90.0, -10, 14.8, -156.0]

@@ -6,12 +6,12 @@ from datetime import datetime
 
 import pytest
 
-from bot.documents import ModelInfo
-from bot.errors import ConfigError
-from bot.factory import build_store
-from bot.filters import Filters, Place
-from bot.settings import load_settings
-from bot.stores.es_mapping import VectorIndexOptions, index_mappings
+from findimage.documents import ModelInfo
+from findimage.errors import ConfigError
+from findimage.factory import build_store
+from findimage.filters import Filters, Place
+from findimage.settings import load_settings
+from findimage.stores.elasticsearch.mapping import VectorIndexOptions, index_mappings
 from tests.support.store_cases import DIMS, library_document, unit_vector
 
 MODELS = ModelInfo("clip-image", "clip-text", DIMS)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.stores.es_versions import VersionedElasticsearch
+from findimage.cli import main
+from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import draw_shape, make_library, save
 

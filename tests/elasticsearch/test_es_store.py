@@ -16,11 +16,16 @@ import pytest
 import trustme
 from elasticsearch import BadRequestError, Elasticsearch
 
-from bot.documents import ModelInfo
-from bot.errors import BackendUnavailableError, ConfigError, IndexChangedError, ModelMismatchError
-from bot.settings import load_settings
-from bot.stores.elasticsearch import ElasticsearchStore
-from bot.stores.es_mapping import VectorIndexOptions, index_mappings, to_source
+from findimage.documents import ModelInfo
+from findimage.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    IndexChangedError,
+    ModelMismatchError,
+)
+from findimage.settings import load_settings
+from findimage.stores.elasticsearch.mapping import VectorIndexOptions, index_mappings, to_source
+from findimage.stores.elasticsearch.store import ElasticsearchStore
 from tests.support.es_emulator import ES_8, ElasticsearchEmulator
 from tests.support.store_cases import LIBRARY, MODELS, unit_vector
 

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from bot.documents import ModelInfo
-from bot.encoders import ClipEncoder
-from bot.errors import BackendUnavailableError
-from bot.factory import build_search_service, build_store
-from bot.query import parse_query
-from bot.search import SearchQuery, SearchService
-from bot.settings import load_settings
+from findimage.documents import ModelInfo
+from findimage.encoders import ClipEncoder
+from findimage.errors import BackendUnavailableError
+from findimage.factory import build_search_service, build_store
+from findimage.query import parse_query
+from findimage.search import SearchQuery, SearchService
+from findimage.settings import load_settings
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.es_emulator.ml import TEXT_MODEL_ID
 from tests.support.pictures import draw_shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.settings import load_settings
+from findimage.settings import load_settings
 from tests.support.pictures import make_library, save
 from tests.support.watching import new_picture, watching_library
 

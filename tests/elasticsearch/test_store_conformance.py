@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo, document_id
-from bot.errors import ModelMismatchError
-from bot.filters import Filters, Place
-from bot.settings import load_settings
-from bot.stores.base import VectorStore
-from bot.stores.elasticsearch import ElasticsearchStore
-from bot.stores.embedded import EmbeddedStore
+from findimage.documents import Fingerprint, GeoPoint, ImageDocument, ModelInfo, document_id
+from findimage.errors import ModelMismatchError
+from findimage.filters import Filters, Place
+from findimage.settings import load_settings
+from findimage.stores.base import VectorStore
+from findimage.stores.elasticsearch.store import ElasticsearchStore
+from findimage.stores.embedded import EmbeddedStore
 from tests.support.es_emulator import VERSIONS, ElasticsearchEmulator
 from tests.support.store_cases import DIMS, LIBRARY, MODELS, library_document, unit_vector
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.app import WEB_API_SCOPES
+from bot.app import WEB_API_SCOPES
 from tests.support.slack_api import FakeSlack, SlackApiServer
 from tests.support.slack_bot import Bot, BotFactory, IndexedLibrary, bot_servers, indexed_library
 

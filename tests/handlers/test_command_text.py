@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.filters import Filters, Place
+from findimage.filters import Filters, Place
 from handlers.commands import CommandText, parse_command_text
 
 

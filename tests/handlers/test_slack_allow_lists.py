@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.slack.access import REFUSAL, AccessPolicy, parse_ids
+from bot.access import REFUSAL, AccessPolicy, parse_ids
 from tests.support.pictures import draw_shape, encode
 from tests.support.slack_answers import DM, answer_at, ask, button, home_opened
 from tests.support.slack_api import FakeSlack

@@ -13,9 +13,9 @@ import pytest
 import requests
 from slack_sdk import WebClient
 
-from bot.documents import ModelInfo, document_id
-from bot.slack.previews import PreviewSigner
-from bot.stores.embedded import EmbeddedStore
+from bot.previews import PreviewSigner
+from findimage.documents import ModelInfo, document_id
+from findimage.stores.embedded import EmbeddedStore
 from tests.support.block_kit import check_message
 from tests.support.documents import make_document
 from tests.support.pictures import draw_shape, save
@@ -166,8 +166,8 @@ def test_other_paths_are_not_found(bot: Bot) -> None:
 def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
     slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
-    from bot.errors import ConfigError
-    from bot.slack.app import create_app
+    from bot.app import create_app
+    from findimage.errors import ConfigError
 
     wrong = WebClient(token="xoxb-revoked", base_url=fake_slack.api_url)
 
@@ -183,7 +183,7 @@ def test_a_bot_token_slack_refuses_stops_the_start_with_a_sentence(
 def test_the_web_api_url_setting_is_used_for_auth_test_and_every_call_after(
     slack_library: IndexedLibrary, fake_slack: FakeSlack
 ) -> None:
-    from bot.slack.app import build_web_client, create_app
+    from bot.app import build_web_client, create_app
 
     settings = slack_library.settings.model_copy(update={"slack_api_url": fake_slack.api_url})
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.query import SYNTAX, Term, parse_query
-from bot.search import SearchQuery
-from bot.slack.blocks import usage_message
+from bot.blocks import usage_message
+from findimage.query import SYNTAX, Term, parse_query
+from findimage.search import SearchQuery
 from tests.support.pictures import draw_shape, encode
 from tests.support.slack_answers import DM, ask, posted_in_thread, result_paths
 from tests.support.slack_api import BOT_USER_ID, FakeSlack

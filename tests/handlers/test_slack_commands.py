@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from bot.search import SearchQuery
-from bot.slack.blocks import Page, SharedResult
+from bot.blocks import Page, SharedResult
+from findimage.search import SearchQuery
 from tests.support.block_kit import buttons, check_message
 from tests.support.slack_answers import (
     ACK_DEADLINE_SECONDS,
@@ -148,7 +148,7 @@ def test_nothing_above_the_minimum_score_suggests_rephrasing(
 def test_an_empty_index_is_one_plain_sentence(
     start_bot: BotFactory, slack_library: IndexedLibrary, fake_slack: FakeSlack, tmp_path
 ) -> None:
-    from bot.stores.embedded import EmbeddedStore
+    from findimage.stores.embedded import EmbeddedStore
 
     empty = EmbeddedStore(tmp_path / "empty")
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.images import UNREADABLE
+from findimage.images import UNREADABLE
 from tests.support.block_kit import buttons
 from tests.support.pictures import draw_shape, encode, gradient
 from tests.support.slack_answers import DM, posted_in_thread

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.filters import Filters
-from bot.search import SearchQuery
-from bot.slack.blocks import Page
+from bot.blocks import Page
+from findimage.filters import Filters
+from findimage.search import SearchQuery
 from tests.support.slack_answers import ask, button, result_paths
 from tests.support.slack_api import FakeSlack
 from tests.support.slack_bot import Bot

@@ -13,11 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bot.factory import build_indexer
-from bot.search import SearchService
-from bot.slack.app import build_wsgi_app, make_http_server
-from bot.slack.previews import PreviewSigner
-from bot.stores.embedded import DATABASE_NAME, EmbeddedStore
+from bot.app import build_wsgi_app, make_http_server
+from bot.previews import PreviewSigner
+from findimage.factory import build_indexer
+from findimage.search import SearchService
+from findimage.stores.embedded import DATABASE_NAME, EmbeddedStore
 from tests.support.pictures import draw_shape, gradient, save
 from tests.support.slack_bot import PREVIEW_SECRET, IndexedLibrary, bot_settings
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from bot.search import OUTSIDE_FOLDER
-from bot.slack.blocks import MAX_RESULTS_PER_MESSAGE
+from bot.blocks import MAX_RESULTS_PER_MESSAGE
+from findimage.search import OUTSIDE_FOLDER
 from tests.support.slack_answers import ACK_DEADLINE_SECONDS, answer_at, result_paths
 from tests.support.slack_api import FakeSlack
 from tests.support.slack_bot import Bot

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.blocks import ACTION_LIKE, ACTION_MORE, Page
+from bot.blocks import ACTION_LIKE, ACTION_MORE, Page
 from tests.support.serve_process import ServeProcess, pump_stderr
 from tests.support.slack_answers import ACK_DEADLINE_SECONDS
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
@@ -54,7 +54,7 @@ def serve_process(
         PYTHONFAULTHANDLER="1",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "findimage.cli", "serve", "--host", "127.0.0.1"],
         env=env,
         cwd=tmp_path,
         stderr=subprocess.PIPE,

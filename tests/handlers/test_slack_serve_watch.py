@@ -38,7 +38,7 @@ def test_serve_watch_indexes_what_is_copied_in_and_stops_with_the_bot(
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--watch", "-v", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "findimage.cli", "serve", "--watch", "-v", "--host", "127.0.0.1"],
         env=env,
         cwd=tmp_path,
         stderr=subprocess.PIPE,

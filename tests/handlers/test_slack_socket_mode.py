@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
-from bot.slack.app import build_workers, create_app, web_client_retry_handlers
+from bot.app import build_workers, create_app, web_client_retry_handlers
 from tests.support.pictures import draw_shape, encode
 from tests.support.slack_api import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.support.slack_bot import IndexedLibrary, bot_settings

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.documents import ModelInfo, document_id
-from bot.encoders import ClipEncoder
-from bot.errors import ModelLoadError, ModelMismatchError
-from bot.settings import Settings
-from bot.stores.embedded import EmbeddedStore
+from findimage.documents import ModelInfo, document_id
+from findimage.encoders import ClipEncoder
+from findimage.errors import ModelLoadError, ModelMismatchError
+from findimage.settings import Settings
+from findimage.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer, LibraryMismatchError
 from tests.support.pictures import draw_shape, encode, exif_jpeg, make_library, save
 

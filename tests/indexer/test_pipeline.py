@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.documents import ModelInfo, document_id
-from bot.encoders import ClipEncoder, ImageEncoder, OnnxEncoder
-from bot.images import decode_image
-from bot.stores.embedded import EmbeddedStore
+from findimage.documents import ModelInfo, document_id
+from findimage.encoders import ClipEncoder, ImageEncoder, OnnxEncoder
+from findimage.images import decode_image
+from findimage.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer
 from indexer.pipeline import BackgroundWriter, Failed, FilePreparer
 from indexer.walk import LibraryFile

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.documents import IndexReport
-from bot.settings import Settings
+from findimage.documents import IndexReport
+from findimage.settings import Settings
 from indexer.watch import burst_line, changed_folder
 from tests.support.pictures import make_library, save
 from tests.support.watching import Watching, new_picture, watching_library

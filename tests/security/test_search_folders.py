@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.search import OUTSIDE_FOLDER, library_folder
+from findimage.cli import main
+from findimage.search import OUTSIDE_FOLDER, library_folder
 from handlers.commands import parse_command_text
 from tests.support.pictures import make_library
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main
+from findimage.cli import main
 
-FINDIMAGE = [sys.executable, "-m", "bot.cli"]
+FINDIMAGE = [sys.executable, "-m", "findimage.cli"]
 
 
 def findimage(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

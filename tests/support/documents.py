@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.documents import ImageDocument, document_id
+from findimage.documents import ImageDocument, document_id
 
 
 def make_document(path: str, **changes: Any) -> ImageDocument:

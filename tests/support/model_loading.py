@@ -30,8 +30,8 @@ def load_counting_connections(model: str) -> dict[str, Any]:
     socket.create_connection = counting
     import sentence_transformers  # noqa: F401  (imported before the clock starts)
 
-    from bot.encoders import ClipEncoder
-    from bot.errors import ModelLoadError
+    from findimage.encoders import ClipEncoder
+    from findimage.errors import ModelLoadError
 
     started = time.monotonic()
     try:

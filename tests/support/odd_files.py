@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-import bot.images  # noqa: F401 - registers the HEIF format the phone picture is saved in
+import findimage.images  # noqa: F401 - registers the HEIF format the phone picture is saved in
 from tests.support.pictures import draw_shape, encode, gradient
 
 MAX_FILE_MB = 0.1  # small enough that a 200 kB noise picture is over it

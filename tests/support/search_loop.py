@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from bot.cli import main as findimage
+from findimage.cli import main as findimage
 
 
 def search_until_stopped(progress: Path, stop: Path, args: list[str]) -> dict:

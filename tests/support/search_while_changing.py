@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from bot.factory import build_search_service
-from bot.search import SearchQuery
-from bot.settings import load_settings
+from findimage.factory import build_search_service
+from findimage.search import SearchQuery
+from findimage.settings import load_settings
 
 
 def search_until_stopped(progress: Path, stop: Path, gone_file: Path, k: int) -> dict:

@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from bot.errors import FindImageError
-from bot.factory import build_search_service
-from bot.search import SearchQuery
-from bot.settings import load_settings
+from findimage.errors import FindImageError
+from findimage.factory import build_search_service
+from findimage.search import SearchQuery
+from findimage.settings import load_settings
 
 
 def search_until_stopped(progress: Path, stop: Path, marker: Path, picture: Path) -> list[dict]:

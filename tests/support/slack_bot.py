@@ -15,11 +15,7 @@ from typing import Any
 import numpy as np
 from slack_sdk import WebClient
 
-from bot.encoders import ImageEncoder, TextEncoder
-from bot.factory import build_encoders, build_indexer
-from bot.search import SearchService
-from bot.settings import Settings
-from bot.slack.app import (
+from bot.app import (
     EVENTS_PATH,
     build_workers,
     build_wsgi_app,
@@ -27,10 +23,14 @@ from bot.slack.app import (
     make_http_server,
     web_client_retry_handlers,
 )
-from bot.slack.http import SlackHttpServer
-from bot.slack.workers import AnswerWorkers
-from bot.stores.base import VectorStore
-from bot.stores.embedded import EmbeddedStore
+from bot.http import SlackHttpServer
+from bot.workers import AnswerWorkers
+from findimage.encoders import ImageEncoder, TextEncoder
+from findimage.factory import build_encoders, build_indexer
+from findimage.search import SearchService
+from findimage.settings import Settings
+from findimage.stores.base import VectorStore
+from findimage.stores.embedded import EmbeddedStore
 from tests.support.pictures import make_library
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET, SlackSender

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from bot.documents import ImageDocument, ModelInfo
+from findimage.documents import ImageDocument, ModelInfo
 from tests.support.documents import make_document
 
 DIMS = 8

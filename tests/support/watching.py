@@ -11,10 +11,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from bot.documents import IndexReport
-from bot.factory import build_indexer, build_store
-from bot.settings import Settings
-from bot.stores.base import VectorStore
+from findimage.documents import IndexReport
+from findimage.factory import build_indexer, build_store
+from findimage.settings import Settings
+from findimage.stores.base import VectorStore
 from indexer.watch import LibraryWatcher, WatchSettings
 from tests.support.pictures import draw_shape, gradient
 from tests.support.waiting import wait_until

@@ -1,0 +1,296 @@
+"""The Bolt app, and running it: Socket Mode with an app token, HTTP otherwise."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from bot.access import AccessPolicy, access_middleware, parse_ids
+from bot.answers import Answers
+from bot.blocks import MAX_RESULTS_PER_MESSAGE
+from bot.dependencies import SlackDependencies
+from bot.files import SlackFiles
+from bot.http import SlackHttpServer
+from bot.previews import (
+    PREVIEW_PATH_PREFIX,
+    NoPreviews,
+    PreviewEndpoint,
+    PreviewSigner,
+    PreviewSource,
+    PrivateShelves,
+    SignedUrlPreviews,
+    UploadedPreviews,
+)
+from bot.workers import AnswerWorkers
+from findimage.errors import BackendUnavailableError, ConfigError
+from findimage.library import open_library
+from findimage.search import SearchService
+from findimage.settings import Settings
+from handlers import register_listeners
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+# Every Web API method the bot calls, with the bot scopes it needs. manifest.yml asks for
+# exactly these plus SURFACE_SCOPES; a test holds both to it.
+WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
+    # Socket Mode only, with the app-level token's connections:write, not a bot scope.
+    "apps.connections.open": (),
+    "auth.test": (),
+    "chat.postMessage": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "conversations.open": ("im:write",),
+    "files.info": ("files:read",),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
+    "views.publish": (),
+}
+# The events the bot subscribes to, with the scopes Slack requires for each.
+EVENT_SCOPES: dict[str, tuple[str, ...]] = {
+    "app_home_opened": (),
+    "app_mention": ("app_mentions:read",),
+    "message.im": ("im:history",),
+}
+SURFACE_SCOPES: dict[str, tuple[str, ...]] = {
+    "slash command /findimage": ("commands",),
+    "downloading url_private_download": ("files:read",),
+}
+
+
+def required_scopes() -> set[str]:
+    tables = (WEB_API_SCOPES, EVENT_SCOPES, SURFACE_SCOPES)
+    return {scope for table in tables for scopes in table.values() for scope in scopes}
+
+
+def build_web_client(settings: Settings) -> WebClient:
+    """The Web API client for FINDIMAGE_SLACK_API_URL (Slack's, GovSlack's, or a local one)."""
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.")
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=web_client_retry_handlers(),
+    )
+
+
+def web_client_retry_handlers() -> list:
+    """Retry dropped connections, and rate-limited calls after the Retry-After they name."""
+    return [ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)]
+
+
+def build_workers(settings: Settings) -> AnswerWorkers:
+    return AnswerWorkers(settings.slack_workers, settings.slack_queue)
+
+
+def create_app(
+    settings: Settings,
+    service: SearchService,
+    client: WebClient | None = None,
+    workers: AnswerWorkers | None = None,
+) -> App:
+    """The Bolt app with every listener; `client` carries the token and the Web API URL."""
+    if settings.slack_signing_secret is None:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."
+        )
+    client = client or build_web_client(settings)
+    dependencies = SlackDependencies(
+        answers=Answers(
+            service,
+            build_previews(settings, client),
+            min_score=settings.min_score,
+            duplicate_score=settings.duplicate_score,
+        ),
+        files=SlackFiles(client, settings.max_file_bytes, settings.max_file_mb),
+        workers=workers or build_workers(settings),
+        top_k=min(settings.top_k, MAX_RESULTS_PER_MESSAGE),
+    )
+    logging.getLogger("slack_bolt.App").addFilter(_quiet_token_unused)
+    try:
+        app = App(
+            client=client,
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            # Listeners run in the request thread and only ack and hand the work to the
+            # bot's own workers, so an ack never waits behind a search in Bolt's small pool.
+            process_before_response=True,
+        )
+    except BoltError as exc:
+        log.error("auth.test failed: %s", exc)
+        raise ConfigError(
+            "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
+        ) from None
+    except OSError as exc:
+        log.error("auth.test could not reach Slack at %s: %s", client.base_url, exc)
+        raise BackendUnavailableError(
+            "Slack cannot be reached: check this machine's network and proxy settings "
+            "(and FINDIMAGE_SLACK_API_URL)."
+        ) from None
+    # First, so that no listener (nor its de-duplication) ever sees a refused request.
+    policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
+    app.use(access_middleware(policy, dependencies.workers))
+    register_listeners(app, dependencies)
+    return app
+
+
+def _quiet_token_unused(record: logging.LogRecord) -> bool:
+    """Bolt warns that SLACK_BOT_TOKEN is unused when it is set and a client is given: it is
+    used, by that client."""
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def build_previews(settings: Settings, client: WebClient) -> PreviewSource:
+    if settings.library is None:
+        return NoPreviews()
+    library = open_library(settings.library, settings.s3_endpoint_url)
+    if settings.public_base_url:
+        return SignedUrlPreviews(settings.public_base_url, preview_signer(settings), library)
+    return UploadedPreviews(client, library, settings.max_file_bytes, PrivateShelves(client))
+
+
+def preview_signer(settings: Settings) -> PreviewSigner:
+    if settings.preview_secret is None:
+        raise ConfigError(
+            "FINDIMAGE_PUBLIC_BASE_URL is set but FINDIMAGE_PREVIEW_SECRET is not: "
+            "set it to a long random string."
+        )
+    return PreviewSigner(settings.preview_secret.get_secret_value(), settings.preview_ttl_seconds)
+
+
+def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) -> Callable:
+    """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`."""
+    previews = None
+    if settings.public_base_url and settings.library is not None:
+
+        def lookup_path(doc_id: str) -> str | None:
+            found = service.document(doc_id)
+            return found.path if found else None
+
+        previews = PreviewEndpoint(
+            lookup_path,
+            open_library(settings.library, settings.s3_endpoint_url),
+            preview_signer(settings),
+            settings.max_file_bytes,
+            cache_seconds=settings.preview_ttl_seconds,
+        )
+    events_handler = SlackRequestHandler(app, path=EVENTS_PATH) if app else None
+
+    def route(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if events_handler and path == EVENTS_PATH:
+            return events_handler(environ, start_response)
+        if previews and path.startswith(PREVIEW_PATH_PREFIX):
+            return previews(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found\n"]
+
+    return route
+
+
+def make_http_server(
+    wsgi_app: Callable, host: str, port: int, settings: Settings
+) -> SlackHttpServer:
+    return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+
+
+def warm_up(service: SearchService) -> threading.Thread:
+    """Load both models in the background, so the first answers need not wait for them;
+    requests arriving meanwhile are acked at once and answered when the models are ready."""
+
+    def load() -> None:
+        try:
+            service.load_models()
+            log.info("models loaded")
+        except Exception as exc:
+            log.warning("loading the models at start failed (answers will say why): %s", exc)
+
+    thread = threading.Thread(target=load, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by SIGTERM or SIGINT to leave the server loop.
+
+    A BaseException, like KeyboardInterrupt: waitress catches Exception around its socket
+    work, and would log and swallow a stop that lands there.
+    """
+
+
+def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> None:
+    """Run until SIGTERM or Ctrl-C: Socket Mode with SLACK_APP_TOKEN, HTTP mode otherwise.
+
+    On a stop, no new request is taken and the answers already under way are finished
+    (for up to FINDIMAGE_SHUTDOWN_GRACE_SECONDS) before returning.
+    """
+    workers = build_workers(settings)
+    app = create_app(settings, service, workers=workers)
+    warming = warm_up(service)
+    stopping = threading.Event()
+    _on_stop_signals(stopping)
+    server: SlackHttpServer | None = None
+    socket_mode = None
+    try:
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            if settings.public_base_url:
+                # Socket Mode needs no public URL for Slack, but signed previews still do.
+                server = make_http_server(
+                    build_wsgi_app(settings, service, None), host, settings.port, settings
+                )
+                threading.Thread(target=server.serve_forever, daemon=True).start()
+            socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            socket_mode.connect()
+            _say("connected to Slack in Socket Mode; Ctrl-C stops.")
+            stopping.wait()
+        else:
+            server = make_http_server(
+                build_wsgi_app(settings, service, app), host, settings.port, settings
+            )
+            _say(f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; Ctrl-C stops.")
+            server.serve_forever()
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        if socket_mode is not None:
+            socket_mode.close()
+        if server is not None:
+            server.stop()
+        finished = workers.shutdown(timeout=settings.shutdown_grace_seconds)
+        # A model still loading (or exporting) is native work that must not be torn down
+        # mid-call by the interpreter's exit: that aborts the process. It gets the same grace.
+        warming.join(timeout=settings.shutdown_grace_seconds)
+        log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
+    _say("stopped." if finished else "stopped before every answer was sent (see the log).")
+
+
+def _on_stop_signals(stopping: threading.Event) -> None:
+    """SIGTERM (docker stop, systemd) and SIGINT stop the bot the same graceful way."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def _say(line: str) -> None:
+    print(f"findimage: {line}", file=sys.stderr, flush=True)

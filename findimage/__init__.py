@@ -1,0 +1,1 @@
+"""findimage: search a team's shared image library by text or by example image."""

@@ -1,0 +1,157 @@
+"""Builds the store, the encoders and the search service from the settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from findimage.documents import ModelInfo
+from findimage.encoders import ClipEncoder, OnnxEncoder, TextEncoder
+from findimage.errors import ConfigError
+from findimage.search import SearchService, TextSearch
+from findimage.settings import Settings
+from findimage.stores.base import VectorStore
+from indexer.indexer import Indexer
+
+if TYPE_CHECKING:
+    from indexer.watch import WatchSettings
+
+Encoder = ClipEncoder | OnnxEncoder
+
+
+def build_store(settings: Settings) -> VectorStore:
+    if settings.backend == "elasticsearch":
+        from findimage.stores.elasticsearch.store import ElasticsearchStore
+
+        return ElasticsearchStore.from_settings(settings)
+    from findimage.stores.embedded import EmbeddedStore
+
+    # The scan runs on one BLAS thread: measured, OpenBLAS's extra threads keep spinning
+    # after a scan and slow the next query's encoder down by half (BENCHMARKS.md).
+    return EmbeddedStore(settings.data_dir, scan_threads=1)
+
+
+def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
+    """The image and the text encoder, on the configured engine.
+
+    On PyTorch one model serves both towers when both settings name the same one; an
+    exported engine runs each tower as its own graph.
+    """
+    threads = settings.compute_threads
+    if settings.engine == "torch":
+        if settings.precision != "fp32":
+            raise ConfigError(
+                "FINDIMAGE_PRECISION=int8 needs FINDIMAGE_ENGINE=onnx: PyTorch runs fp32 only."
+            )
+        image = ClipEncoder(
+            settings.image_model,
+            "FINDIMAGE_IMAGE_MODEL",
+            settings.device,
+            settings.batch_size,
+            threads,
+        )
+        if settings.text_model == settings.image_model:
+            return image, image
+        text = ClipEncoder(
+            settings.text_model,
+            "FINDIMAGE_TEXT_MODEL",
+            settings.device,
+            settings.batch_size,
+            threads,
+        )
+        return image, text
+    if settings.device == "cuda":
+        raise ConfigError(
+            "FINDIMAGE_DEVICE=cuda needs FINDIMAGE_ENGINE=torch: the ONNX engine runs on the CPU."
+        )
+    cache = settings.model_cache_dir
+    return (
+        OnnxEncoder(
+            settings.image_model,
+            "FINDIMAGE_IMAGE_MODEL",
+            "image",
+            settings.precision,
+            cache,
+            threads,
+        ),
+        OnnxEncoder(
+            settings.text_model,
+            "FINDIMAGE_TEXT_MODEL",
+            "text",
+            settings.precision,
+            cache,
+            threads,
+        ),
+    )
+
+
+def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
+    store = store or build_store(settings)
+    image_encoder, local_text_encoder = build_encoders(settings)
+    text_encoder, text_search = build_text_side(settings, store, local_text_encoder)
+    return SearchService(
+        store=store,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        max_file_bytes=settings.max_file_bytes,
+        text_search=text_search,
+    )
+
+
+def build_text_side(
+    settings: Settings, store: VectorStore, local: TextEncoder
+) -> tuple[TextEncoder, TextSearch | None]:
+    """Where text vectors come from: the local model, or the one deployed in Elasticsearch.
+
+    With FINDIMAGE_ES_TEXT_MODEL_ID, Elasticsearch embeds the text: inside the search
+    (query_vector_builder, one round trip) or by `_infer` first (FINDIMAGE_TEXT_VECTORS=infer).
+    """
+    if settings.backend != "elasticsearch" or not settings.es_text_model_id:
+        return local, None
+    from findimage.stores.elasticsearch.store import ElasticsearchStore
+    from findimage.stores.elasticsearch.text_model import ElasticsearchTextModel
+
+    if not isinstance(store, ElasticsearchStore):
+        return local, None
+    remote = ElasticsearchTextModel(store, settings.es_text_model_id, settings.text_model)
+    return remote, remote if settings.text_vectors == "query_vector_builder" else None
+
+
+def watch_settings(settings: Settings) -> WatchSettings:
+    from indexer.watch import WatchSettings
+
+    return WatchSettings(
+        debounce_ms=settings.watch_debounce_ms,
+        rescan_seconds=settings.watch_rescan_seconds,
+        polling=settings.watch_polling,
+    )
+
+
+def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
+    image_encoder, text_encoder = build_encoders(settings)
+    return Indexer(
+        store=store,
+        image_encoder=image_encoder,
+        models=lambda: ModelInfo(
+            image_model=image_encoder.model_name,
+            text_model=text_encoder.model_name,
+            dims=image_encoder.dims,
+            engine=image_encoder.engine,
+            precision=image_encoder.precision,
+        ),
+        batch_size=_indexer_batch(settings),
+        decode_workers=settings.decode_threads,
+        max_file_bytes=settings.max_file_bytes,
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
+
+
+def _indexer_batch(settings: Settings) -> int:
+    """Pictures handed to the encoder at a time.
+
+    PyTorch runs a batch as one call, so FINDIMAGE_BATCH_SIZE it is. The ONNX engine runs
+    pictures one by one on its threads: small hand-overs keep it fed from the first
+    decoded picture to the last (measured, BENCHMARKS.md).
+    """
+    if settings.engine == "torch":
+        return settings.batch_size
+    return min(settings.batch_size, 4 * settings.compute_threads)

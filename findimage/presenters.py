@@ -1,0 +1,116 @@
+"""What the CLI prints: results, status and index reports, as lines for people or as JSON.
+
+Each report has its plain-data view (`*_dict`, what `--json` prints) and its text beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from findimage.documents import IndexReport, SearchHit, StoreStatus
+from findimage.filters import picture_date
+from findimage.library import joined
+from findimage.terminal import printable, results_table
+
+
+def hit_dict(hit: SearchHit, root: str | None = None) -> dict[str, Any]:
+    """The document, its score, `location` (its absolute path when the library is known), and
+    `date` with `date_from`: the date filters compare, and whether it is when the picture
+    was "taken" (EXIF) or its "file" date."""
+    location = joined(root, hit.document.path) if root else None
+    day, origin = picture_date(hit.document)
+    return {
+        **hit.document.to_record(),
+        "score": round(hit.score, 6),
+        "location": location,
+        "date": day.isoformat(),
+        "date_from": origin,
+    }
+
+
+def results_dict(hits: list[SearchHit], root: str | None = None) -> dict[str, Any]:
+    return {"results": [hit_dict(hit, root) for hit in hits]}
+
+
+def status_dict(
+    status: StoreStatus, text_vectors: str | None = None, text_model_problem: str | None = None
+) -> dict[str, Any]:
+    """The index's state; with `text_vectors`, where text queries are embedded and any problem
+    with that model."""
+    models = status.models
+    data = {
+        "backend": status.backend,
+        "count": status.count,
+        "image_model": models.image_model if models else None,
+        "text_model": models.text_model if models else None,
+        "dims": models.dims if models else None,
+        "image_engine": f"{models.engine} {models.precision}" if models else None,
+        "last_indexed_at": _iso(status.last_indexed_at),
+        "location": status.location,
+        "library": status.library_root,
+    }
+    if text_vectors is not None:
+        data.update(text_vectors=text_vectors, text_model_problem=text_model_problem)
+    return data
+
+
+def report_dict(report: IndexReport) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "indexed": report.indexed,
+        "unchanged": report.unchanged,
+        "deleted": report.deleted,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+    }
+    if report.dry_run:
+        result.update(dry_run=True, to_index=report.to_index, to_delete=report.to_delete)
+    return result
+
+
+def results_output(
+    hits: list[SearchHit], root: str | None, title: str, as_json: bool, links: bool
+) -> str:
+    if as_json:
+        return to_json(results_dict(hits, root))
+    if not hits:
+        return "No pictures found."
+    return results_table(hits, root, title, links)
+
+
+def status_output(data: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return to_json(data)
+    return "\n".join(
+        f"{key.replace('_', ' ')}: {value if value is not None else '-'}"
+        for key, value in data.items()
+    )
+
+
+def report_output(report: IndexReport, as_json: bool) -> str:
+    if as_json:
+        return to_json(report_dict(report))
+    if report.dry_run:
+        lines = [
+            f"Would embed up to {len(report.to_index)} pictures, remove {len(report.to_delete)}.",
+            *(f"  + {printable(path)}" for path in report.to_index),
+            *(f"  - {printable(path)}" for path in report.to_delete),
+        ]
+    else:
+        lines = [
+            f"Indexed {report.indexed}, unchanged {report.unchanged}, "
+            f"removed {report.deleted}, skipped {len(report.skipped)}.",
+            *(
+                f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}"
+                for skipped in report.skipped
+            ),
+        ]
+    return "\n".join(lines)
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

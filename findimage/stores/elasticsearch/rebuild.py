@@ -1,0 +1,186 @@
+"""`findimage index --rebuild` on Elasticsearch: a new index filled beside the live one, then
+the alias moved to it in one atomic `_aliases` call.
+
+It gets out of every state the messages send people to it for: a concrete index named like
+the alias is removed in the same `_aliases` call (`remove_index`); a failed swap deletes the
+new index; what earlier unfinished rebuilds left behind is listed by `findimage status` and
+removed by the next successful rebuild. With unchanged models nothing is embedded again: the
+documents and their vectors are copied with `_reindex` and the indexer only brings the copy
+in line with the library.
+
+The new index is built as Elastic's indexing-speed guide advises: no refreshes and no
+replicas while it fills, both put back before it goes live
+(https://www.elastic.co/docs/deploy-manage/production-guidance/optimize-performance/indexing-speed).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from elasticsearch import NotFoundError as EsNotFoundError
+
+from findimage.documents import ModelInfo
+from findimage.errors import BackendUnavailableError, FindImageError
+from findimage.stores.elasticsearch.connection import translate_errors
+from findimage.stores.elasticsearch.mapping import REQUIRED_FIELDS
+
+if TYPE_CHECKING:
+    from findimage.stores.elasticsearch.store import ElasticsearchStore
+
+log = logging.getLogger(__name__)
+
+# While the new index fills: nothing searches it, so no refreshes, and no replicas to copy
+# every write to. Put back to the live index's values (or the defaults) before the swap.
+BUILD_SETTINGS = {"index": {"refresh_interval": "-1", "number_of_replicas": "0"}}
+RESTORED_SETTINGS = ("refresh_interval", "number_of_replicas")
+# A server-side copy of 100k documents takes minutes; the client waits for it.
+REINDEX_TIMEOUT_SECONDS = 3600.0
+
+
+def new_index_name(alias: str) -> str:
+    """A fresh concrete index name under the alias, sortable by creation time."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return f"{alias}-{stamp}-{secrets.token_hex(3)}"
+
+
+def _made_by_findimage(alias: str, name: str) -> bool:
+    from findimage.stores.elasticsearch.store import FIRST_INDEX_SUFFIX
+
+    pattern = rf"{re.escape(alias)}-(\d{{14}}-[0-9a-f]{{6}}|{FIRST_INDEX_SUFFIX})"
+    return re.fullmatch(pattern, name) is not None
+
+
+def leftover_indices(store: ElasticsearchStore) -> list[str]:
+    """Indices named as findimage names them under the alias, that the alias does not lead to:
+    what unfinished rebuilds left (or one running right now)."""
+    alias = store.alias
+    with translate_errors(store.connection, "list the indices"):
+        try:
+            found = store.connection.client.indices.get(index=f"{alias}-*").body
+        except EsNotFoundError:
+            return []
+    return sorted(
+        name
+        for name, info in found.items()
+        if _made_by_findimage(alias, name) and alias not in info.get("aliases", {})
+    )
+
+
+class Rebuild:
+    def __init__(self, live: ElasticsearchStore, image_model: str, text_model: str):
+        self._live = live
+        self._alias = live.alias
+        self._wanted = (image_model, text_model)
+        self._connection = live.connection
+
+    @contextmanager
+    def run(self) -> Iterator[ElasticsearchStore]:
+        behind = self._live.concrete_indices()
+        recorded = self._recorded_models()
+        fresh = self._live.with_target(new_index_name(self._alias))
+        try:
+            if recorded is not None and (recorded.image_model, recorded.text_model) == self._wanted:
+                self._copy(recorded, fresh, behind)
+            yield fresh
+            if fresh.models() is None:
+                return
+            self._make_live(fresh, behind)
+        except BaseException:
+            self._discard(fresh.target)
+            raise
+        self._delete_old(behind, fresh.target)
+
+    def _recorded_models(self) -> ModelInfo | None:
+        """The live index's models, or None when it has none worth copying from."""
+        try:
+            return self._live.models()
+        except FindImageError as error:
+            log.info("the live index will not be copied: %s", error)
+            return None
+
+    def _copy(self, models: ModelInfo, fresh: ElasticsearchStore, behind: list[str]) -> None:
+        """Copy every complete document, vector included, without embedding anything."""
+        client = self._connection.client
+        with translate_errors(self._connection, f"create the index {fresh.target}"):
+            fresh.create_index(fresh.target, models, {}, settings=BUILD_SETTINGS)
+        complete = {"bool": {"filter": [{"exists": {"field": name}} for name in REQUIRED_FIELDS]}}
+        with translate_errors(self._connection, f"copy {self._alias} into {fresh.target}"):
+            response = client.options(request_timeout=REINDEX_TIMEOUT_SECONDS).reindex(
+                source={"index": ",".join(behind), "query": complete},
+                dest={"index": fresh.target},
+                refresh=True,
+                wait_for_completion=True,
+            )
+        failures = response.get("failures") or []
+        if failures:
+            cause = failures[0].get("cause", failures[0].get("error", {}))
+            raise BackendUnavailableError(
+                f"Elasticsearch could not copy {self._alias} into the new index "
+                f"{fresh.target}: {cause.get('reason', cause.get('type', 'unknown reason'))}."
+            )
+        log.info("copied %s documents into %s", response.get("created"), fresh.target)
+
+    def _make_live(self, fresh: ElasticsearchStore, behind: list[str]) -> None:
+        client = self._connection.client
+        restored = self._live_settings(behind)
+        with translate_errors(self._connection, f"finish the index {fresh.target}"):
+            client.indices.put_settings(index=fresh.target, settings={"index": restored})
+            client.indices.refresh(index=fresh.target)
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": name, "alias": self._alias}}
+            for name in behind
+            if name != self._alias
+        ]
+        if self._alias in behind:
+            # A concrete index named like the alias goes in the same atomic call that gives
+            # the alias to the new index (30_remove_index_and_replace_with_alias.yml).
+            actions.append({"remove_index": {"index": self._alias}})
+        actions.append({"add": {"index": fresh.target, "alias": self._alias}})
+        with translate_errors(self._connection, f"move the alias {self._alias} to {fresh.target}"):
+            response = client.indices.update_aliases(actions=actions)
+        if response.get("errors"):
+            log.info("some alias actions found nothing to do: %s", response.get("action_results"))
+        log.info("alias %s now points at %s", self._alias, fresh.target)
+
+    def _live_settings(self, behind: list[str]) -> dict[str, Any]:
+        """The live index's refresh and replica settings; null (the default) without one."""
+        restored: dict[str, Any] = dict.fromkeys(RESTORED_SETTINGS)
+        if not behind:
+            return restored
+        with translate_errors(self._connection, f"read the settings of {behind[0]}"):
+            found = self._connection.client.indices.get_settings(index=behind[0]).body
+        index_settings: dict[str, Any] = next(iter(found.values()), {})
+        current = index_settings.get("settings", {}).get("index", {})
+        for name in RESTORED_SETTINGS:
+            restored[name] = current.get(name)
+        return restored
+
+    def _delete_old(self, behind: list[str], fresh: str) -> None:
+        """The old index, and leftovers of unfinished rebuilds. A search still running on the
+        old index when it goes is retried by the store on the index the alias leads to now."""
+        try:
+            leftovers = leftover_indices(self._live)
+        except FindImageError as error:
+            log.info("could not list leftover indices: %s", error)
+            leftovers = []
+        for name in sorted({*behind, *leftovers} - {fresh, self._alias}):
+            self._discard(name)
+
+    def _discard(self, name: str) -> None:
+        """Best effort: what cannot be deleted now is listed by `findimage status` and
+        deleted by the next successful rebuild."""
+        try:
+            self._connection.client.indices.delete(index=name)
+            log.info("deleted the index %s", name)
+        except EsNotFoundError:
+            return
+        except (ApiError, TransportError, FindImageError) as exc:
+            log.info("could not delete the index %s (%r); the next rebuild will", name, exc)

@@ -1,0 +1,543 @@
+"""The embedded store: SQLite for documents and vectors, exact cosine search with numpy.
+
+SQLite in WAL mode gives one writer and many reader processes at once, and a killed
+writer loses at most the batch it had not committed. Searches run over an in-memory
+matrix. Each commit bumps a generation number and stamps the rows it wrote (and, in
+`removed`, the ids it deleted) with it, so a search that finds the generation moved reads
+only what changed since, not the whole index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.dtypes import StringDType
+from threadpoolctl import ThreadpoolController
+
+from findimage.documents import (
+    RECORD_FIELDS,
+    Fingerprint,
+    ImageDocument,
+    ModelInfo,
+    SearchHit,
+    StoreStatus,
+    WriteFailure,
+)
+from findimage.errors import BackendUnavailableError, ModelMismatchError
+from findimage.filters import EARTH_RADIUS_KM, Filters, distance_km, utc_timestamp
+from findimage.stores.base import VectorStore, check_models, cosine_score
+
+DATABASE_NAME = "index.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    taken_at TEXT,
+    lat REAL,
+    lon REAL,
+    indexed_at TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    generation INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_generation ON images (generation);
+CREATE TABLE IF NOT EXISTS removed (id TEXT PRIMARY KEY, generation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+"""
+
+_REFRESH_CHUNK_ROWS = 4_096
+_BLAS = ThreadpoolController()
+
+# The document's columns: its record's fields, with `gps` stored as lat and lon.
+_COLUMNS = tuple(
+    column for name in RECORD_FIELDS for column in (("lat", "lon") if name == "gps" else (name,))
+)
+_DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
+
+
+class _VectorIndex:
+    """The index's vectors in memory, patched in place as generations go by.
+
+    Rows are kept dense: a removed row is filled with the last one, so a search scans
+    exactly `len(ids)` rows and an update costs what changed, not the whole index.
+
+    Vectors stay float32 and the scan is one BLAS matrix-vector product: measured at 1M x
+    512 (BENCHMARKS.md), float16 with a float32 re-rank halves the memory but numpy has no
+    float16 BLAS, so its scan is tens of times slower. `scan_threads` caps BLAS's threads
+    for the scan, so it does not fight the model's threads for the cores.
+    """
+
+    def __init__(self, scan_threads: int | None = None) -> None:
+        self.scan_threads = scan_threads
+        self.generation = -1
+        self._ids: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._folders = np.empty(0, dtype=StringDType())
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def remove(self, removed: Iterable[str]) -> None:
+        for doc_id in removed:
+            self._remove(doc_id)
+
+    def add(self, rows: list[tuple[str, str, bytes]], expected: int) -> None:
+        """Put rows in; `expected` rows in all are coming, so room is made once for them."""
+        if not rows:
+            return
+        dims = len(rows[0][2]) // 4
+        self._reserve(len(self._ids) + expected, dims)
+        added = np.frombuffer(b"".join(row[2] for row in rows), dtype=np.float32)
+        added = added.reshape(len(rows), -1)
+        for (doc_id, folder, _), vector in zip(rows, added, strict=True):
+            self._put(doc_id, folder, vector)
+
+    def search(
+        self, query: np.ndarray, k: int, folder: str | None, allowed: set[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ids and cosines of the k closest rows, best first; with `allowed`, only
+        among those ids."""
+        count = len(self._ids)
+        if count == 0 or k <= 0:
+            return []
+        if query.shape[0] != self._vectors.shape[1]:
+            raise ModelMismatchError(
+                f"The query vector has {query.shape[0]} dims but the index holds "
+                f"{self._vectors.shape[1]}: the models differ."
+            )
+        with _blas_threads(self.scan_threads):
+            cosines = self._vectors[:count] @ query
+        rows = np.arange(count)
+        wanted = (folder or "").strip("/")
+        if wanted:
+            folders = self._folders[:count]
+            inside = (folders == wanted) | np.strings.startswith(folders, wanted + "/")
+            rows, cosines = rows[inside], cosines[inside]
+        if allowed is not None:
+            ids = self._ids
+            kept = np.fromiter((ids[row] in allowed for row in rows), dtype=bool, count=rows.size)
+            rows, cosines = rows[kept], cosines[kept]
+        if rows.size == 0:
+            return []
+        take = min(k, rows.size)
+        top = np.argpartition(-cosines, take - 1)[:take]
+        top = top[np.argsort(-cosines[top], kind="stable")]
+        return [(self._ids[rows[i]], float(cosines[i])) for i in top]
+
+    def _remove(self, doc_id: str) -> None:
+        row = self._row_of.pop(doc_id, None)
+        if row is None:
+            return
+        last = len(self._ids) - 1
+        if row != last:
+            moved = self._ids[last]
+            self._ids[row] = moved
+            self._row_of[moved] = row
+            self._vectors[row] = self._vectors[last]
+            self._folders[row] = self._folders[last]
+        self._ids.pop()
+
+    def _put(self, doc_id: str, folder: str, vector: np.ndarray) -> None:
+        row = self._row_of.get(doc_id)
+        if row is None:
+            row = len(self._ids)
+            self._reserve(row + 1, vector.shape[0])
+            self._ids.append(doc_id)
+            self._row_of[doc_id] = row
+        self._vectors[row] = vector
+        self._folders[row] = folder
+
+    def _reserve(self, rows: int, dims: int) -> None:
+        """Room for `rows`: exactly that on the first load, then an eighth more each time.
+
+        An eighth, not double: at 1M x 512 doubling would leave up to 2 GB unused for good.
+        """
+        if rows <= self._vectors.shape[0]:
+            return
+        current = self._vectors.shape[0]
+        capacity = rows if current == 0 else max(rows, current + current // 8, 1024)
+        count = len(self._ids)
+        vectors = np.zeros((capacity, dims), dtype=np.float32)
+        if count:
+            vectors[:count] = self._vectors[:count]
+        folders = np.empty(capacity, dtype=StringDType())
+        folders[:count] = self._folders[:count]
+        self._vectors, self._folders = vectors, folders
+
+
+@contextmanager
+def _blas_threads(threads: int | None) -> Iterator[None]:
+    if threads is None:
+        yield
+        return
+    with _BLAS.limit(limits=threads, user_api="blas"):
+        yield
+
+
+class EmbeddedStore(VectorStore):
+    """The index in `data_dir`, created by the first write; until then it reads as empty."""
+
+    def __init__(self, data_dir: Path, scan_threads: int | None = None):
+        self._path = Path(data_dir).absolute() / DATABASE_NAME
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+        self._vectors = _VectorIndex(scan_threads)
+        # Open an existing index now, so a damaged or foreign one is reported at once.
+        self._reader()
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """The open index, or None while there is none: reading never creates one.
+
+        Checked on every read, so a bot started before the first `findimage index` sees the
+        index once that run has created it.
+        """
+        with self._lock:
+            if self._db is None and self._path.exists():
+                self._db = self._connect(create=False)
+            return self._db
+
+    def _writer(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._db is None:
+                self._db = self._connect(create=True)
+            return self._db
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        try:
+            if create:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(
+                f"{self._path.as_uri()}?mode={'rwc' if create else 'rw'}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._create_or_check_schema(db)
+            except BaseException:
+                db.close()
+                raise
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"Cannot open the index at {self._path} ({exc}): {_cause(exc)}, then run again."
+            ) from exc
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"Cannot open the index at {self._path} ({exc}): check FINDIMAGE_DATA_DIR."
+            ) from exc
+        return db
+
+    def _create_or_check_schema(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise BackendUnavailableError(
+                    f"The index at {self._path} was made by another version of findimage: "
+                    "delete that folder and run `findimage index` again."
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def models(self) -> ModelInfo | None:
+        value = self._meta("models")
+        return ModelInfo(**json.loads(value)) if value is not None else None
+
+    def library_root(self) -> str | None:
+        return self._meta("root")
+
+    def record_library_root(self, root: str) -> None:
+        with self._write() as (db, _):
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('root', ?)", (root,))
+
+    def _meta(self, key: str) -> str | None:
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return None
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def record_models(self, models: ModelInfo) -> None:
+        with self._write() as (db, _):
+            row = db.execute("SELECT value FROM meta WHERE key = 'models'").fetchone()
+            check_models(ModelInfo(**json.loads(row[0])) if row else None, models)
+            if row is None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('models', ?)",
+                    (json.dumps(models.__dict__),),
+                )
+
+    def upsert(self, items: Sequence[tuple[ImageDocument, np.ndarray]]) -> list[WriteFailure]:
+        if not items:
+            return []
+        with self._write() as (db, generation):
+            db.executemany(
+                f"INSERT OR REPLACE INTO images ({_DOCUMENT_COLUMNS}, vector, generation) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*_to_row(doc, vector), generation) for doc, vector in items],
+            )
+            db.executemany("DELETE FROM removed WHERE id = ?", [(doc.id,) for doc, _ in items])
+        return []
+
+    def delete(self, ids: Sequence[str]) -> list[WriteFailure]:
+        if not ids:
+            return []
+        with self._write() as (db, generation):
+            db.executemany("DELETE FROM images WHERE id = ?", [(doc_id,) for doc_id in ids])
+            db.executemany(
+                "INSERT OR REPLACE INTO removed (id, generation) VALUES (?, ?)",
+                [(doc_id, generation) for doc_id in ids],
+            )
+        return []
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        folder: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[SearchHit]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return []
+            self._refresh(db)
+            allowed = _matching_ids(db, filters) if filters else None
+            ranked = self._vectors.search(query, k, folder, allowed)
+        documents = self._documents([doc_id for doc_id, _ in ranked])
+        return [
+            SearchHit(document=documents[doc_id], score=cosine_score(cosine))
+            for doc_id, cosine in ranked
+            if doc_id in documents
+        ]
+
+    def get(self, doc_id: str) -> tuple[ImageDocument, np.ndarray] | None:
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return None
+            row = db.execute(
+                f"SELECT {_DOCUMENT_COLUMNS}, vector FROM images WHERE id = ?", (doc_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return _to_document(row[:-1]), np.frombuffer(row[-1], dtype=np.float32).copy()
+
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        # A range on the primary key, not LIKE: '_' and '%' in a prefix would be wildcards.
+        # U+FFFF sorts after every character an id holds (SQLite compares UTF-8 bytes).
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return []
+            rows = db.execute(
+                "SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (prefix, prefix + "\uffff", limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            db = self._reader()
+            return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0]) if db else 0
+
+    def fingerprints(self) -> dict[str, Fingerprint]:
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return {}
+            rows = db.execute("SELECT id, path, size, mtime, sha256 FROM images").fetchall()
+        return {
+            doc_id: Fingerprint(path=path, size=size, mtime=mtime, sha256=sha256)
+            for doc_id, path, size, mtime, sha256 in rows
+        }
+
+    def status(self) -> StoreStatus:
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                count, last = 0, None
+            else:
+                count, last = db.execute("SELECT COUNT(*), MAX(indexed_at) FROM images").fetchone()
+        location = str(self._path)
+        if db is None:
+            location += " (not created yet: run `findimage index FOLDER`)"
+        return StoreStatus(
+            backend="embedded",
+            count=int(count),
+            models=self.models(),
+            last_indexed_at=datetime.fromisoformat(last) if last else None,
+            location=location,
+            library_root=self.library_root(),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """One write transaction, with the generation number it stamps on what it changes."""
+        with self._lock:
+            db = self._writer()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    generation = _generation(db) + 1
+                    yield db, generation
+                    db.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
+                    )
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: sqlite3.Error) -> BackendUnavailableError:
+        """One plain sentence for a write SQLite refused; every committed batch is kept."""
+        return BackendUnavailableError(
+            f"Cannot write the index at {self._path} ({exc}): {_cause(exc)}, then run again; "
+            "what was indexed before is kept."
+        )
+
+    def _refresh(self, db: sqlite3.Connection) -> None:
+        """Bring the in-memory vectors up to what is committed, reading only what changed."""
+        since = self._vectors.generation
+        if since == _generation(db):
+            return
+        # One read transaction, so the generation matches the rows it goes with. Rows come
+        # in chunks: a million at once would hold every vector twice more as Python bytes.
+        db.execute("BEGIN")
+        try:
+            generation = _generation(db)
+            removed = db.execute("SELECT id FROM removed WHERE generation > ?", (since,)).fetchall()
+            self._vectors.remove(row[0] for row in removed)
+            expected = db.execute(
+                "SELECT COUNT(*) FROM images WHERE generation > ?", (since,)
+            ).fetchone()[0]
+            cursor = db.execute(
+                "SELECT id, folder, vector FROM images WHERE generation > ?", (since,)
+            )
+            while rows := cursor.fetchmany(_REFRESH_CHUNK_ROWS):
+                self._vectors.add(rows, expected)
+                expected -= len(rows)
+        except BaseException:
+            # Half-applied changes cannot be told apart from the rest: start over next time.
+            self._vectors = _VectorIndex(self._vectors.scan_threads)
+            raise
+        finally:
+            db.execute("COMMIT")
+        self._vectors.generation = generation
+
+    def _documents(self, ids: list[str]) -> dict[str, ImageDocument]:
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            db = self._reader()
+            if db is None:
+                return {}
+            rows = db.execute(
+                f"SELECT {_DOCUMENT_COLUMNS} FROM images WHERE id IN ({marks})", ids
+            ).fetchall()
+        return {row[0]: _to_document(row) for row in rows}
+
+
+def _matching_ids(db: sqlite3.Connection, filters: Filters) -> set[str]:
+    """The ids of the pictures of those dates and places (findimage/filters.py for the meaning).
+
+    Dates in SQL: `taken_at` holds naive ISO text, which sorts as time does, and `mtime`
+    seconds since the epoch. Places: a latitude band in SQL, then the exact great-circle
+    distance here.
+    """
+    clauses: list[str] = []
+    params: list[object] = []
+    if filters.by_date:
+        after, before = filters.after, filters.before
+        clauses.append(
+            "((taken_at IS NOT NULL AND taken_at >= ? AND taken_at < ?)"
+            " OR (taken_at IS NULL AND mtime >= ? AND mtime < ?))"
+        )
+        params += [
+            after.isoformat() if after else "",
+            before.isoformat() if before else "\uffff",
+            utc_timestamp(after) if after else -math.inf,
+            utc_timestamp(before) if before else math.inf,
+        ]
+    near = filters.near
+    if near is not None:
+        band = math.degrees(near.km / EARTH_RADIUS_KM)
+        clauses.append("lat IS NOT NULL AND lon IS NOT NULL AND lat BETWEEN ? AND ?")
+        params += [near.lat - band, near.lat + band]
+    rows = db.execute(f"SELECT id, lat, lon FROM images WHERE {' AND '.join(clauses)}", params)
+    if near is None:
+        return {row[0] for row in rows}
+    return {
+        doc_id for doc_id, lat, lon in rows if distance_km(near.lat, near.lon, lat, lon) <= near.km
+    }
+
+
+def _generation(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+def _to_row(doc: ImageDocument, vector: np.ndarray) -> tuple:
+    record = doc.to_record()
+    gps = record.pop("gps") or {}
+    record.update(lat=gps.get("lat"), lon=gps.get("lon"))
+    vector_bytes = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    return (*(record[column] for column in _COLUMNS), vector_bytes)
+
+
+def _to_document(row: Sequence) -> ImageDocument:
+    record = dict(zip(_COLUMNS, row, strict=True))
+    lat, lon = record.pop("lat"), record.pop("lon")
+    record["gps"] = {"lat": lat, "lon": lon} if lat is not None and lon is not None else None
+    return ImageDocument.from_record(record)
+
+
+def _cause(exc: sqlite3.Error) -> str:
+    """What the person can do about an error SQLite gave, by its result code."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+        return "the disk may be full: free some space"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return "check that FINDIMAGE_DATA_DIR can be written"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "another program holds it: wait for it to finish"
+    return "check FINDIMAGE_DATA_DIR"

@@ -1,0 +1,44 @@
+"""`findimage serve` refuses to start without what Slack needs, in one plain sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from findimage.cli import main
+
+
+@pytest.mark.parametrize(
+    ("env", "sentence"),
+    [
+        ({}, "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."),
+        (
+            {"SLACK_SIGNING_SECRET": "s"},
+            "SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.",
+        ),
+        (
+            {
+                "SLACK_SIGNING_SECRET": "s",
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "FINDIMAGE_STORE": ".",
+                "FINDIMAGE_PUBLIC_BASE_URL": "https://bot.example",
+            },
+            "FINDIMAGE_PUBLIC_BASE_URL is set but FINDIMAGE_PREVIEW_SECRET is not: "
+            "set it to a long random string.",
+        ),
+    ],
+)
+def test_serve_without_the_slack_settings_exits_with_a_sentence(
+    findimage_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    sentence: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert main(["serve"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == f"findimage: {sentence}\n"
+    assert "xoxb-1" not in err

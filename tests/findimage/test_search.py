@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from findimage.documents import ModelInfo, document_id
+from findimage.encoders import ClipEncoder
+from findimage.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
+from findimage.search import SearchQuery, SearchService
+from findimage.stores.embedded import EmbeddedStore
+from tests.support.documents import make_document
+from tests.support.pictures import draw_shape
+
+DIMS = 8
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.zeros(DIMS, dtype=np.float32)
+    vector[: len(values)] = values
+    return vector / np.linalg.norm(vector)
+
+
+def test_a_text_query_loads_only_the_text_model(tmp_path: Path, tiny_clip: Path) -> None:
+    text = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
+    image = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    store.record_models(ModelInfo(image.model_name, text.model_name, text.dims))
+    vectors = text.encode_texts(["red", "blue"])
+    store.upsert([(make_document("red.png"), vectors[0]), (make_document("blue.png"), vectors[1])])
+    service = SearchService(store, image, text, max_file_bytes=1024 * 1024)
+
+    # The image model cannot load: a text query that tried to would fail with ModelLoadError.
+    hits = service.by_text("red", SearchQuery(k=1))
+
+    assert [hit.document.path for hit in hits] == ["red.png"]
+    store.close()
+
+
+def test_an_index_of_other_models_is_refused_by_name(tmp_path: Path, tiny_clip: Path) -> None:
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    store.record_models(ModelInfo("another-image-model", encoder.model_name, encoder.dims))
+    store.upsert(
+        [(make_document("a.png"), encoder.encode_images([draw_shape("red", "circle")])[0])]
+    )
+    service = SearchService(store, encoder, encoder, max_file_bytes=1024 * 1024)
+    with pytest.raises(ModelMismatchError, match="another-image-model"):
+        service.by_text("red", SearchQuery(k=1))
+    store.close()
+
+
+def _service_over(store: EmbeddedStore, encoder: ClipEncoder | None = None) -> SearchService:
+    """A service whose encoders are never loaded unless `encoder` is given; the store is
+    marked as built with those models, as an index made by `findimage index` would be (a
+    store with no models recorded is an empty index to the service)."""
+    unused = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    text = encoder or unused
+    if store.count():
+        dims = encoder.dims if encoder is not None else DIMS
+        store.record_models(ModelInfo(unused.model_name, text.model_name, dims))
+    return SearchService(store, unused, text, max_file_bytes=1024 * 1024)
+
+
+@pytest.fixture
+def fanned_store(tmp_path: Path) -> EmbeddedStore:
+    """a.jpg, then b.jpg to f.jpg at growing angles from it: each one less like a.jpg."""
+    store = EmbeddedStore(tmp_path)
+    store.upsert(
+        [
+            (make_document(f"{name}.jpg"), _unit(1, slope))
+            for name, slope in zip("abcdef", (0, 0.1, 0.3, 0.6, 1, 3), strict=True)
+        ]
+    )
+    yield store
+    store.close()
+
+
+def test_like_gives_the_nearest_other_pictures_page_by_page(fanned_store: EmbeddedStore) -> None:
+    service = _service_over(fanned_store)
+    like_a = document_id("a.jpg")
+
+    def paths(k: int, offset: int = 0) -> list[str]:
+        return [hit.document.path for hit in service.like(like_a, SearchQuery(k=k, offset=offset))]
+
+    assert paths(2) == ["b.jpg", "c.jpg"]
+    assert paths(2, offset=2) == ["d.jpg", "e.jpg"]
+    assert paths(10) == ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"]
+    assert paths(10, offset=4) == ["f.jpg"]
+
+
+def test_like_of_a_picture_not_in_the_index_says_so(fanned_store: EmbeddedStore) -> None:
+    with pytest.raises(NotFoundError, match="No picture with id nope is in the index"):
+        _service_over(fanned_store).like("nope", SearchQuery(k=3))
+
+
+def test_text_results_page_on_from_the_offset(tmp_path: Path, tiny_clip: Path) -> None:
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    words = ["red", "blue", "green", "yellow", "black"]
+    store.upsert(
+        [
+            (make_document(f"{w}.png"), v)
+            for w, v in zip(words, encoder.encode_texts(words), strict=True)
+        ]
+    )
+    service = _service_over(store, encoder)
+    ranked = [hit.document.path for hit in store.search(encoder.encode_texts(["red"])[0], k=5)]
+
+    first = service.by_text("red", SearchQuery(k=2))
+    second = service.by_text("  red ", SearchQuery(k=2, offset=2))
+
+    assert [hit.document.path for hit in first + second] == ranked[:4]
+    store.close()
+
+
+def test_an_empty_index_and_an_empty_query_are_each_one_sentence(
+    tmp_path: Path, tiny_clip: Path
+) -> None:
+    store = EmbeddedStore(tmp_path)
+    service = _service_over(store, ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL"))
+    with pytest.raises(ConfigError, match="Say what to look for"):
+        service.by_text("   ", SearchQuery(k=1))
+    with pytest.raises(IndexEmptyError, match="run `findimage index` first"):
+        service.by_text("red", SearchQuery(k=1, offset=1))
+    store.close()
+
+
+def test_text_search_stays_inside_the_folder_asked_for(tmp_path: Path, tiny_clip: Path) -> None:
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    words = ["red", "blue", "green", "yellow"]
+    paths = ["trips/red.png", "blue.png", "trips/2024/green.png", "marketing/yellow.png"]
+    store.upsert(
+        [(make_document(p), v) for p, v in zip(paths, encoder.encode_texts(words), strict=True)]
+    )
+    service = _service_over(store, encoder)
+
+    hits = service.by_text("red", SearchQuery(k=4, folder="trips"))
+
+    assert {hit.document.path for hit in hits} == {"trips/red.png", "trips/2024/green.png"}
+    # A folder with nothing in it finds nothing; the index itself is not empty.
+    assert service.by_text("red", SearchQuery(k=4, folder="nowhere")) == []
+    store.close()
+
+
+def test_like_stays_inside_the_folder_asked_for(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path)
+    store.upsert(
+        [
+            (make_document("x/a.jpg"), _unit(1)),
+            (make_document("y/nearest.jpg"), _unit(1, 0.1)),
+            (make_document("x/further.jpg"), _unit(1, 1)),
+        ]
+    )
+    hits = _service_over(store).like(document_id("x/a.jpg"), SearchQuery(k=2, folder="x"))
+    assert [hit.document.path for hit in hits] == ["x/further.jpg"]
+    store.close()
