@@ -1,10 +1,13 @@
-"""`.ci/run` leaves no virtual environment behind (each is about 1.5 GB), however it ends."""
+"""`.ci/run` leaves no virtual environment behind (each is about 1.5 GB), however it ends; the
+pre-commit hooks run the same checks."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,3 +26,13 @@ def test_a_failed_run_removes_its_virtual_environment(tmp_path: Path) -> None:
     )
     assert done.returncode == 3
     assert list(temp.iterdir()) == []
+
+
+def test_the_pre_commit_hooks_run_what_ci_runs_before_the_tests() -> None:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    entries = {hook["entry"] for repo in hooks["repos"] for hook in repo["hooks"]}
+    ci_lines = {line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()}
+    checks = {"ruff check .", "ruff format --check .", "mypy"}
+    assert checks <= ci_lines
+    # pre-commit passes the changed files where CI passes `.`: the same command otherwise.
+    assert entries == {"ruff check", "ruff format --check", "mypy"}
