@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         type=_location,
         help="the library's root, or a folder inside it, or s3://bucket/prefix (default: "
-        "FINDIMAGE_STORE, else the library the index was built from)",
+        "FINDIMAGE_LIBRARY, else the library the index was built from)",
     )
     index.add_argument("--dry-run", action="store_true", help="only say what would change")
     index.add_argument(
@@ -262,7 +262,7 @@ def _folder_to_watch(location: Path | str) -> Path:
 
 
 def _library_path(given: Path | str | None, settings: Settings, store: VectorStore) -> Path | str:
-    """The folder (or s3:// URL) to index: the one given, else FINDIMAGE_STORE, else the
+    """The folder (or s3:// URL) to index: the one given, else FINDIMAGE_LIBRARY, else the
     indexed library."""
     from findimage.library import is_object_store
 

@@ -213,7 +213,7 @@ class ObjectStoreLibrary:
                 raise NotFoundError(f"{missing} cannot be read from the library.") from exc
             raise ConfigError(
                 f"The bucket {self._bucket} does not exist at this S3 endpoint: check "
-                "FINDIMAGE_STORE (and FINDIMAGE_S3_ENDPOINT_URL for MinIO or Ceph)."
+                "FINDIMAGE_LIBRARY (and FINDIMAGE_S3_ENDPOINT_URL for MinIO or Ceph)."
             ) from exc
         except PermissionError as exc:
             log.warning("could not %s: %s", action, exc)

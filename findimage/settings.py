@@ -30,12 +30,13 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    # The library (the folder of pictures) and its index. FINDIMAGE_STORE is its
-    # environment name, kept from the first release.
+    # The library (the folder of pictures) and its index. FINDIMAGE_LIBRARY is its
+    # environment name; FINDIMAGE_STORE, its name before 0.5, still works (the new name wins
+    # when both are set).
     # A folder, or s3://bucket/prefix for an S3-compatible object store (MinIO, Ceph too,
     # through s3_endpoint_url).
     library: Path | str | None = Field(
-        default=None, validation_alias=AliasChoices("FINDIMAGE_STORE")
+        default=None, validation_alias=AliasChoices("FINDIMAGE_LIBRARY", "FINDIMAGE_STORE")
     )
     s3_endpoint_url: str | None = None
     backend: Literal["embedded", "elasticsearch"] = "embedded"
@@ -166,12 +167,14 @@ class Settings(BaseSettings):
     def require_library(self) -> Path | str:
         if self.library is None:
             raise ConfigError(
-                "No library is set: pass a folder or set FINDIMAGE_STORE to the library's root."
+                "No library is set: pass a folder or set FINDIMAGE_LIBRARY to the library's root."
             )
         if isinstance(self.library, str):
             return self.library
         if not self.library.is_dir():
-            raise ConfigError(f"The library {self.library} is not a folder: check FINDIMAGE_STORE.")
+            raise ConfigError(
+                f"The library {self.library} is not a folder: check FINDIMAGE_LIBRARY."
+            )
         return self.library
 
 

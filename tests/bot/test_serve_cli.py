@@ -19,7 +19,7 @@ from findimage.cli import main
             {
                 "SLACK_SIGNING_SECRET": "s",
                 "SLACK_BOT_TOKEN": "xoxb-1",
-                "FINDIMAGE_STORE": ".",
+                "FINDIMAGE_LIBRARY": ".",
                 "FINDIMAGE_PUBLIC_BASE_URL": "https://bot.example",
             },
             "FINDIMAGE_PUBLIC_BASE_URL is set but FINDIMAGE_PREVIEW_SECRET is not: "

@@ -11,6 +11,7 @@ import pytest
 
 from findimage.cli import build_parser, main
 from findimage.images import UNREADABLE
+from findimage.settings import load_settings
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.pictures import draw_shape, make_library, save
 
@@ -34,11 +35,20 @@ def test_index_json_report_shape(library: Path, capsys: pytest.CaptureFixture[st
     assert json_in_process(capsys, "index", str(library))["unchanged"] == 16
 
 
-def test_index_reads_the_store_from_the_settings(
+def test_index_reads_the_library_from_the_settings(
     library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FINDIMAGE_STORE", str(library))
+    monkeypatch.setenv("FINDIMAGE_LIBRARY", str(library))
     assert json_in_process(capsys, "index")["indexed"] == 16
+
+
+def test_the_old_name_of_the_library_setting_still_works_and_the_new_one_wins(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_STORE", str(library))
+    assert load_settings().library == library
+    monkeypatch.setenv("FINDIMAGE_LIBRARY", str(tmp_path))
+    assert load_settings().library == tmp_path
 
 
 def test_index_dry_run_lists_changes(library: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -159,7 +169,7 @@ def test_verbose_is_accepted_before_or_after_the_command(args: list[str], verbos
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["index"], "FINDIMAGE_STORE"),
+        (["index"], "FINDIMAGE_LIBRARY"),
         (["index", "/no/such/folder"], "/no/such/folder is not a folder"),
         (["search", "x", "-k", "0"], "-k must be at least 1"),
     ],

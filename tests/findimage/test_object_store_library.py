@@ -51,7 +51,7 @@ def bucket_library(
     s3.put(BUCKET, f"{PREFIX}/notes.txt", b"not a picture", "text/plain")
     s3.put(BUCKET, f"{PREFIX}/.trash/old.jpg", _jpeg(40))
     s3.put(BUCKET, "elsewhere/outside.jpg", _jpeg(41))
-    monkeypatch.setenv("FINDIMAGE_STORE", URL)
+    monkeypatch.setenv("FINDIMAGE_LIBRARY", URL)
     monkeypatch.setenv("FINDIMAGE_S3_ENDPOINT_URL", s3.endpoint_url)
     return s3
 

@@ -79,7 +79,7 @@ def test_cli_runs_against_a_cluster_never_print_its_password(
         "FINDIMAGE_IMAGE_MODEL": str(trained_clip),
         "FINDIMAGE_TEXT_MODEL": str(trained_clip),
         "FINDIMAGE_DATA_DIR": str(tmp_path / "data"),
-        "FINDIMAGE_STORE": str(slack_library.root),
+        "FINDIMAGE_LIBRARY": str(slack_library.root),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "FINDIMAGE_PREVIEW_SECRET": PREVIEW_SECRET,
@@ -135,7 +135,7 @@ def test_a_serving_bot_never_logs_or_sends_its_secrets(
     """`findimage -vv serve` with signed previews: a command, a click, a photo it may not
     download (the token's missing scope), a badly signed request, then SIGTERM."""
     env = clean_env(
-        FINDIMAGE_STORE=str(slack_library.root),
+        FINDIMAGE_LIBRARY=str(slack_library.root),
         FINDIMAGE_DATA_DIR=str(slack_library.data_dir),
         FINDIMAGE_IMAGE_MODEL=str(trained_clip),
         FINDIMAGE_TEXT_MODEL=str(trained_clip),

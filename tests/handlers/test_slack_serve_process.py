@@ -40,7 +40,7 @@ def serve_process(
         if not key.startswith(("FINDIMAGE_", "SLACK_"))
     }
     env.update(
-        FINDIMAGE_STORE=str(slack_library.root),
+        FINDIMAGE_LIBRARY=str(slack_library.root),
         FINDIMAGE_DATA_DIR=str(slack_library.data_dir),
         FINDIMAGE_IMAGE_MODEL=str(trained_clip),
         FINDIMAGE_TEXT_MODEL=str(trained_clip),

@@ -30,7 +30,7 @@ def test_serve_watch_indexes_what_is_copied_in_and_stops_with_the_bot(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FINDIMAGE_", "SLACK_"))}
     env.update(
         findimage_env,
-        FINDIMAGE_STORE=str(library),
+        FINDIMAGE_LIBRARY=str(library),
         FINDIMAGE_PORT="0",
         FINDIMAGE_SLACK_API_URL=fake_slack.api_url,
         FINDIMAGE_WATCH_DEBOUNCE_MS="200",
