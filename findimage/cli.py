@@ -155,6 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the index in line with the library beside the bot, as `index --watch`",
     )
     serve.set_defaults(handler=_serve)
+
+    web = commands.add_parser(
+        "web",
+        parents=[verbose],
+        help="serve the search page in a browser",
+        description="Serve a search page on this computer: a grid of results, a photo "
+        "dropped or pasted, More like this, the folder, date and place filters. It listens "
+        "on 127.0.0.1 only (the page has no sign-in yet). Ctrl-C stops.",
+    )
+    web.add_argument("--host", help="address to listen on (default: FINDIMAGE_WEB_HOST, 127.0.0.1)")
+    web.add_argument(
+        "--port",
+        type=int,
+        help="port (default: FINDIMAGE_WEB_PORT, 8765; 0 picks a free one)",
+    )
+    web.add_argument("--open", action="store_true", help="open the page in the default browser")
+    web.set_defaults(handler=_web)
     return parser
 
 
@@ -456,6 +473,47 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             log.warning("%s", problem)
         with _watching_beside(settings) if args.watch else nullcontext():
             serve(settings, service, host=args.host)
+    return EXIT_OK
+
+
+def _web(args: argparse.Namespace, settings: Settings) -> int:
+    import webbrowser
+
+    from findimage.factory import build_search_service
+    from findimage.library import open_library
+    from findimage.thumbnails import ThumbnailCache
+    from web.app import WebDependencies, create_app
+    from web.server import WebServer, host_names, require_loopback
+
+    host = args.host or settings.web_host
+    port = settings.web_port if args.port is None else args.port
+    # Refused before the index is opened or a model loaded.
+    require_loopback(host)
+    with build_search_service(settings) as service:
+        root = settings.library or service.library_root()
+        library = open_library(root, settings.s3_endpoint_url) if root else None
+        thumbnails = (
+            ThumbnailCache(settings.data_dir / "thumbnails", library, settings.max_file_bytes)
+            if library is not None
+            else None
+        )
+        dependencies = WebDependencies(
+            service=service,
+            library=library,
+            thumbnails=thumbnails,
+            max_file_bytes=settings.max_file_bytes,
+            host_names=host_names(host),
+        )
+        server = WebServer(create_app(dependencies), host, port)
+        print(f"findimage web: {server.url} (Ctrl-C stops)", flush=True)
+        if args.open:
+            webbrowser.open(server.url)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
     return EXIT_OK
 
 

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     allowed_users: str = ""
     allowed_channels: str = ""
 
+    # The search page (`findimage web`): loopback only until it has a sign-in.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port, printed at start
+
     @field_validator("slack_api_url")
     @classmethod
     def _web_api_base(cls, value: str) -> str:

@@ -20,6 +20,10 @@ def test_a_failed_run_removes_its_virtual_environment(tmp_path: Path) -> None:
     fake = bin_dir / "python3"
     fake.write_text('#!/bin/sh\nmkdir -p "$3" && touch "$3/pyvenv.cfg"\nexit 3\n')
     fake.chmod(0o755)
+    # The browser is there already, so the run goes straight to its virtual environment.
+    for browser in ("chromium", "chromedriver"):
+        (bin_dir / browser).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / browser).chmod(0o755)
     env = {**os.environ, "TMPDIR": str(temp), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
         ["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True, check=False

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("findimage", "bot", "handlers", "indexer")
+PACKAGES = ("findimage", "bot", "handlers", "indexer", "web")
 
 
 def _contracts() -> list[dict]:

@@ -1,0 +1,34 @@
+"""An indexed library of 60 pictures and the search page on it, shared by a module's tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from findimage.cli import main
+from findimage.settings import load_settings
+from tests.support.pictures import make_library
+from tests.support.web_page import served_page
+
+PICTURES = 60
+
+
+@pytest.fixture
+def web_library(findimage_env: dict[str, str], tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    paths = make_library(root, PICTURES)
+    # Half the pictures' file dates in 2020, half in 2024: the date filter splits them.
+    for index, path in enumerate(paths):
+        year_start = 1577836800 if index % 2 else 1704067200  # 2020-01-01, 2024-01-01 UTC
+        os.utime(path, (year_start + 86400 * 30, year_start + 86400 * 30))
+    assert main(["index", str(root)]) == 0
+    return root
+
+
+@pytest.fixture
+def page(web_library: Path) -> Iterator[str]:
+    with served_page(load_settings()) as url:
+        yield url

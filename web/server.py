@@ -1,0 +1,72 @@
+"""Serving the page: waitress on a loopback address, until Ctrl-C."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+from collections.abc import Callable
+
+from waitress import create_server
+from waitress.server import BaseWSGIServer
+
+from findimage.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+WEB_THREADS = 8
+
+NO_SIGN_IN = (
+    "The web page has no sign-in yet, so it only listens on this computer: use --host "
+    "127.0.0.1 (the default), and reach it from elsewhere through an SSH tunnel."
+)
+
+
+def require_loopback(host: str) -> None:
+    """Refuse any address but this computer's own: the page has no sign-in."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ConfigError(NO_SIGN_IN)
+
+
+def host_names(host: str) -> frozenset[str]:
+    """The names a browser on this computer puts in the Host header to reach `host`."""
+    bracketed = f"[{host}]" if ":" in host else host
+    return frozenset({bracketed, "localhost", "127.0.0.1", "[::1]"})
+
+
+class WebServer:
+    def __init__(self, wsgi_app: Callable, host: str, port: int):
+        require_loopback(host)
+        try:
+            self._server: BaseWSGIServer = create_server(
+                wsgi_app, host=host, port=port, threads=WEB_THREADS, ident="findimage"
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"Port {port} on {host} is in use: pick another with --port or "
+                    "FINDIMAGE_WEB_PORT."
+                ) from None
+            raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def close(self) -> None:
+        self._server.close()
