@@ -17,6 +17,7 @@ COPY findimage ./findimage
 COPY bot ./bot
 COPY handlers ./handlers
 COPY indexer ./indexer
+COPY web ./web
 RUN pip install .
 
 # Run as a user of its own. The models are downloaded once into /models, a volume in
