@@ -13,6 +13,9 @@ from waitress.server import BaseWSGIServer
 from findimage.errors import ConfigError
 
 log = logging.getLogger(__name__)
+# Waitress warns whenever a request waits for a thread: a grid asks for 50 thumbnails at once,
+# and waiting in the queue is what the queue is for.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 WEB_THREADS = 8
 
