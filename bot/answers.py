@@ -8,8 +8,6 @@ from typing import Any
 
 from bot.blocks import (
     Message,
-    Page,
-    SharedResult,
     home_view,
     results_message,
     sentence_message,
@@ -17,6 +15,7 @@ from bot.blocks import (
     shared_message,
     shown_path,
 )
+from bot.payloads import Page, SharedResult
 from bot.previews import PreviewSource
 from findimage.errors import FindImageError
 from findimage.query import Term, is_plain_text, parse_query, parse_refinement

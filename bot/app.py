@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.access import AccessPolicy, access_middleware, parse_ids
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
+from bot.deduplication import AnsweredOnce, once_per_event
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
 from bot.http import SlackHttpServer
@@ -140,9 +141,10 @@ def create_app(
             "Slack cannot be reached: check this machine's network and proxy settings "
             "(and FINDIMAGE_SLACK_API_URL)."
         ) from None
-    # First, so that no listener (nor its de-duplication) ever sees a refused request.
+    # Access first, so that neither the de-duplication nor any listener sees a refused request.
     policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
     app.use(access_middleware(policy, dependencies.workers))
+    app.use(once_per_event(AnsweredOnce()))
     register_listeners(app, dependencies)
     return app
 

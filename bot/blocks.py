@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
+from bot.payloads import ACTION_LIKE, ACTION_MORE, ACTION_SHARE, Page, SharedResult
 from bot.previews import ImageSource, Previews
 from findimage.documents import SearchHit, StoreStatus
-from findimage.filters import Filters, parse_date, parse_place, picture_date
+from findimage.filters import picture_date
 
 # Limits from Slack's Block Kit reference.
 MAX_MESSAGE_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
 MAX_PLAIN_TEXT = 2000
-MAX_BUTTON_VALUE = 2000
 MAX_FALLBACK_TEXT = 3000
 
 PICTURES_REFUSED = "Slack would not show the pictures of this answer, so here are the paths."
@@ -27,13 +25,9 @@ BLOCKS_PER_RESULT = 3  # the path and score, the picture, the buttons
 MAX_RESULTS_PER_MESSAGE = (MAX_MESSAGE_BLOCKS - 3) // BLOCKS_PER_RESULT
 
 # CLIP reads at most 77 tokens, so longer queries lose nothing by being cut here, and every
-# button value that carries a query stays far below MAX_BUTTON_VALUE.
+# button value that carries a query stays far below MAX_BUTTON_VALUE (bot/payloads.py).
 MAX_QUERY_CHARS = 500
 MAX_SHOWN_PATH_CHARS = 500
-
-ACTION_LIKE = "findimage_like"
-ACTION_SHARE = "findimage_share"
-ACTION_MORE = "findimage_more"
 
 COMMAND = "/findimage"
 USAGE_LINES = (
@@ -53,68 +47,6 @@ USAGE_LINES = (
 
 Message = dict[str, Any]
 SHORT_ID_LENGTH = 8
-
-
-@dataclass(frozen=True)
-class Page:
-    """A query and the window of results to show; More results carries the next one."""
-
-    k: int
-    text: str | None = None
-    like: str | None = None
-    folder: str | None = None
-    offset: int = 0
-    filters: Filters = field(default_factory=Filters)
-
-    def next(self) -> Page:
-        return replace(self, offset=self.offset + self.k)
-
-    def to_value(self) -> str:
-        data: dict[str, Any] = {
-            "k": self.k,
-            "text": self.text,
-            "like": self.like,
-            "folder": self.folder,
-            "offset": self.offset,
-            "after": f"{self.filters.after:%Y-%m-%d}" if self.filters.after else None,
-            "before": f"{self.filters.before:%Y-%m-%d}" if self.filters.before else None,
-            "near": str(self.filters.near) if self.filters.near else None,
-        }
-        return _value({key: value for key, value in data.items() if value not in (None, 0)})
-
-    @classmethod
-    def from_value(cls, value: str) -> Page:
-        data = json.loads(value)
-        after, before, near = data.get("after"), data.get("before"), data.get("near")
-        return cls(
-            k=int(data["k"]),
-            text=data.get("text"),
-            like=data.get("like"),
-            folder=data.get("folder"),
-            offset=int(data.get("offset", 0)),
-            filters=Filters(
-                after=parse_date(after, "after:") if after else None,
-                before=parse_date(before, "before:") if before else None,
-                near=parse_place(near) if near else None,
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class SharedResult:
-    """What a Share in channel button needs to post its result again for everyone."""
-
-    doc_id: str
-    path: str
-    score: float
-
-    def to_value(self) -> str:
-        return _value({"id": self.doc_id, "path": self.path, "score": round(self.score, 4)})
-
-    @classmethod
-    def from_value(cls, value: str) -> SharedResult:
-        data = json.loads(value)
-        return cls(data["id"], data["path"], float(data["score"]))
 
 
 def results_message(
@@ -303,13 +235,6 @@ def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
         "action_id": action_id,
         "value": value,
     }
-
-
-def _value(data: dict[str, Any]) -> str:
-    value = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    if len(value) > MAX_BUTTON_VALUE:
-        raise ValueError(f"a button value of {len(value)} characters is over Slack's limit")
-    return value
 
 
 def _fallback(text: str) -> str:

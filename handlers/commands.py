@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
@@ -14,10 +15,10 @@ from bot.blocks import (
     COMMAND,
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
-    Page,
     sentence_message,
     usage_message,
 )
+from bot.payloads import Page
 from bot.replies import respond_safely
 from bot.workers import BUSY
 from findimage.errors import ConfigError
@@ -89,9 +90,13 @@ def parse_command_text(raw: str) -> CommandText:
     return CommandText(text=text, k=k, folder=folder, filters=filters, problem=problem)
 
 
-def register(app: App, dependencies: SlackDependencies) -> None:
-    @app.command(COMMAND)
-    def find_images(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+class SlashCommand:
+    """`/findimage`, with what it needs to answer."""
+
+    def __init__(self, dependencies: SlackDependencies):
+        self._dependencies = dependencies
+
+    def find_images(self, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         """Acks in the request thread; the search runs on the bot's own workers."""
         parsed = parse_command_text(command.get("text", ""))
         if parsed.problem:
@@ -101,20 +106,23 @@ def register(app: App, dependencies: SlackDependencies) -> None:
             ack(response_type="ephemeral", **usage_message())
             return
         page = Page(
-            k=parsed.k or dependencies.top_k,
+            k=parsed.k or self._dependencies.top_k,
             text=parsed.text,
             folder=parsed.folder,
             filters=parsed.filters,
         )
-        user_id = command["user_id"]
-
-        def answer() -> None:
-            message = safely(
-                lambda: dependencies.answers.for_page(page, user_id), "slash command search"
-            )
-            respond_safely(respond, message, response_type="ephemeral", replace_original=False)
-
-        if dependencies.workers.submit(answer, "slash command search"):
+        answer = partial(self._answer, page, command["user_id"], respond)
+        if self._dependencies.workers.submit(answer, "slash command search"):
             ack()
         else:
             ack(response_type="ephemeral", **sentence_message(BUSY))
+
+    def _answer(self, page: Page, user_id: str, respond: Respond) -> None:
+        message = safely(
+            lambda: self._dependencies.answers.for_page(page, user_id), "slash command search"
+        )
+        respond_safely(respond, message, response_type="ephemeral", replace_original=False)
+
+
+def register(app: App, dependencies: SlackDependencies) -> None:
+    app.command(COMMAND)(SlashCommand(dependencies).find_images)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.answers import safely
-from bot.blocks import COMMAND, sentence_message, usage_message
+from bot.blocks import COMMAND, Message, sentence_message, usage_message
+from bot.deduplication import AnsweredOnce
 from bot.files import display_name
 from bot.replies import post_safely
 from bot.workers import BUSY
@@ -27,115 +26,90 @@ log = logging.getLogger(__name__)
 NO_PHOTO = (
     f"Send me a photo with your mention to find similar pictures, or use `{COMMAND} <description>`."
 )
-_ANSWERED_MEMORY = 4096
 # A user mention as Slack writes it in message text: <@U012AB3CD> (https://api.slack.com/
 # reference/surfaces/formatting#mentioning-users); the bot's own starts an app_mention.
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
-class AnsweredOnce:
-    """Remembers recent keys, so each is acted on once however often it is delivered."""
+class PhotoMessages:
+    """The listeners for direct messages and mentions, with what they need to answer."""
 
-    def __init__(self, size: int = _ANSWERED_MEMORY):
-        self._keys: OrderedDict[tuple[str, ...], None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+    def __init__(self, dependencies: SlackDependencies):
+        self._dependencies = dependencies
+        # Slack sends one photo as several events (message.im and app_mention for a mention
+        # in a direct message, each with its own event_id): each photo is answered once per
+        # channel.
+        self._photos = AnsweredOnce()
 
-    def first_time(self, *key: str) -> bool:
-        with self._lock:
-            if key in self._keys:
-                return False
-            self._keys[key] = None
-            if len(self._keys) > self._size:
-                self._keys.popitem(last=False)
-            return True
+    def direct_message(self, event: dict[str, Any], client: WebClient) -> None:
+        # Bolt drops the bot's own messages; other bots (and their file shares) are ours to skip.
+        if event.get("channel_type") != "im" or event.get("bot_id"):
+            return
+        if event.get("files"):
+            self._answer_photos(event, client)
+            return
+        channel = event["channel"]
+        self._dependencies.workers.submit(
+            lambda: post_safely(client, channel=channel, **usage_message()), "usage"
+        )
 
+    def mention(self, event: dict[str, Any], client: WebClient) -> None:
+        if event.get("files"):
+            self._answer_photos(event, client)
+            return
+        self._dependencies.workers.submit(partial(self._hint, client, event), "mention hint")
 
-def once_per_event(seen: AnsweredOnce) -> Callable[..., BoltResponse | None]:
-    """Middleware: an event is handled once per `event_id`, the identity Slack keeps on each
-    redelivery (https://api.slack.com/apis/events-api#retries). A first delivery that only
-    ever arrives as a retry, as during a restart, is still handled."""
-
-    def middleware(request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
-        event_id = request.body.get("event_id") if isinstance(request.body, dict) else None
-        if event_id and not seen.first_time("event", str(event_id)):
-            retry = request.headers.get("x-slack-retry-num", ["-"])[0]
-            log.info("event %s delivered again (retry %s); already handled", event_id, retry)
-            return BoltResponse(status=200, body="")
-        next()
-        return None
-
-    return middleware
-
-
-def register(app: App, dependencies: SlackDependencies) -> None:
-    app.use(once_per_event(AnsweredOnce()))
-    # Slack sends one photo as several events (message.im and app_mention for a mention in a
-    # direct message, each with its own event_id): each photo is answered once per channel.
-    photos = AnsweredOnce()
-    workers = dependencies.workers
-
-    def answer_photos(event: dict[str, Any], client: WebClient) -> None:
+    def _answer_photos(self, event: dict[str, Any], client: WebClient) -> None:
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
         # What was written with the photo, without the mention of the bot: `+ at night`.
         comment = _MENTION.sub(" ", event.get("text") or "")
         for file in event.get("files", []):
-            if not photos.first_time(channel, file.get("id", "")):
+            if not self._photos.first_time(channel, file.get("id", "")):
                 continue
-
-            def answer(file: dict[str, Any] = file) -> None:
-                message = safely(
-                    lambda: _answer_photo(dependencies, file, channel, thread_ts, comment),
-                    "photo search",
-                )
-                post_safely(client, channel=channel, thread_ts=thread_ts, **message)
-
-            if not workers.submit(answer, "photo search"):
+            answer = partial(self._answer_photo, client, file, channel, thread_ts, comment)
+            if not self._dependencies.workers.submit(answer, "photo search"):
                 post_safely(client, channel=channel, thread_ts=thread_ts, **sentence_message(BUSY))
 
-    @app.event({"type": "message", "subtype": (None, "file_share")})
-    def direct_message(event: dict[str, Any], client: WebClient) -> None:
-        # Bolt drops the bot's own messages; other bots (and their file shares) are ours to skip.
-        if event.get("channel_type") != "im" or event.get("bot_id"):
-            return
-        if event.get("files"):
-            answer_photos(event, client)
-            return
-        channel = event["channel"]
-        workers.submit(lambda: post_safely(client, channel=channel, **usage_message()), "usage")
+    def _answer_photo(
+        self,
+        client: WebClient,
+        file: dict[str, Any],
+        channel: str,
+        thread_ts: str,
+        comment: str,
+    ) -> None:
+        message = safely(
+            lambda: self._search_photo(file, channel, thread_ts, comment), "photo search"
+        )
+        post_safely(client, channel=channel, thread_ts=thread_ts, **message)
 
-    @app.event("app_mention")
-    def mention(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("files"):
-            answer_photos(event, client)
-            return
+    def _search_photo(
+        self, file: dict[str, Any], channel: str, thread_ts: str, comment: str
+    ) -> Message:
+        files = self._dependencies.files
+        file = files.describe(file)
+        files.check(file)
+        data = files.download(file)
+        return self._dependencies.answers.for_photo(
+            data, display_name(file), self._dependencies.top_k, channel, thread_ts, comment
+        )
 
-        def hint() -> None:
-            try:
-                client.chat_postEphemeral(
-                    channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
-                )
-            except SlackApiError as exc:
-                log.warning("could not answer a mention: %s", exc.response.get("error"))
-
-        workers.submit(hint, "mention hint")
-
-    @app.event("message")
-    def other_messages() -> None:
-        """Edits, deletions and other message subtypes need no answer."""
+    def _hint(self, client: WebClient, event: dict[str, Any]) -> None:
+        try:
+            client.chat_postEphemeral(
+                channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
+            )
+        except SlackApiError as exc:
+            log.warning("could not answer a mention: %s", exc.response.get("error"))
 
 
-def _answer_photo(
-    dependencies: SlackDependencies,
-    file: dict[str, Any],
-    channel: str,
-    thread_ts: str,
-    comment: str,
-):
-    file = dependencies.files.describe(file)
-    dependencies.files.check(file)
-    data = dependencies.files.download(file)
-    return dependencies.answers.for_photo(
-        data, display_name(file), dependencies.top_k, channel, thread_ts, comment
-    )
+def other_messages() -> None:
+    """Edits, deletions and other message subtypes need no answer."""
+
+
+def register(app: App, dependencies: SlackDependencies) -> None:
+    messages = PhotoMessages(dependencies)
+    app.event({"type": "message", "subtype": (None, "file_share")})(messages.direct_message)
+    app.event("app_mention")(messages.mention)
+    app.event("message")(other_messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
@@ -15,18 +16,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def register(app: App, dependencies: SlackDependencies) -> None:
-    @app.event("app_home_opened")
-    def publish_home(event: dict[str, Any], client: WebClient) -> None:
+class HomeTab:
+    """The Home tab's listener, with what it needs to publish the tab."""
+
+    def __init__(self, dependencies: SlackDependencies):
+        self._answers = dependencies.answers
+        self._workers = dependencies.workers
+
+    def publish_home(self, event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") != "home":
             return
-        user_id = event["user"]
-
-        def publish() -> None:
-            try:
-                client.views_publish(user_id=user_id, view=dependencies.answers.home())
-            except SlackApiError as exc:
-                log.warning("could not publish the Home tab: %s", exc.response.get("error"))
-
         # Busy: the tab keeps its previous content, and the next opening tries again.
-        dependencies.workers.submit(publish, "home tab")
+        self._workers.submit(partial(self._publish, event["user"], client), "home tab")
+
+    def _publish(self, user_id: str, client: WebClient) -> None:
+        try:
+            client.views_publish(user_id=user_id, view=self._answers.home())
+        except SlackApiError as exc:
+            log.warning("could not publish the Home tab: %s", exc.response.get("error"))
+
+
+def register(app: App, dependencies: SlackDependencies) -> None:
+    app.event("app_home_opened")(HomeTab(dependencies).publish_home)

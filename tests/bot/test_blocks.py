@@ -11,8 +11,6 @@ from bot.blocks import (
     MAX_QUERY_CHARS,
     MAX_RESULTS_PER_MESSAGE,
     PICTURES_REFUSED,
-    Page,
-    SharedResult,
     home_view,
     model_label,
     results_message,
@@ -21,6 +19,7 @@ from bot.blocks import (
     usage_message,
     without_images,
 )
+from bot.payloads import Page, SharedResult
 from bot.previews import Previews
 from findimage.documents import ModelInfo, SearchHit, StoreStatus
 from tests.support.block_kit import buttons, check_home, check_message
@@ -50,19 +49,6 @@ def test_a_full_page_of_long_paths_and_a_long_query_fits_slacks_limits() -> None
     assert all(text["type"] == "plain_text" for text in texts), "paths are never mrkdwn"
     assert any("<b>&0.jpg  ·  score 0.800  ·  file date " in text["text"] for text in texts)
     assert Page.from_value(buttons(message)[-1]["value"]) == page.next()
-
-
-def test_button_values_round_trip() -> None:
-    page = Page(k=7, text="snow", folder="trips/2024", offset=14)
-    shared = SharedResult("abc", "trips/x.jpg", 0.91234)
-
-    assert Page.from_value(page.to_value()) == page
-    assert SharedResult.from_value(shared.to_value()) == SharedResult("abc", "trips/x.jpg", 0.9123)
-
-
-def test_a_button_value_over_slacks_limit_is_refused() -> None:
-    with pytest.raises(ValueError, match="over Slack's limit"):
-        Page(k=5, text="x" * 2100).to_value()
 
 
 def test_photo_answers_have_no_share_or_more_buttons() -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from bot.blocks import Page, SharedResult
+from bot.payloads import Page, SharedResult
 from findimage.search import SearchQuery
 from tests.support.block_kit import buttons, check_message
 from tests.support.slack_answers import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.blocks import Page
+from bot.payloads import Page
 from findimage.filters import Filters
 from findimage.search import SearchQuery
 from tests.support.slack_answers import ask, button, result_paths

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import ACTION_LIKE, ACTION_MORE, Page
+from bot.payloads import ACTION_LIKE, ACTION_MORE, Page
 from tests.support.serve_process import ServeProcess, pump_stderr
 from tests.support.slack_answers import ACK_DEADLINE_SECONDS
 from tests.support.slack_api import BOT_TOKEN, FakeSlack

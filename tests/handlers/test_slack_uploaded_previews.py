@@ -13,7 +13,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.blocks import SharedResult
+from bot.payloads import SharedResult
 from bot.previews import PREVIEW_MAX_SIDE, PREVIEWS_ABOVE
 from tests.support.block_kit import check_message
 from tests.support.slack_answers import answer_at, ask, button, image_blocks, result_paths

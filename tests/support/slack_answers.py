@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks import SharedResult
+from bot.payloads import SharedResult
 from tests.support.block_kit import buttons, check_message
 from tests.support.slack_api import FakeSlack
 from tests.support.slack_bot import Bot

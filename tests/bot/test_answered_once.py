@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from handlers.events import AnsweredOnce
+from bot.deduplication import AnsweredOnce
 
 
 def test_a_key_is_answered_the_first_time_only() -> None:
