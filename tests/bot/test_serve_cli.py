@@ -10,7 +10,16 @@ from findimage.cli import main
 @pytest.mark.parametrize(
     ("env", "sentence"),
     [
-        ({}, "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."),
+        (
+            {},
+            "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app "
+            "(or set SLACK_APP_TOKEN for Socket Mode, which needs none).",
+        ),
+        # Socket Mode needs no signing secret: the next missing setting is the one said.
+        (
+            {"SLACK_APP_TOKEN": "xapp-1"},
+            "SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.",
+        ),
         (
             {"SLACK_SIGNING_SECRET": "s"},
             "SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.",
