@@ -22,10 +22,17 @@ from urllib.parse import urlparse
 import numpy as np
 
 from findimage.errors import ModelLoadError
-from findimage.inference.export import ExportedTower, Precision, Tower, ensure_exported
+from findimage.inference.export import (
+    META_FILE,
+    ExportedTower,
+    Precision,
+    Tower,
+    ensure_exported,
+    export_folder,
+)
 from findimage.inference.preprocess import ImageSpec, TextTokenizer
 from findimage.inference.runtime import OnnxSession
-from findimage.notices import announced_if_slow
+from findimage.notices import announced_if_slow, notices
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -355,15 +362,31 @@ class OnnxEncoder:
             return self._session
         with self._lock:
             if self._session is None:
-                with announced_if_slow(f"Loading the {self._tower} model ({self.model_name}) ..."):
-                    self._session = self._open_session()
+                if self._exported_already():
+                    with announced_if_slow(
+                        f"Loading the {self._tower} model ({self.model_name}) ..."
+                    ):
+                        self._session = self._open_session(exporting=False)
+                else:
+                    # Said at once: the wait is long, and only the first run of this user has it.
+                    notices.info(
+                        f"Preparing the {self._tower} model ({self.model_name}) for this "
+                        "machine, once for every later run: about a minute ..."
+                    )
+                    self._session = self._open_session(exporting=True)
         return self._session
 
-    def _open_session(self) -> OnnxSession:
+    def _exported_already(self) -> bool:
+        """Whether the cache holds this tower's export (cheap: no model is loaded)."""
+        folder = export_folder(self._cache_dir, self.model_name, self._tower, self._precision)
+        return (folder / META_FILE).is_file()
+
+    def _open_session(self, exporting: bool) -> OnnxSession:
         """Export the tower if the cache has none, then open it (under the load lock)."""
         exported = self._export(self._precision)
         if not exported.agrees and self._precision == "int8":
-            log.warning(
+            # A warning when the export is made; every later start runs fp32 as recorded.
+            (log.warning if exporting else log.info)(
                 "%s; running the %s model at fp32 instead",
                 exported.refusal(self.model_name).split(":")[0],
                 self._tower,
