@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +163,48 @@ def test_an_int8_fall_back_found_in_the_cache_is_not_warned_about_again(
     assert encoder.precision == "fp32"
     falls_back = [r for r in caplog.records if "at fp32 instead" in r.getMessage()]
     assert [r.levelno for r in falls_back] == [logging.INFO]
+
+
+OFFLINE_INDEX = """
+import json, sys
+from findimage.cli import main
+code = main(["-v", "index", sys.argv[1]])
+heavy = sorted(name for name in ("torch", "sentence_transformers") if name in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def test_offline_with_no_cached_model_index_stops_in_one_line_before_importing_pytorch(
+    tmp_path: Path,
+) -> None:
+    library = tmp_path / "Pictures"
+    make_library(library, 8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FINDIMAGE_"))}
+    # Port 9 on loopback has no listener: refused at once, as a machine offline.
+    env |= {
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "HF_HOME": str(tmp_path / "empty-hf-cache"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "FINDIMAGE_DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OFFLINE_INDEX, str(library)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"code": 1, "heavy": []}
+    lines = done.stderr.splitlines()
+    # Each picture's decode asks for the model; the hub is tried once and said once.
+    assert [line for line in lines if "not cached; downloading it" in line] == [
+        "INFO findimage.encoders: model clip-ViT-B-32 is not cached; downloading it"
+    ]
+    [sentence] = [line for line in lines if line.startswith("findimage: ")]
+    assert sentence.startswith(
+        "findimage: Could not load the model 'clip-ViT-B-32': it is not cached and 127.0.0.1 "
+        "cannot be reached"
+    )
+    assert not [line for line in lines if line.startswith("Preparing")]
