@@ -500,19 +500,30 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     with build_search_service(settings) as service:
         if problem := service.text_model_problem():
             log.warning("%s", problem)
-        settings = _previewed_library(settings, service.library_root())
+        settings = _previewed_library(settings, service)
         with _watching_beside(settings) if args.watch else nullcontext():
             serve(settings, service, host=args.host)
     return EXIT_OK
 
 
-def _previewed_library(settings: Settings, recorded: str | None) -> Settings:
+def _previewed_library(settings: Settings, service: SearchService) -> Settings:
     """The settings with the library the bot previews from: the library setting, else the
     library the index records (docs/slack.md's steps set no library: `index FOLDER`, then
     `serve`)."""
     from findimage.library import is_object_store
 
-    if settings.library is not None or recorded is None:
+    if settings.library is not None:
+        return settings
+    try:
+        recorded = service.library_root()
+    except Exception as exc:  # the bot still answers (with paths); its answers say what fails
+        log.warning(
+            "could not read which library the index was built from (%s): answers will list "
+            "paths without previews until the bot is restarted",
+            exc,
+        )
+        return settings
+    if recorded is None:
         return settings
     if is_object_store(recorded):
         return settings.model_copy(update={"library": recorded})
