@@ -29,7 +29,8 @@ def not_said_before(skipped: list[Skipped], data_dir: Path, library: str) -> lis
     skipped file is named, as before.
     """
     said = _read(data_dir / SAID_FILE, library)
-    _write(data_dir / SAID_FILE, library, skipped)
+    if skipped or said:  # nothing to remember and nothing to forget: no file is made
+        _write(data_dir / SAID_FILE, library, skipped)
     return [skip for skip in skipped if (skip.path, skip.reason) not in said]
 
 
