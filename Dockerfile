@@ -21,10 +21,12 @@ COPY web ./web
 RUN pip install .
 
 # Run as a user of its own. The models are downloaded once into /models, a volume in
-# docker-compose.yml, so a new container does not fetch them again.
+# docker-compose.yml, and exported for ONNX Runtime once beside them, so a new container
+# (each `docker compose run`) neither fetches nor exports them again.
 RUN useradd --create-home findimage && mkdir /models && chown findimage /models
 USER findimage
 WORKDIR /home/findimage
-ENV HF_HOME=/models
+ENV HF_HOME=/models \
+    FINDIMAGE_MODEL_CACHE=/models/findimage
 EXPOSE 3000
 CMD ["findimage", "serve"]

@@ -41,6 +41,7 @@ from findimage.errors import BackendUnavailableError, ConfigError
 from findimage.library import open_library
 from findimage.search import SearchService
 from findimage.settings import Settings
+from findimage.terminal import printable
 from handlers import register_listeners
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,12 @@ def create_app(
     workers: AnswerWorkers | None = None,
 ) -> App:
     """The Bolt app with every listener; `client` carries the token and the Web API URL."""
-    if settings.slack_signing_secret is None:
+    # Socket Mode's envelopes come over the app token's websocket, unsigned: only HTTP mode
+    # checks signatures (https://api.slack.com/apis/socket-mode).
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
         raise ConfigError(
-            "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."
+            "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app "
+            "(or set SLACK_APP_TOKEN for Socket Mode, which needs none)."
         )
     client = client or build_web_client(settings)
     dependencies = SlackDependencies(
@@ -125,7 +129,11 @@ def create_app(
     try:
         app = App(
             client=client,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value()
+                if settings.slack_signing_secret
+                else None
+            ),
             # Listeners run in the request thread and only ack and hand the work to the
             # bot's own workers, so an ack never waits behind a search in Bolt's small pool.
             process_before_response=True,
@@ -258,13 +266,16 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
                 threading.Thread(target=server.serve_forever, daemon=True).start()
             socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
             socket_mode.connect()
-            _say("connected to Slack in Socket Mode; Ctrl-C stops.")
+            _say(f"connected to Slack in Socket Mode; {previews_from(settings)}; Ctrl-C stops.")
             stopping.wait()
         else:
             server = make_http_server(
                 build_wsgi_app(settings, service, app), host, settings.port, settings
             )
-            _say(f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; Ctrl-C stops.")
+            _say(
+                f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
+                f"{previews_from(settings)}; Ctrl-C stops."
+            )
             server.serve_forever()
     except (_Stop, KeyboardInterrupt):
         pass
@@ -279,6 +290,13 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         warming.join(timeout=settings.shutdown_grace_seconds)
         log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
+
+
+def previews_from(settings: Settings) -> str:
+    """Where the pictures the answers show come from, for the start-up line."""
+    if settings.library is None:
+        return "no previews (no library is set and the index records none)"
+    return f"previews from {printable(str(settings.library))}"
 
 
 def _on_stop_signals(stopping: threading.Event) -> None:

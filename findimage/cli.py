@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more details (-vv for debug)"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('findimage')}")
     # -v after the command too; SUPPRESS keeps a subcommand from resetting the count to 0.
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument(
@@ -218,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from findimage.factory import build_indexer, build_store
     from findimage.presenters import report_output
+    from findimage.skips import not_said_before
     from findimage.stores.base import check_model_names
 
     if args.watch:
@@ -233,7 +236,12 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
             report = build_indexer(settings, target).run(
                 path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
             )
-    print(report_output(report, args.json))
+        library = store.library_root() or str(path)
+    new_skips = None
+    if not (args.json or args.dry_run):
+        # Each skipped file is named once, not on every run that tries it again.
+        new_skips = not_said_before(report.skipped, settings.data_dir, library)
+    print(report_output(report, args.json, new_skips))
     return EXIT_OK
 
 
@@ -330,27 +338,60 @@ def _index_target(
     return store.rebuilding(settings.image_model, settings.text_model)
 
 
-def _search_folder(written: str | None) -> str | None:
-    """--in names a folder inside the library, from its root; never a path of this machine."""
+def _search_folder(written: str | None, root: Path | str | None) -> str | None:
+    """The folder --in names, as the store names it (from the library's root).
+
+    People type it the way their shell shows it: from the library's root (marketing/2024),
+    from the current folder (cd Pictures/team; --in marketing), or as an absolute path; a
+    folder of this machine counts when it lies inside the library.
+    """
+    from findimage.library import is_object_store
     from findimage.search import OUTSIDE_FOLDER, library_folder
 
     if written is None:
         return None
-    if Path(written).is_absolute():
-        raise ConfigError(OUTSIDE_FOLDER)
+    if root is None or is_object_store(root):
+        if Path(written).is_absolute():
+            raise ConfigError(OUTSIDE_FOLDER)
+        return library_folder(written) or None
+    given = Path(written).expanduser()
+    here = given if given.is_absolute() else Path.cwd() / given
+    if given.is_absolute() or here.is_dir():
+        inside = _inside(here, Path(root))
+        if inside is not None:
+            return inside or None
+        if given.is_absolute():
+            raise ConfigError(
+                f"{written} is not inside the library {root}: give a folder inside it, as a "
+                "path or from the library's root like marketing/2024."
+            )
     return library_folder(written) or None
+
+
+def _inside(folder: Path, root: Path) -> str | None:
+    """`folder` from `root` ('' for the root itself), or None when it lies outside.
+
+    Compared as written and with links resolved, so a library recorded through a link
+    matches a folder given without it, and the other way round.
+    """
+    written = Path(os.path.abspath(folder)), Path(os.path.abspath(root))
+    for candidate, base in (written, (folder.resolve(), root.resolve())):
+        if candidate.is_relative_to(base):
+            relative = candidate.relative_to(base).as_posix()
+            return "" if relative == "." else relative
+    return None
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from findimage.factory import build_search_service
-    from findimage.presenters import results_output
+    from findimage.presenters import no_pictures_in_folder, results_output
     from findimage.search import SearchQuery
     from findimage.terminal import supports_hyperlinks
 
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
         raise ConfigError("-k must be at least 1.")
-    query = SearchQuery(k=k, folder=_search_folder(args.folder), filters=_search_filters(args))
+    filters = _search_filters(args)
     # The query is read, and a bad query picture found, before the index is opened or a
     # model loaded.
     terms = _query_terms(args)
@@ -360,8 +401,13 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         if term.kind == "picture"
     }
     with build_search_service(settings) as service:
-        hits, title = _find(service, args, terms, query, pictures)
         root = service.library_root()
+        folder = _search_folder(args.folder, root or settings.library)
+        query = SearchQuery(k=k, folder=folder, filters=filters)
+        hits, title = _find(service, args, terms, query, pictures)
+    if not hits and folder and not filters and not args.json:
+        print(no_pictures_in_folder(folder))
+        return EXIT_OK
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
@@ -471,6 +517,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     with build_search_service(settings) as service:
         if problem := service.text_model_problem():
             log.warning("%s", problem)
+        settings = _previewed_library(settings, service)
         with _watching_beside(settings) if args.watch else nullcontext():
             serve(settings, service, host=args.host)
     return EXIT_OK
@@ -515,6 +562,37 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             server.close()
     return EXIT_OK
+
+
+def _previewed_library(settings: Settings, service: SearchService) -> Settings:
+    """The settings with the library the bot previews from: the library setting, else the
+    library the index records (docs/slack.md's steps set no library: `index FOLDER`, then
+    `serve`)."""
+    from findimage.library import is_object_store
+
+    if settings.library is not None:
+        return settings
+    try:
+        recorded = service.library_root()
+    except Exception as exc:  # the bot still answers (with paths); its answers say what fails
+        log.warning(
+            "could not read which library the index was built from (%s): answers will list "
+            "paths without previews until the bot is restarted",
+            exc,
+        )
+        return settings
+    if recorded is None:
+        return settings
+    if is_object_store(recorded):
+        return settings.model_copy(update={"library": recorded})
+    if not Path(recorded).is_dir():
+        log.warning(
+            "the library this index was built from, %s, is not a folder any more: "
+            "answers will list paths without previews",
+            recorded,
+        )
+        return settings
+    return settings.model_copy(update={"library": Path(recorded)})
 
 
 @contextmanager

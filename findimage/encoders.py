@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,10 +23,17 @@ from urllib.parse import urlparse
 import numpy as np
 
 from findimage.errors import ModelLoadError
-from findimage.inference.export import ExportedTower, Precision, Tower, ensure_exported
+from findimage.inference.export import (
+    META_FILE,
+    ExportedTower,
+    Precision,
+    Tower,
+    ensure_exported,
+    export_folder,
+)
 from findimage.inference.preprocess import ImageSpec, TextTokenizer
 from findimage.inference.runtime import OnnxSession
-from findimage.notices import announced_if_slow
+from findimage.notices import announced_if_slow, notices
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -34,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HUB_PROBE_TIMEOUT_SECONDS = 5.0
+# How long a model that failed to load answers with that failure before it is tried again.
+LOAD_RETRY_SECONDS = 30.0
 # CLIP ViT-B/32's input: what a picture needs when the model does not say.
 DEFAULT_INPUT_SIDE = 224
 
@@ -191,6 +201,8 @@ class ClipEncoder:
             return self._model
         with self._lock:
             if self._model is None:
+                # Offline and not cached fails here in seconds, before PyTorch is imported.
+                files_cached = require_model_files(self.model_name, self._setting)
                 if self._threads:
                     import torch
 
@@ -198,7 +210,7 @@ class ClipEncoder:
                 kind = "text" if self._setting == "FINDIMAGE_TEXT_MODEL" else "image"
                 with announced_if_slow(f"Loading the {kind} model ({self.model_name}) ..."):
                     self._model = load_sentence_transformer(
-                        self.model_name, self._setting, self._device
+                        self.model_name, self._setting, self._device, files_cached
                     )
         return self._model
 
@@ -277,6 +289,12 @@ class OnnxEncoder:
         self._tokenize: TextTokenizer | None = None
         self._dims: int | None = None
         self._lock = threading.Lock()
+        # A load that failed is not tried again for LOAD_RETRY_SECONDS: whoever asks meanwhile
+        # gets its error (the indexer's decode threads all ask, one file after another; each
+        # would repeat the same wait and the same lines). A server tries again after that.
+        self._failure: Exception | None = None
+        self._failed_at = 0.0
+        self._files_cached: bool | None = None
 
     @property
     def dims(self) -> int:
@@ -355,15 +373,40 @@ class OnnxEncoder:
             return self._session
         with self._lock:
             if self._session is None:
-                with announced_if_slow(f"Loading the {self._tower} model ({self.model_name}) ..."):
-                    self._session = self._open_session()
+                failure = self._failure
+                if failure and time.monotonic() - self._failed_at < LOAD_RETRY_SECONDS:
+                    raise failure.with_traceback(None)
+                try:
+                    self._session = self._first_load()
+                except Exception as exc:
+                    self._failure, self._failed_at = exc, time.monotonic()
+                    raise
         return self._session
 
-    def _open_session(self) -> OnnxSession:
+    def _first_load(self) -> OnnxSession:
+        if self._exported_already():
+            with announced_if_slow(f"Loading the {self._tower} model ({self.model_name}) ..."):
+                return self._open_session(exporting=False)
+        # Offline and not cached fails here in seconds, before PyTorch is imported.
+        self._files_cached = require_model_files(self.model_name, self._setting)
+        # Said at once: the wait is long, and only the first run of this user has it.
+        notices.info(
+            f"Preparing the {self._tower} model ({self.model_name}) for this machine, once "
+            "for every later run: about a minute ..."
+        )
+        return self._open_session(exporting=True)
+
+    def _exported_already(self) -> bool:
+        """Whether the cache holds this tower's export (cheap: no model is loaded)."""
+        folder = export_folder(self._cache_dir, self.model_name, self._tower, self._precision)
+        return (folder / META_FILE).is_file()
+
+    def _open_session(self, exporting: bool) -> OnnxSession:
         """Export the tower if the cache has none, then open it (under the load lock)."""
         exported = self._export(self._precision)
         if not exported.agrees and self._precision == "int8":
-            log.warning(
+            # A warning when the export is made; every later start runs fp32 as recorded.
+            (log.warning if exporting else log.info)(
                 "%s; running the %s model at fp32 instead",
                 exported.refusal(self.model_name).split(":")[0],
                 self._tower,
@@ -388,7 +431,9 @@ class OnnxEncoder:
             self.model_name,
             self._tower,
             precision,
-            load=lambda: load_sentence_transformer(self.model_name, self._setting, "cpu"),
+            load=lambda: load_sentence_transformer(
+                self.model_name, self._setting, "cpu", self._files_cached
+            ),
             setting=self._setting,
         )
 
@@ -409,23 +454,57 @@ def warm_up_picture(side: int) -> Image.Image:
     return Image.new("RGB", (side, side), (128, 128, 128))
 
 
-def load_sentence_transformer(name: str, setting: str, device: str | None) -> SentenceTransformer:
-    from sentence_transformers import SentenceTransformer
-
+def require_model_files(name: str, setting: str) -> bool:
+    """Whether the model's files are here (a folder, or the Hugging Face cache); when they
+    are not, that the hub can be reached to download them. In seconds, without importing
+    PyTorch, so a machine offline is told at once."""
     local = Path(name).expanduser()
     if _looks_like_a_path(name) and not local.is_dir():
         raise ModelLoadError(
             f"Could not load the model '{name}': there is no such folder. "
             f"Set {setting} to a folder holding a local copy of it, or to a model name."
         )
+    if local.is_dir() or _in_hub_cache(name):
+        return True
+    log.info("model %s is not cached; downloading it", name)
+    _require_hub(name, setting)
+    return False
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the Hugging Face cache holds a snapshot of the model (no network)."""
+    from huggingface_hub import snapshot_download
+
+    # sentence-transformers reads a short name (clip-ViT-B-32) as sentence-transformers/NAME.
+    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo_id in candidates:
+        try:
+            snapshot_download(repo_id, local_files_only=True)
+            return True
+        except Exception:  # not there, whatever the hub client calls it
+            log.debug("%s is not in the Hugging Face cache", repo_id)
+    return False
+
+
+def load_sentence_transformer(
+    name: str, setting: str, device: str | None, files_cached: bool | None = None
+) -> SentenceTransformer:
+    """The model, from its folder or the cache, else downloaded; `files_cached` is what
+    `require_model_files` said, when the caller asked it already."""
+    if files_cached is None:
+        files_cached = require_model_files(name, setting)
+    from sentence_transformers import SentenceTransformer
+
+    local = Path(name).expanduser()
     try:
         if local.is_dir():
             return SentenceTransformer(str(local), device=device)
-        try:
-            return SentenceTransformer(name, device=device, local_files_only=True)
-        except OSError:
-            log.info("model %s is not cached; downloading it", name)
-        _require_hub(name, setting)
+        if files_cached:
+            try:
+                return SentenceTransformer(name, device=device, local_files_only=True)
+            except OSError:
+                log.info("model %s is not fully cached; downloading it", name)
+                _require_hub(name, setting)
         return SentenceTransformer(name, device=device)
     except ModelLoadError:
         raise

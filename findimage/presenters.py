@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from findimage.documents import IndexReport, SearchHit, StoreStatus
+from findimage.documents import IndexReport, SearchHit, Skipped, StoreStatus
 from findimage.filters import picture_date
 from findimage.library import joined
 from findimage.terminal import printable, results_table
@@ -78,6 +78,14 @@ def results_output(
     return results_table(hits, root, title, links)
 
 
+def no_pictures_in_folder(folder: str) -> str:
+    """What a search in a folder with no indexed pictures prints (the bot says the same)."""
+    return (
+        f"The library has no pictures in a folder “{printable(folder)}”: check the name after "
+        "--in, from the library's root or as a path."
+    )
+
+
 def status_output(data: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return to_json(data)
@@ -87,7 +95,11 @@ def status_output(data: dict[str, Any], as_json: bool) -> str:
     )
 
 
-def report_output(report: IndexReport, as_json: bool) -> str:
+def report_output(
+    report: IndexReport, as_json: bool, new_skips: list[Skipped] | None = None
+) -> str:
+    """The report; with `new_skips`, only those skipped files are named (the others were
+    named by an earlier run), and a line says how many are left out."""
     if as_json:
         return to_json(report_dict(report))
     if report.dry_run:
@@ -97,14 +109,21 @@ def report_output(report: IndexReport, as_json: bool) -> str:
             *(f"  - {printable(path)}" for path in report.to_delete),
         ]
     else:
+        named = report.skipped if new_skips is None else new_skips
         lines = [
             f"Indexed {report.indexed}, unchanged {report.unchanged}, "
             f"removed {report.deleted}, skipped {len(report.skipped)}.",
             *(
                 f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}"
-                for skipped in report.skipped
+                for skipped in named
             ),
         ]
+        if len(named) < len(report.skipped):
+            left_out = len(report.skipped) - len(named)
+            lines.append(
+                f"  ({left_out} skipped as on the last run, for the same reason; "
+                "`findimage index --json` names them.)"
+            )
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from findimage.stores.base import VectorStore, check_model_names
 
 log = logging.getLogger(__name__)
 
-EMPTY_INDEX = "The index is empty: run `findimage index` first."
+EMPTY_INDEX = "The index is empty: run `findimage index /path/to/pictures` first."
 
 
 OUTSIDE_FOLDER = (

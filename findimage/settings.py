@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from platformdirs import user_data_path
+from platformdirs import user_cache_path, user_data_path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +19,14 @@ DEFAULT_TEXT_MODEL = "sentence-transformers/clip-ViT-B-32-multilingual-v1"
 def default_data_dir() -> Path:
     """One index per user wherever findimage runs from: ~/.local/share/findimage on Linux."""
     return user_data_path("findimage", appauthor=False)
+
+
+def default_model_cache() -> Path:
+    """Exported models, shared by every index of the user: ~/.cache/findimage/models on Linux.
+
+    A cache, not data: it can be deleted and is made again (once) when a model is next used.
+    """
+    return user_cache_path("findimage", appauthor=False) / "models"
 
 
 class Settings(BaseSettings):
@@ -52,7 +60,8 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "int8"] = "int8"
     # Cores the process computes on: how many model runs go at once (default: the usable cores).
     threads: int | None = Field(default=None, ge=1, le=256)
-    # Where exported models are kept; default: models/ under the data dir.
+    # Where exported models are kept; default: the user's cache folder, shared by every
+    # index (FINDIMAGE_DATA_DIR) of that user.
     model_cache: Path | None = None
     batch_size: int = Field(default=32, ge=1, le=1024)
     # Threads reading and decoding pictures while the engine runs; default: one per core
@@ -166,7 +175,7 @@ class Settings(BaseSettings):
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.model_cache or self.data_dir / "models"
+        return (self.model_cache or default_model_cache()).expanduser().absolute()
 
     def require_library(self) -> Path | str:
         if self.library is None:

@@ -22,10 +22,13 @@ from tests.support.trained_clip import train_tiny_clip
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_real_user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The default data dir is the user data folder; no test may write into the real one."""
+    """The default data dir is the user data folder, and the default model cache the user
+    cache folder; no test may write into the real ones."""
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     mp.delenv("FINDIMAGE_DATA_DIR", raising=False)
+    mp.delenv("FINDIMAGE_MODEL_CACHE", raising=False)
     yield
     mp.undo()
 

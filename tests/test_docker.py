@@ -34,7 +34,7 @@ def test_the_bot_runs_the_image_it_builds_and_installs_nothing_when_it_starts() 
     assert bot["command"] == ["findimage", "serve"]
     assert "entrypoint" not in bot
     assert bot["env_file"] == [{"path": ".env", "required": False}]
-    assert bot["environment"]["FINDIMAGE_STORE"] == "/images"
+    assert bot["environment"]["FINDIMAGE_LIBRARY"] == "/images"
 
 
 def test_the_store_is_read_only_and_the_models_are_cached_in_a_volume() -> None:
@@ -132,3 +132,100 @@ def test_the_dockerfiles_install_commands_work_in_a_fresh_venv(tmp_path: Path) -
         check=True,
     )
     assert "--replace" in help_text.stdout
+
+
+# What the compose file itself decides for the bot: the cluster it starts, the mount of the
+# pictures and where the models are kept. Every other setting comes from .env.
+COMPOSE_DECIDES = {
+    "FINDIMAGE_BACKEND",
+    "FINDIMAGE_ES_URL",
+    "FINDIMAGE_ES_USER",
+    "FINDIMAGE_ES_PASSWORD",
+    "FINDIMAGE_LIBRARY",
+    "HF_HOME",
+    "FINDIMAGE_MODEL_CACHE",
+}
+
+
+def test_every_other_setting_of_the_bot_is_read_from_env() -> None:
+    environment = _compose()["services"]["bot"]["environment"]
+    for name, value in environment.items():
+        if name not in COMPOSE_DECIDES:
+            # ${NAME-default} or ${NAME:-default}: .env's value when it has one.
+            assert re.fullmatch(rf"\$\{{{name}:?-[^}}]*\}}", value), (name, value)
+    assert "FINDIMAGE_ES_TEXT_MODEL_ID" in environment
+
+
+def test_the_exported_models_are_kept_on_the_models_volume() -> None:
+    bot = _compose()["services"]["bot"]
+    assert bot["environment"]["FINDIMAGE_MODEL_CACHE"].startswith("/models/")
+    env = " ".join(i.argument for i in DOCKERFILE if i.keyword == "ENV")
+    assert "FINDIMAGE_MODEL_CACHE=/models/" in env
+
+
+def test_every_port_is_published_on_127_0_0_1_unless_env_says_otherwise() -> None:
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports", []):
+            # HOST_IP:HOST_PORT:CONTAINER_PORT, where HOST_IP may be ${VAR:-127.0.0.1}.
+            assert re.match(r"(127\.0\.0\.1|\$\{\w+:-127\.0\.0\.1\}):", port), (name, port)
+
+
+DOCKER_STEPS = [
+    "docker compose up -d elasticsearch",
+    "eland_import_hub_model",
+    "docker compose run --rm bot findimage index",
+    "docker compose up -d bot",
+]
+
+
+def _docker_block(markdown: str, heading: str) -> str:
+    """The first ```sh block under `heading`."""
+    section = markdown.split(heading, 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def _steps(text: str) -> list[str]:
+    found = {step: text.find(step) for step in DOCKER_STEPS}
+    assert all(at >= 0 for at in found.values()), found
+    return sorted(found, key=found.__getitem__)
+
+
+def test_the_readme_the_elasticsearch_guide_and_the_compose_file_give_one_order() -> None:
+    readme = _docker_block((ROOT / "README.md").read_text(encoding="utf-8"), "## Docker Compose")
+    guide = _docker_block(
+        (ROOT / "docs/elasticsearch.md").read_text(encoding="utf-8"),
+        "## Quick start with Docker Compose",
+    )
+    header = (ROOT / "docker-compose.yml").read_text(encoding="utf-8").split("\nname:", 1)[0]
+    # Elasticsearch, the text model, the index, the bot.
+    assert _steps(readme) == _steps(guide) == _steps(header) == DOCKER_STEPS
+    # No other `docker compose up` before the index exists (the bot would start on nothing).
+    assert "docker compose up -d\n" not in readme + guide
+
+
+def test_the_eland_command_speaks_to_the_compose_cluster_as_it_is_set_up() -> None:
+    elasticsearch = _compose()["services"]["elasticsearch"]
+    assert elasticsearch["environment"]["xpack.security.http.ssl.enabled"] == "false"
+    published = elasticsearch["ports"][0].split(":")
+    url = f"http://localhost:{published[-2]}"
+    for path, heading in (
+        ("README.md", "## Docker Compose"),
+        ("docs/elasticsearch.md", "## Quick start with Docker Compose"),
+    ):
+        block = _docker_block((ROOT / path).read_text(encoding="utf-8"), heading)
+        words = shlex.split(block.replace("\\\n", " "), comments=True)
+        at = words.index("eland_import_hub_model")
+        eland = words[at:]
+        assert eland[eland.index("--url") + 1] == url, path
+        # The compose cluster has the elastic user and ELASTIC_PASSWORD, no API key.
+        assert eland[eland.index("--es-username") + 1] == "elastic", path
+        assert eland[eland.index("--es-password") + 1] == "$ELASTIC_PASSWORD", path
+        assert "--es-api-key" not in eland, path
+
+
+def test_the_trial_licence_and_its_30_days_are_said() -> None:
+    trial = _compose()["services"]["elasticsearch"]["environment"]
+    assert trial["xpack.license.self_generated.type"] == "trial"
+    for path in ("README.md", "docs/elasticsearch.md", "docker-compose.yml"):
+        text = " ".join((ROOT / path).read_text(encoding="utf-8").split())
+        assert re.search(r"trial licen[cs]e.{0,60}30 days", text, re.I), path

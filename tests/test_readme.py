@@ -141,3 +141,11 @@ def test_env_example_lists_every_setting_with_its_default(
     )
     monkeypatch.chdir(tmp_path)
     assert load_settings().model_dump() == Settings(_env_file=None).model_dump()
+
+
+def test_the_readme_names_every_file_type_the_indexer_walks_for() -> None:
+    from findimage.images import IMAGE_EXTENSIONS
+
+    walked = _section("The command line").split("Walks the store recursively for", 1)[1]
+    listed = re.findall(r"`([a-z0-9 ]+)`", walked.split("(any case", 1)[0])
+    assert {f".{name}" for names in listed for name in names.split()} == IMAGE_EXTENSIONS

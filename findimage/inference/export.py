@@ -128,7 +128,7 @@ def ensure_exported(
     except OSError as exc:
         raise ModelLoadError(
             f"Could not make the folder {folder.parent} for the exported model ({exc.strerror}): "
-            "check FINDIMAGE_MODEL_CACHE or FINDIMAGE_DATA_DIR."
+            "check FINDIMAGE_MODEL_CACHE."
         ) from exc
     with _exclusive(folder.parent / ".lock"):
         # Another process may have finished the same export while this one waited.

@@ -24,7 +24,8 @@ def test_compose_runs_elasticsearch_with_ml_and_the_bot_against_it() -> None:
     env = bot["environment"]
     assert env["FINDIMAGE_BACKEND"] == "elasticsearch"
     assert env["FINDIMAGE_ES_URL"] == "http://elasticsearch:9200"
+    # Read from .env, with the id eland gives the default text model when .env says nothing.
     assert env["FINDIMAGE_ES_TEXT_MODEL_ID"] == (
-        "sentence-transformers__clip-vit-b-32-multilingual-v1"
+        "${FINDIMAGE_ES_TEXT_MODEL_ID-sentence-transformers__clip-vit-b-32-multilingual-v1}"
     )
     assert set(compose["volumes"]) >= {"es-data"}

@@ -69,7 +69,11 @@ def test_status_and_search_in_a_fresh_home_create_nothing(tmp_path: Path, fresh_
 
     search = findimage("search", "snowy mountain", env={}, cwd=work)
     assert search.returncode == 1
-    assert search.stderr.strip() == "findimage: The index is empty: run `findimage index` first."
+    # What to run says which folder to give: with no library set, `findimage index` alone
+    # would only answer that no library is set.
+    assert search.stderr.strip() == (
+        "findimage: The index is empty: run `findimage index /path/to/pictures` first."
+    )
     assert list(fresh_home.iterdir()) == [] and list(work.iterdir()) == []
 
 
@@ -176,7 +180,7 @@ def test_search_on_a_missing_index_loads_no_model(
         code, _, err = run_in_process(capsys, *args)
         assert (code, err.strip()) == (
             1,
-            "findimage: The index is empty: run `findimage index` first.",
+            "findimage: The index is empty: run `findimage index /path/to/pictures` first.",
         )
 
 
@@ -189,4 +193,7 @@ def test_search_on_an_index_emptied_by_the_indexer_loads_no_model(
     assert json_in_process(capsys, "index", str(library))["deleted"] == 16
     _break(breakable_model)
     code, _, err = run_in_process(capsys, "search", "mountain")
-    assert (code, err.strip()) == (1, "findimage: The index is empty: run `findimage index` first.")
+    assert (code, err.strip()) == (
+        1,
+        "findimage: The index is empty: run `findimage index /path/to/pictures` first.",
+    )

@@ -122,7 +122,7 @@ def test_an_empty_index_and_an_empty_query_are_each_one_sentence(
     service = _service_over(store, ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL"))
     with pytest.raises(ConfigError, match="Say what to look for"):
         service.by_text("   ", SearchQuery(k=1))
-    with pytest.raises(IndexEmptyError, match="run `findimage index` first"):
+    with pytest.raises(IndexEmptyError, match="run `findimage index /path/to/pictures` first"):
         service.by_text("red", SearchQuery(k=1, offset=1))
     store.close()
 

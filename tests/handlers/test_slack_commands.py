@@ -156,7 +156,7 @@ def test_an_empty_index_is_one_plain_sentence(
         message = ask(bot, fake_slack, "red circle", "empty")
     finally:
         empty.close()
-    assert message["text"] == "The index is empty: run `findimage index` first."
+    assert message["text"] == "The index is empty: run `findimage index /path/to/pictures` first."
 
 
 def test_a_slow_search_is_still_acknowledged_at_once(
