@@ -8,10 +8,11 @@ import pytest
 from findimage.documents import ModelInfo, document_id
 from findimage.encoders import ClipEncoder
 from findimage.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
-from findimage.search import SearchQuery, SearchService
+from findimage.search import SearchService
 from findimage.stores.embedded import EmbeddedStore
 from tests.support.documents import make_document
 from tests.support.pictures import draw_shape
+from tests.support.searches import like_request, text_request
 
 DIMS = 8
 
@@ -32,7 +33,7 @@ def test_a_text_query_loads_only_the_text_model(tmp_path: Path, tiny_clip: Path)
     service = SearchService(store, image, text, max_file_bytes=1024 * 1024)
 
     # The image model cannot load: a text query that tried to would fail with ModelLoadError.
-    hits = service.by_text("red", SearchQuery(k=1))
+    hits = service.search(text_request("red", k=1)).hits
 
     assert [hit.document.path for hit in hits] == ["red.png"]
     store.close()
@@ -47,7 +48,7 @@ def test_an_index_of_other_models_is_refused_by_name(tmp_path: Path, tiny_clip: 
     )
     service = SearchService(store, encoder, encoder, max_file_bytes=1024 * 1024)
     with pytest.raises(ModelMismatchError, match="another-image-model"):
-        service.by_text("red", SearchQuery(k=1))
+        service.search(text_request("red", k=1))
     store.close()
 
 
@@ -82,7 +83,10 @@ def test_like_gives_the_nearest_other_pictures_page_by_page(fanned_store: Embedd
     like_a = document_id("a.jpg")
 
     def paths(k: int, offset: int = 0) -> list[str]:
-        return [hit.document.path for hit in service.like(like_a, SearchQuery(k=k, offset=offset))]
+        return [
+            hit.document.path
+            for hit in service.search(like_request(like_a, k=k, offset=offset)).hits
+        ]
 
     assert paths(2) == ["b.jpg", "c.jpg"]
     assert paths(2, offset=2) == ["d.jpg", "e.jpg"]
@@ -92,7 +96,7 @@ def test_like_gives_the_nearest_other_pictures_page_by_page(fanned_store: Embedd
 
 def test_like_of_a_picture_not_in_the_index_says_so(fanned_store: EmbeddedStore) -> None:
     with pytest.raises(NotFoundError, match="No picture with id nope is in the index"):
-        _service_over(fanned_store).like("nope", SearchQuery(k=3))
+        _service_over(fanned_store).search(like_request("nope", k=3))
 
 
 def test_text_results_page_on_from_the_offset(tmp_path: Path, tiny_clip: Path) -> None:
@@ -108,8 +112,8 @@ def test_text_results_page_on_from_the_offset(tmp_path: Path, tiny_clip: Path) -
     service = _service_over(store, encoder)
     ranked = [hit.document.path for hit in store.search(encoder.encode_texts(["red"])[0], k=5)]
 
-    first = service.by_text("red", SearchQuery(k=2))
-    second = service.by_text("  red ", SearchQuery(k=2, offset=2))
+    first = service.search(text_request("red", k=2)).hits
+    second = service.search(text_request("  red ", k=2, offset=2)).hits
 
     assert [hit.document.path for hit in first + second] == ranked[:4]
     store.close()
@@ -121,9 +125,9 @@ def test_an_empty_index_and_an_empty_query_are_each_one_sentence(
     store = EmbeddedStore(tmp_path)
     service = _service_over(store, ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL"))
     with pytest.raises(ConfigError, match="Say what to look for"):
-        service.by_text("   ", SearchQuery(k=1))
+        service.search(text_request("   ", k=1))
     with pytest.raises(IndexEmptyError, match="run `findimage index` first"):
-        service.by_text("red", SearchQuery(k=1, offset=1))
+        service.search(text_request("red", k=1, offset=1))
     store.close()
 
 
@@ -137,11 +141,11 @@ def test_text_search_stays_inside_the_folder_asked_for(tmp_path: Path, tiny_clip
     )
     service = _service_over(store, encoder)
 
-    hits = service.by_text("red", SearchQuery(k=4, folder="trips"))
+    hits = service.search(text_request("red", k=4, folder="trips")).hits
 
     assert {hit.document.path for hit in hits} == {"trips/red.png", "trips/2024/green.png"}
     # A folder with nothing in it finds nothing; the index itself is not empty.
-    assert service.by_text("red", SearchQuery(k=4, folder="nowhere")) == []
+    assert service.search(text_request("red", k=4, folder="nowhere")).hits == []
     store.close()
 
 
@@ -154,6 +158,6 @@ def test_like_stays_inside_the_folder_asked_for(tmp_path: Path) -> None:
             (make_document("x/further.jpg"), _unit(1, 1)),
         ]
     )
-    hits = _service_over(store).like(document_id("x/a.jpg"), SearchQuery(k=2, folder="x"))
+    hits = _service_over(store).search(like_request(document_id("x/a.jpg"), k=2, folder="x")).hits
     assert [hit.document.path for hit in hits] == ["x/further.jpg"]
     store.close()

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from bot.blocks import Page, SharedResult
-from findimage.search import SearchQuery
 from tests.support.block_kit import buttons, check_message
+from tests.support.searches import like_request, text_request
 from tests.support.slack_answers import (
     ACK_DEADLINE_SECONDS,
     answer_at,
@@ -40,7 +40,7 @@ def test_search_ranks_the_described_picture_first(
 def test_search_answers_privately_with_previews_and_buttons(
     bot: Bot, fake_slack: FakeSlack
 ) -> None:
-    expected = bot.service.by_text("red circle", SearchQuery(k=5))
+    expected = bot.service.search(text_request("red circle", k=5)).hits
 
     message = ask(bot, fake_slack, "red circle", "search")
 
@@ -61,7 +61,7 @@ def test_search_answers_privately_with_previews_and_buttons(
 
 
 def test_more_results_shows_the_next_page(bot: Bot, fake_slack: FakeSlack) -> None:
-    expected = bot.service.by_text("blue square", SearchQuery(k=10))
+    expected = bot.service.search(text_request("blue square", k=10)).hits
     first = ask(bot, fake_slack, "blue square", "page1")
 
     clicked = bot.sender.button(button(first, "findimage_more"), fake_slack.response_url("page2"))
@@ -81,7 +81,7 @@ def test_more_like_this_searches_with_the_pictures_stored_vector(
     chosen = Page.from_value(button(first, "findimage_like:2")["value"]).like
     assert chosen is not None
     chosen_path = result_paths(first)[1]
-    expected = bot.service.like(chosen, SearchQuery(k=5))
+    expected = bot.service.search(like_request(chosen, k=5)).hits
 
     bot.sender.button(button(first, "findimage_like:2"), fake_slack.response_url("like1"))
 

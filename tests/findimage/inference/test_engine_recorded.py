@@ -106,13 +106,13 @@ def test_once_exported_the_onnx_engine_runs_without_pytorch(
         import sys
         from pathlib import Path
         from findimage.factory import build_search_service
-        from findimage.search import SearchQuery
+        from tests.support.searches import text_request, picture_request
         from findimage.settings import load_settings
 
         service = build_search_service(load_settings())
-        assert service.by_text("a red circle", SearchQuery(k=2))
+        assert service.search(text_request("a red circle", k=2)).hits
         picture = sorted(Path({str(library)!r}).rglob("*.png"))[0].read_bytes()
-        assert service.by_image(picture, SearchQuery(k=2))
+        assert service.search(picture_request(picture, k=2)).hits
         loaded = sorted({{"torch", "sentence_transformers"}} & set(sys.modules))
         print(",".join(loaded) or "none")
         """
