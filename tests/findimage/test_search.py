@@ -8,11 +8,13 @@ import pytest
 from findimage.documents import ModelInfo, document_id
 from findimage.encoders import ClipEncoder
 from findimage.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
-from findimage.search import SearchService
+from findimage.images import UNREADABLE
+from findimage.search import PictureError, SearchService
 from findimage.stores.embedded import EmbeddedStore
 from tests.support.documents import make_document
-from tests.support.pictures import draw_shape
-from tests.support.searches import like_request, text_request
+from tests.support.fitting import CountingTextEncoder
+from tests.support.pictures import draw_shape, encode
+from tests.support.searches import like_request, picture_request, query_request, text_request
 
 DIMS = 8
 
@@ -161,3 +163,53 @@ def test_like_stays_inside_the_folder_asked_for(tmp_path: Path) -> None:
     hits = _service_over(store).search(like_request(document_id("x/a.jpg"), k=2, folder="x")).hits
     assert [hit.document.path for hit in hits] == ["x/further.jpg"]
     store.close()
+
+
+def test_a_long_query_is_fitted_once_and_the_outcome_says_it_was_cut(
+    tmp_path: Path, tiny_clip: Path
+) -> None:
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    store.upsert([(make_document("red.png"), encoder.encode_texts(["red"])[0])])
+    _service_over(store, encoder)  # records the models, as an index would
+    unused = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    counting = CountingTextEncoder(encoder)
+    service = SearchService(store, unused, counting, max_file_bytes=1024 * 1024)
+    long_query = " ".join(["a red circle"] * 30)
+
+    outcome = service.search(text_request(long_query, k=1))
+
+    assert counting.fitted == [long_query]
+    fitted = encoder.fit_text(long_query)
+    assert fitted.cut and outcome.description == fitted.text
+    assert outcome.cut_note == (
+        f"the description was too long for the text model ({fitted.max_tokens} tokens at "
+        f"most), so I searched for “{fitted.text}”."
+    )
+    assert [hit.document.path for hit in outcome.hits] == ["red.png"]
+    store.close()
+
+
+def test_a_bad_picture_is_told_before_the_index_is_read_and_a_good_one_loads_no_model(
+    tmp_path: Path,
+) -> None:
+    """Neither encoder can load: a search that tried would fail with ModelLoadError."""
+    store = EmbeddedStore(tmp_path)
+    service = _service_over(store)
+
+    with pytest.raises(PictureError, match="That picture cannot be used: ") as raised:
+        service.search(picture_request(b"not a picture", "note.jpg", k=1))
+    assert (raised.value.name, raised.value.reason) == ("note.jpg", UNREADABLE)
+    with pytest.raises(IndexEmptyError):
+        service.search(picture_request(encode(draw_shape("red", "circle"), "PNG"), k=1))
+    store.close()
+
+
+def test_the_description_writes_the_terms_back_as_searched(fanned_store: EmbeddedStore) -> None:
+    service = _service_over(fanned_store)
+    a, b = document_id("a.jpg"), document_id("b.jpg")[:6]
+
+    outcome = service.search(query_request(f"- 0.5:like:{b} + 2:like:{a}", k=1))
+
+    assert outcome.description == f"- 0.5:like:{b} + 2:like:{a}"
+    assert outcome.cut_note is None

@@ -10,6 +10,7 @@ import requests
 
 from bot.blocks import Page, SharedResult
 from tests.support.block_kit import buttons, check_message
+from tests.support.fitting import CountingTextEncoder
 from tests.support.searches import like_request, text_request
 from tests.support.slack_answers import (
     ACK_DEADLINE_SECONDS,
@@ -199,6 +200,23 @@ def test_a_query_longer_than_the_text_model_reads_is_cut_and_says_so(
     assert result_paths(message)[0] == "red-circle-0000.png"
     notice = message["blocks"][1]
     assert notice["type"] == "context"
+    assert "too long for the text model (32 tokens at most)" in notice["elements"][0]["text"]
+
+
+def test_a_query_is_fitted_to_the_text_model_once(
+    start_bot: BotFactory, slack_library: IndexedLibrary, fake_slack: FakeSlack
+) -> None:
+    """The note that a query was cut and the search itself read one fitting of it."""
+    # Loaded (exported, on first use) before the clock of the answer starts.
+    slack_library.text_encoder.encode_texts(["warm up"])
+    counting = CountingTextEncoder(slack_library.text_encoder)
+    bot = start_bot(service=slack_library.service(text_encoder=counting))
+    long_query = " ".join(["a blue square"] * 30)
+
+    message = ask(bot, fake_slack, long_query, "fitted-once")
+
+    assert counting.fitted == [long_query]
+    notice = message["blocks"][1]
     assert "too long for the text model (32 tokens at most)" in notice["elements"][0]["text"]
 
 
