@@ -106,13 +106,15 @@ def test_once_exported_the_onnx_engine_runs_without_pytorch(
         import sys
         from pathlib import Path
         from findimage.factory import build_search_service
-        from tests.support.searches import text_request, picture_request
+        from findimage.query import Term
+        from findimage.search import SearchRequest
         from findimage.settings import load_settings
 
         service = build_search_service(load_settings())
-        assert service.search(text_request("a red circle", k=2)).hits
+        assert service.search(SearchRequest((Term("text", "a red circle"),), k=2)).hits
         picture = sorted(Path({str(library)!r}).rglob("*.png"))[0].read_bytes()
-        assert service.search(picture_request(picture, k=2)).hits
+        shown = SearchRequest((Term("picture", "p.png"),), k=2, pictures={{"p.png": picture}})
+        assert service.search(shown).hits
         loaded = sorted({{"torch", "sentence_transformers"}} & set(sys.modules))
         print(",".join(loaded) or "none")
         """
