@@ -68,7 +68,7 @@ class SearchRequest:
 class SearchOutcome:
     """A page of hits and what was searched for them.
 
-    `description` is the query as searched, short enough for a heading: its terms written
+    `description` is the query as searched, for headings: its terms written
     back (`2:red circle + like:3f2a9c1b`), each text as the text model read it; `cut_note`
     is the sentence saying a text was cut to fit the model, None when none was.
     """
@@ -81,8 +81,6 @@ class SearchOutcome:
 class PictureError(ImageError):
     """A query picture that cannot be used. The sentence speaks of "that picture"; `name`
     and `reason` let a front end that holds several name the one at fault."""
-
-    exit_code = 2
 
     def __init__(self, name: str, reason: str):
         super().__init__(f"That picture cannot be used: {reason}.")
