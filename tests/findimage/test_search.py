@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from findimage.documents import ModelInfo, document_id
 from findimage.encoders import ClipEncoder
 from findimage.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
-from findimage.images import UNREADABLE
+from findimage.images import DECODE_MIN_SIDE, UNREADABLE, decode_image
 from findimage.search import PictureError, SearchService
 from findimage.stores.embedded import EmbeddedStore
 from tests.support.documents import make_document
@@ -213,3 +214,26 @@ def test_the_description_writes_the_terms_back_as_searched(fanned_store: Embedde
 
     assert outcome.description == f"- 0.5:like:{b} + 2:like:{a}"
     assert outcome.cut_note is None
+
+
+def test_a_query_picture_is_seen_as_the_indexer_saw_its_copy(
+    tmp_path: Path, tiny_clip: Path
+) -> None:
+    """The indexer decodes at the image model's own side (32 pixels for the tiny CLIP), not
+    at the 224 a picture is first decoded at: the same JPEG finds its copy at a cosine of 1."""
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    # Blocks of random colors: their edges come out differently from each decoding size.
+    blocks = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    pixels = np.kron(blocks, np.ones((30, 30, 1), dtype=np.uint8))
+    photo = encode(Image.fromarray(pixels), "JPEG", quality=70)
+    indexed = decode_image(photo, 1024 * 1024 * 1024, encoder.input_side).image
+    store = EmbeddedStore(tmp_path)
+    store.record_models(ModelInfo(encoder.model_name, encoder.model_name, encoder.dims))
+    store.upsert([(make_document("copy.jpg"), encoder.encode_images([indexed])[0])])
+    service = SearchService(store, encoder, encoder, max_file_bytes=1024 * 1024 * 1024)
+
+    (hit,) = service.search(picture_request(photo, k=1)).hits
+
+    assert encoder.input_side != DECODE_MIN_SIDE
+    assert hit.score == pytest.approx(1.0, abs=1e-6)
+    store.close()
