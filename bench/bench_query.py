@@ -30,7 +30,8 @@ from bench.common import (
 from bench.stores import filled_store
 from findimage.encoders import ClipEncoder, ImageEncoder, OnnxEncoder, TextEncoder
 from findimage.images import decode_image
-from findimage.search import SearchQuery, SearchService
+from findimage.query import Term
+from findimage.search import SearchRequest, SearchService
 from findimage.stores.embedded import EmbeddedStore
 
 QUERIES = (
@@ -80,7 +81,7 @@ def one_setting(
 ) -> dict[str, tuple[str, str, str]]:
     """Text and photo queries through the service, each beside its parts, interleaved."""
     service = SearchService(store, image, text, MAX_BYTES)
-    query = SearchQuery(k=5)
+    photo_query = SearchRequest((Term("picture", "photo.jpg"),), k=5, pictures={"photo.jpg": photo})
     texts = itertools.cycle(QUERIES)
     vector = text.encode_texts([QUERIES[0]])[0]
     side = image.input_side
@@ -89,7 +90,9 @@ def one_setting(
         {
             "text encoder alone": lambda: text.encode_texts([next(texts)]),
             "store alone": lambda: store.search(vector, 5),
-            "`SearchService.by_text`": lambda: service.by_text(next(texts), query),
+            "`SearchService.search`, text": lambda: service.search(
+                SearchRequest((Term("text", next(texts)),), k=5)
+            ),
         },
         repeats,
     )
@@ -97,13 +100,13 @@ def one_setting(
         {
             "decode the 12 MP JPEG alone": lambda: decode_image(photo, MAX_BYTES, side),
             "image encoder alone": lambda: image.encode_images([decoded]),
-            "`SearchService.by_image`, 12 MP JPEG": lambda: service.by_image(photo, query),
+            "`SearchService.search`, 12 MP JPEG": lambda: service.search(photo_query),
         },
         max(10, repeats // 4),
     )
     bound = by_text["text encoder alone"][1] + by_text["store alone"][1]
     return {
-        name: (*_ms(times), f"{times[1] / bound:.2f}" if "by_text" in name else "")
+        name: (*_ms(times), f"{times[1] / bound:.2f}" if name.endswith(", text") else "")
         for name, times in {**by_text, **by_photo}.items()
     }
 

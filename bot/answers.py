@@ -18,8 +18,8 @@ from bot.blocks import (
 from bot.payloads import Page, SharedResult
 from bot.previews import PreviewSource
 from findimage.errors import FindImageError
-from findimage.query import Term, is_plain_text, parse_query, parse_refinement
-from findimage.search import SearchQuery, SearchService, cut_note
+from findimage.query import Term, parse_query, parse_refinement
+from findimage.search import SearchRequest, SearchService
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +53,13 @@ class Answers:
 
     def for_page(self, page: Page, user_id: str) -> Message:
         """A private page of results for a text query or for "more like this one"."""
-        query = SearchQuery(k=page.k, folder=page.folder, offset=page.offset, filters=page.filters)
-        notices: list[str] = []
+        outcome = self._service.search(page_request(page))
+        hits = outcome.hits
+        notices = [outcome.cut_note[0].upper() + outcome.cut_note[1:]] if outcome.cut_note else []
         if page.like is not None:
-            hits = self._service.like(page.like, query)
             heading = "Pictures like that one"
         else:
-            terms = parse_query(page.text or "")
-            if terms and not is_plain_text(terms):
-                hits = self._service.by_terms(terms, query)
-            else:
-                fitted = self._service.fit_text(page.text or "")
-                if fitted.cut:
-                    note = cut_note(fitted)
-                    notices.append(note[0].upper() + note[1:])
-                hits = self._service.by_text(fitted.text, query)
-            heading = f"Results for “{page.text}”"
+            heading = f"Results for “{outcome.description}”"
         if page.folder:
             heading += f" in {page.folder}"
         if page.filters:
@@ -103,21 +94,16 @@ class Answers:
         A comment that starts with + or - adds terms to the photo (`+ at night - people`).
         """
         refinement = parse_refinement(comment)
-        picture = self._service.decode_picture(data)
-        query = SearchQuery(k=k)
-        if refinement:
-            terms = [Term("picture", name), *refinement]
-            hits = self._service.by_terms(terms, query, {name: picture})
-        else:
-            hits = self._service.by_picture(picture, query)
-        close = [hit for hit in hits if hit.score >= self._min_score]
+        terms = (Term("picture", name), *refinement)
+        outcome = self._service.search(SearchRequest(terms, k=k, pictures={name: data}))
+        close = [hit for hit in outcome.hits if hit.score >= self._min_score]
         if not close:
             return sentence_message(
                 f"Nothing in the library looks close to {name}; try another photo."
             )
         top = close[0]
         if refinement:
-            heading = f"Pictures like {name} {comment.strip()}"
+            heading = f"Pictures like {outcome.description}"
         elif top.score >= self._duplicate_score:
             heading = f"This picture is already in the library at {shown_path(top.document.path)}."
         else:
@@ -144,6 +130,17 @@ class Answers:
             f"Nothing in the library is close to “{page.text}”: try rephrasing it, "
             "for example with fewer or more common words."
         )
+
+
+def page_request(page: Page) -> SearchRequest:
+    """The search a page of results asks for: like an indexed picture, or its query's terms."""
+    if page.like is not None:
+        terms: tuple[Term, ...] = (Term("like", page.like),)
+    else:
+        terms = tuple(parse_query(page.text or ""))
+    return SearchRequest(
+        terms, k=page.k, folder=page.folder, offset=page.offset, filters=page.filters
+    )
 
 
 def no_such_folder(folder: str) -> str:

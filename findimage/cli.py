@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from findimage.errors import ConfigError, FindImageError, ImageError
+from findimage.errors import ConfigError, FindImageError
 from findimage.notices import notices
 from findimage.settings import Settings, load_settings
 from findimage.terminal import printable
@@ -22,9 +22,8 @@ from findimage.terminal import printable
 if TYPE_CHECKING:
     from findimage.documents import IndexReport, SearchHit
     from findimage.filters import Filters
-    from findimage.images import DecodedImage
     from findimage.query import Term
-    from findimage.search import SearchQuery, SearchService
+    from findimage.search import SearchRequest, SearchService
     from findimage.stores.base import VectorStore
 
 log = logging.getLogger("findimage")
@@ -385,26 +384,26 @@ def _inside(folder: Path, root: Path) -> str | None:
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from findimage.factory import build_search_service
     from findimage.presenters import no_pictures_in_folder, results_output
-    from findimage.search import SearchQuery
+    from findimage.search import SearchRequest
     from findimage.terminal import supports_hyperlinks
 
     k = args.k if args.k is not None else settings.top_k
     if k < 1:
         raise ConfigError("-k must be at least 1.")
     filters = _search_filters(args)
-    # The query is read, and a bad query picture found, before the index is opened or a
-    # model loaded.
+    # The query is read, and a picture file that cannot be read found, before the index is
+    # opened; the search decodes the pictures before it loads any model.
     terms = _query_terms(args)
     pictures = {
-        term.value: _query_picture(Path(term.value), settings)
-        for term in terms
-        if term.kind == "picture"
+        term.value: _picture_file(Path(term.value)) for term in terms if term.kind == "picture"
     }
     with build_search_service(settings) as service:
         root = service.library_root()
         folder = _search_folder(args.folder, root or settings.library)
-        query = SearchQuery(k=k, folder=folder, filters=filters)
-        hits, title = _find(service, args, terms, query, pictures)
+        request = SearchRequest(
+            tuple(terms), k=k, folder=folder, filters=filters, pictures=pictures
+        )
+        hits, title = _find(service, args, request)
     if not hits and folder and not filters and not args.json:
         print(no_pictures_in_folder(folder))
         return EXIT_OK
@@ -449,46 +448,36 @@ def _names_a_picture(term: str) -> bool:
 
 
 def _find(
-    service: SearchService,
-    args: argparse.Namespace,
-    terms: list[Term],
-    query: SearchQuery,
-    pictures: dict[str, DecodedImage],
+    service: SearchService, args: argparse.Namespace, request: SearchRequest
 ) -> tuple[list[SearchHit], str]:
-    """The hits for the query, and the title that says what was searched."""
-    from findimage.query import is_plain_text
-    from findimage.search import cut_note
+    """The hits for the request, and the title that says what was searched."""
+    from findimage.search import PictureError
 
-    # The search comes first: it refuses a missing index before any model loads.
-    hits = service.by_terms(terms, query, pictures)
+    try:
+        outcome = service.search(request)
+    except PictureError as exc:
+        # Several files may be in the query: the sentence names the one at fault.
+        raise ConfigError(f"The picture {exc.name} cannot be used: {exc.reason}.") from None
+    if outcome.cut_note:
+        print(f"findimage: note: {outcome.cut_note}", file=sys.stderr)
     if args.image is not None:
         title = f"Pictures like {args.image}, best first:"
     elif args.like is not None:
         title = f"Pictures like {args.like}, best first:"
-    elif is_plain_text(terms):
-        fitted = service.fit_text(terms[0].value)
-        if fitted.cut:
-            print(f"findimage: note: {cut_note(fitted)}", file=sys.stderr)
-        title = f'Pictures for "{fitted.text}", best first:'
     else:
-        title = f'Pictures for "{" ".join(args.text)}", best first:'
-    if query.filters:
-        title = title.replace(", best first:", f", {query.filters.describe()}, best first:")
-    return hits, title
+        title = f'Pictures for "{outcome.description}", best first:'
+    if request.filters:
+        title = title.replace(", best first:", f", {request.filters.describe()}, best first:")
+    return outcome.hits, title
 
 
-def _query_picture(path: Path, settings: Settings) -> DecodedImage:
-    """The picture to search with; any problem with it is one sentence naming the file."""
-    from findimage.images import decode_image
-
+def _picture_file(path: Path) -> bytes:
+    """The bytes of a picture to search with; a file that cannot be read is one sentence
+    naming it."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read the picture {path}: {exc.strerror or exc}.") from None
-    try:
-        return decode_image(data, settings.max_file_bytes)
-    except ImageError as exc:
-        raise ConfigError(f"The picture {path} cannot be used: {exc}.") from None
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -19,13 +19,14 @@ from findimage.errors import (
     NotFoundError,
 )
 from findimage.filters import Filters
-from findimage.images import DecodedImage, decode_image
+from findimage.images import DECODE_MIN_SIDE, DecodedImage, decode_image
 from findimage.query import Term
 from findimage.stores.base import VectorStore, check_model_names
 
 log = logging.getLogger(__name__)
 
 EMPTY_INDEX = "The index is empty: run `findimage index /path/to/pictures` first."
+SAY_WHAT = "Say what to look for, for example: snowy mountain."
 
 
 OUTSIDE_FOLDER = (
@@ -47,13 +48,44 @@ def library_folder(written: str) -> str:
 
 
 @dataclass(frozen=True)
-class SearchQuery:
-    """Where to look and how many results; `offset` pages through them."""
+class SearchRequest:
+    """A query, where to look and which page: what every front end hands `SearchService.search`.
 
+    `terms` are the query's parts (findimage/query.py). A picture term's value is the name
+    its user knows it by (a file's path on the command line, an upload's name in Slack), and
+    `pictures` holds its bytes under that name: they are decoded inside the search.
+    """
+
+    terms: tuple[Term, ...]
     k: int
     folder: str | None = None
     offset: int = 0
     filters: Filters = field(default_factory=Filters)
+    pictures: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """A page of hits and what was searched for them.
+
+    `description` is the query as searched, for headings: its terms written
+    back (`2:red circle + like:3f2a9c1b`), each text as the text model read it; `cut_note`
+    is the sentence saying a text was cut to fit the model, None when none was.
+    """
+
+    hits: list[SearchHit]
+    description: str
+    cut_note: str | None = None
+
+
+class PictureError(ImageError):
+    """A query picture that cannot be used. The sentence speaks of "that picture"; `name`
+    and `reason` let a front end that holds several name the one at fault."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"That picture cannot be used: {reason}.")
+        self.name = name
+        self.reason = reason
 
 
 class TextSearch(Protocol):
@@ -65,9 +97,10 @@ class TextSearch(Protocol):
 
 
 class SearchService:
-    """Text, picture or indexed id in; ranked hits out, whatever the store is.
+    """Text, pictures or indexed ids in; ranked hits out, whatever the store is.
 
-    The service owns its store: use it in a `with` block, or call `close`.
+    `search` is the one way in. The service owns its store: use it in a `with` block, or
+    call `close`.
     """
 
     def __init__(
@@ -94,13 +127,6 @@ class SearchService:
     def close(self) -> None:
         self._store.close()
 
-    def fit_text(self, text: str) -> FittedText:
-        """The query as the text model will read it, cut to its length if needed."""
-        text = _required(text)
-        if isinstance(self._text_encoder, TextFitter):
-            return self._text_encoder.fit_text(text)
-        return FittedText(text, cut=False)
-
     def load_models(self) -> None:
         """Load and warm the local towers now (at a bot's start) rather than on the first
         request; a text model served by Elasticsearch has nothing to load here."""
@@ -109,95 +135,43 @@ class SearchService:
             if warm is not None:
                 warm(tower)
 
-    def by_text(self, text: str, query: SearchQuery) -> list[SearchHit]:
-        """Hits for `text`, first cut to what the text model reads (see `fit_text`)."""
-        _required(text)
-        # A missing or refused index answers before the tokenizer or a model loads.
-        self._check_models()
-        text = self.fit_text(text).text
-        if self._text_search is not None:
-            text_search = self._text_search
-            hits = self._checked(
-                lambda: text_search.by_text(
-                    text, query.k + query.offset, query.folder, query.filters
-                )
-            )
-            return self._page(hits, query)
-        vector = self._text_encoder.encode_texts([text])[0]
-        return self._search(vector, query)
+    def search(self, request: SearchRequest) -> SearchOutcome:
+        """A page of hits for the request's terms: one term alone is searched by its own
+        vector; several, by the normalized sum of each term's normalized vector times its
+        weight (the indexed pictures named by `like:` are left out of the hits).
 
-    def by_image(self, data: bytes, query: SearchQuery) -> list[SearchHit]:
-        return self.by_picture(self.decode_picture(data), query)
-
-    def decode_picture(self, data: bytes) -> DecodedImage:
-        """A query picture's bytes, decoded as the image model needs them; one sentence when
-        they cannot be."""
-        try:
-            return decode_image(data, self._max_file_bytes, min_side=self._image_encoder.input_side)
-        except ImageError as exc:
-            raise ImageError(f"That picture cannot be used: {exc}.") from exc
-
-    def by_picture(self, picture: DecodedImage, query: SearchQuery) -> list[SearchHit]:
-        """Like `by_image`, for a picture the caller decoded (and vouched for) itself."""
-        self._check_models()
-        vector = self._image_encoder.encode_images([picture.image])[0]
-        return self._search(vector, query)
-
-    def like(self, doc_id: str, query: SearchQuery) -> list[SearchHit]:
-        """Pictures like an indexed one (by its id or the start of it), from its stored
-        vector, without the picture itself."""
-        self._check_models()
-        found_id, vector = self._indexed(doc_id)
-        return self._search_without(vector, {found_id}, query)
-
-    def by_terms(
-        self,
-        terms: Sequence[Term],
-        query: SearchQuery,
-        pictures: Mapping[str, DecodedImage] | None = None,
-    ) -> list[SearchHit]:
-        """Hits for a weighted sum of terms (findimage/query.py): the normalized sum of each term's
-        normalized vector times its weight. `pictures` holds the decoded picture of each
-        picture term, by its value.
-
-        The text terms are embedded in one call (one `_infer` for a model in Elasticsearch);
-        the indexed pictures named by `like:` are left out of the results.
+        Everything that can be refused without a model is refused first, in this order: an
+        empty query, a picture that cannot be decoded, a missing index or one built with
+        other models, an id the index does not hold.
         """
-        if len(terms) == 1 and terms[0].weight == 1.0:
-            # One term alone is searched as it always was.
-            only = terms[0]
-            if only.kind == "text":
-                return self.by_text(only.value, query)
-            if only.kind == "picture":
-                return self.by_picture((pictures or {})[only.value], query)
-            return self.like(only.value, query)
+        terms = [_required_term(term) for term in request.terms]
+        if not terms:
+            raise ConfigError(SAY_WHAT)
+        # Decoded at the size most models look at, which needs no model to know: a picture
+        # that cannot be used is told before any model loads.
+        images = {
+            term.value: self._decoded(term.value, request.pictures[term.value])
+            for term in terms
+            if term.kind == "picture"
+        }
         self._check_models()
-        # The indexed pictures first: a wrong id is told before any model loads.
+        images = self._at_model_side(images, request.pictures)
         liked = {term.value: self._indexed(term.value) for term in terms if term.kind == "like"}
-        texts = [self.fit_text(term.value).text for term in terms if term.kind == "text"]
-        text_vectors = iter(self._text_encoder.encode_texts(texts) if texts else [])
-        shown = [(pictures or {})[term.value] for term in terms if term.kind == "picture"]
-        picture_vectors = iter(
-            self._image_encoder.encode_images([picture.image for picture in shown]) if shown else []
-        )
-        total: np.ndarray | None = None
-        for term in terms:
-            if term.kind == "text":
-                vector = next(text_vectors)
-            elif term.kind == "picture":
-                vector = next(picture_vectors)
-            else:
-                vector = liked[term.value][1]
-            part = term.weight * _normalized(np.asarray(vector, dtype=np.float32))
-            total = part if total is None else total + part
-        if total is None:
-            raise ConfigError("Say what to look for, for example: snowy mountain.")
-        norm = float(np.linalg.norm(total))
-        if norm < 1e-6:
-            raise ConfigError(
-                "The terms cancel each other out: change a weight, or leave a term out."
-            )
-        return self._search_without(total / norm, {doc_id for doc_id, _ in liked.values()}, query)
+        # Each text is fitted once, here: the note and the search read the same fitting.
+        fitted = {term.value: self._fit(term.value) for term in terms if term.kind == "text"}
+        searched = [
+            replace(term, value=fitted[term.value].text) if term.kind == "text" else term
+            for term in terms
+        ]
+        cut = [fit for fit in fitted.values() if fit.cut]
+        description = _written(searched)
+        note = _cut_note(cut[0].max_tokens, description) if cut else None
+        if self._text_search is not None and _alone_unweighted(searched, "text"):
+            hits = self._by_text_in_store(self._text_search, searched[0].value, request)
+        else:
+            vector = self._vector(searched, images, liked)
+            hits = self._nearest(vector, {doc_id for doc_id, _ in liked.values()}, request)
+        return SearchOutcome(hits, description, note)
 
     def status(self) -> StoreStatus:
         return self._store.status()
@@ -216,6 +190,73 @@ class SearchService:
         if isinstance(self._text_encoder, RemoteTextEncoder):
             return self._text_encoder.problem()
         return None
+
+    def _vector(
+        self,
+        terms: Sequence[Term],
+        images: Mapping[str, DecodedImage],
+        liked: Mapping[str, tuple[str, np.ndarray]],
+    ) -> np.ndarray:
+        """The query's vector: a term alone, as its model gives it; several, summed."""
+        texts = [term.value for term in terms if term.kind == "text"]
+        text_vectors = iter(self._text_encoder.encode_texts(texts) if texts else [])
+        shown = [images[term.value].image for term in terms if term.kind == "picture"]
+        image_vectors = iter(self._image_encoder.encode_images(shown) if shown else [])
+        vectors: list[np.ndarray] = []
+        for term in terms:
+            if term.kind == "text":
+                vectors.append(next(text_vectors))
+            elif term.kind == "picture":
+                vectors.append(next(image_vectors))
+            else:
+                vectors.append(liked[term.value][1])
+        if len(terms) == 1 and terms[0].weight == 1.0:
+            # One term alone is searched as it always was.
+            return np.asarray(vectors[0])
+        total = np.zeros_like(vectors[0], dtype=np.float32)
+        for term, vector in zip(terms, vectors, strict=True):
+            total += term.weight * _normalized(np.asarray(vector, dtype=np.float32))
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-6:
+            raise ConfigError(
+                "The terms cancel each other out: change a weight, or leave a term out."
+            )
+        return np.asarray(total / norm)
+
+    def _fit(self, text: str) -> FittedText:
+        """The text as the text model will read it, cut to its length if needed."""
+        if isinstance(self._text_encoder, TextFitter):
+            return self._text_encoder.fit_text(text)
+        return FittedText(text, cut=False)
+
+    def _decoded(self, name: str, data: bytes, side: int = DECODE_MIN_SIDE) -> DecodedImage:
+        """A query picture's image, its short side about `side` pixels; one sentence when the
+        picture cannot be used."""
+        try:
+            return decode_image(data, self._max_file_bytes, min_side=side)
+        except ImageError as exc:
+            raise PictureError(name, str(exc)) from exc
+
+    def _at_model_side(
+        self, images: dict[str, DecodedImage], pictures: Mapping[str, bytes]
+    ) -> dict[str, DecodedImage]:
+        """The images decoded again at the image model's own side when it is not the one they
+        were first decoded at, so that a query picture is seen as the indexer saw its copy."""
+        side = self._image_encoder.input_side if images else DECODE_MIN_SIDE
+        if side == DECODE_MIN_SIDE:
+            return images
+        return {name: self._decoded(name, pictures[name], side) for name in images}
+
+    def _by_text_in_store(
+        self, text_search: TextSearch, text: str, request: SearchRequest
+    ) -> list[SearchHit]:
+        """Hits from a store that embeds the text itself, in one round trip."""
+        hits = self._checked(
+            lambda: text_search.by_text(
+                text, request.k + request.offset, request.folder, request.filters
+            )
+        )
+        return hits[request.offset : request.offset + request.k]
 
     def _check_models(self) -> None:
         """Refuse a missing index, and one built with other models, before any model loads.
@@ -243,23 +284,16 @@ class SearchService:
             raise NotFoundError(f"No picture with id {doc_id} is in the index.")
         return candidates[0], found[1]
 
-    def _search_without(
-        self, vector: np.ndarray, left_out: set[str], query: SearchQuery
+    def _nearest(
+        self, vector: np.ndarray, left_out: set[str], request: SearchRequest
     ) -> list[SearchHit]:
-        """A page of hits for `vector` with the pictures in `left_out` taken out."""
-        wanted = query.k + query.offset + len(left_out)
+        """The request's page of hits for `vector`, with the pictures in `left_out` taken out."""
+        wanted = request.k + request.offset + len(left_out)
         hits = self._checked(
-            lambda: self._store.search(vector, wanted, query.folder, query.filters)
+            lambda: self._store.search(vector, wanted, request.folder, request.filters)
         )
         others = [hit for hit in hits if hit.document.id not in left_out]
-        return others[query.offset : query.offset + query.k]
-
-    def _search(self, vector: np.ndarray, query: SearchQuery) -> list[SearchHit]:
-        wanted = query.k + query.offset
-        hits = self._checked(
-            lambda: self._store.search(vector, wanted, query.folder, query.filters)
-        )
-        return self._page(hits, query)
+        return others[request.offset : request.offset + request.k]
 
     def _checked(self, search: Callable[[], list[SearchHit]]) -> list[SearchHit]:
         """Run a search; when the store finds the index changed models under it (a rebuild by
@@ -271,26 +305,41 @@ class SearchService:
             self._check_models()
             return search()
 
-    def _page(self, hits: list[SearchHit], query: SearchQuery) -> list[SearchHit]:
-        return hits[query.offset :]
-
 
 def _normalized(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
 
 
-def _required(text: str) -> str:
-    """The query without surrounding blanks; an empty one gets a sentence saying what to type."""
-    text = text.strip()
+def _required_term(term: Term) -> Term:
+    """A text term without surrounding blanks; an empty one gets a sentence saying what to type."""
+    if term.kind != "text":
+        return term
+    text = term.value.strip()
     if not text:
-        raise ConfigError("Say what to look for, for example: snowy mountain.")
-    return text
+        raise ConfigError(SAY_WHAT)
+    return replace(term, value=text)
 
 
-def cut_note(fitted: FittedText) -> str:
+def _alone_unweighted(terms: Sequence[Term], kind: str) -> bool:
+    return len(terms) == 1 and terms[0].kind == kind and terms[0].weight == 1.0
+
+
+def _written(terms: Sequence[Term]) -> str:
+    """Terms written back the way a query is typed: `2:red circle + like:3f2a - people`."""
+    parts: list[str] = []
+    for term in terms:
+        if parts or term.weight < 0:
+            parts.append("-" if term.weight < 0 else "+")
+        weight = abs(term.weight)
+        value = f"like:{term.value}" if term.kind == "like" else term.value
+        parts.append(value if weight == 1.0 else f"{weight:g}:{value}")
+    return " ".join(parts)
+
+
+def _cut_note(max_tokens: int | None, searched: str) -> str:
     """The sentence that says a query was cut, for the CLI and for Slack answers."""
     return (
-        f"the description was too long for the text model ({fitted.max_tokens} tokens at most), "
-        f"so I searched for “{fitted.text}”."
+        f"the description was too long for the text model ({max_tokens} tokens at most), "
+        f"so I searched for “{searched}”."
     )

@@ -16,9 +16,10 @@ from PIL import Image
 
 from findimage.encoders import ClipEncoder
 from findimage.factory import build_indexer, build_search_service, build_store
-from findimage.search import SearchQuery, SearchService
+from findimage.search import SearchService
 from findimage.settings import load_settings
 from tests.support.pictures import save
+from tests.support.searches import text_request
 from tests.support.trained_clip import CLASSES, TEMPLATES, caption, shape_picture
 
 HELD_OUT_SEEDS = (101, 102, 103)
@@ -99,7 +100,7 @@ def kind(hit_name: str) -> str:
 
 
 def test_text_search_puts_both_red_circles_first(indexed_library: SearchService) -> None:
-    hits = indexed_library.by_text("a red circle", SearchQuery(k=3))
+    hits = indexed_library.search(text_request("a red circle", k=3)).hits
     assert [kind(hit.document.name) for hit in hits[:2]] == ["red circle", "red circle"]
     assert kind(hits[2].document.name) != "red circle"
     assert hits[0].score >= hits[1].score > hits[2].score
@@ -110,7 +111,7 @@ def test_text_search_ranks_each_caption_onto_its_own_pictures(
 ) -> None:
     top = {
         caption(color, shape): kind(
-            indexed_library.by_text(caption(color, shape), SearchQuery(k=1))[0].document.name
+            indexed_library.search(text_request(caption(color, shape), k=1)).hits[0].document.name
         )
         for color, shape in CLASSES
     }

@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 
 from findimage.documents import SearchHit
 from findimage.filters import Filters, checked, parse_date, parse_place
-from findimage.query import Term, is_plain_text, parse_query
-from findimage.search import SearchQuery, SearchService, cut_note, library_folder
+from findimage.query import Term, parse_query
+from findimage.search import SearchRequest, SearchService, library_folder
 
 PAGE_SIZE = 50
-# A photo's own term, in the terms the service sums; no text term can take this value.
-PHOTO = "\x00photo"
+# A photo's name among the query's terms: what a heading calls it ("Pictures like your
+# photo + at night").
+PHOTO = "your photo"
 
 
 @dataclass(frozen=True)
@@ -82,32 +83,31 @@ def run_search(service: SearchService, query: WebQuery, photo: bytes | None) -> 
     Raises FindImageError with the sentence the command line gives for the same mistake.
     """
     filters = query.filters()
-    folder = library_folder(query.folder) or None if query.folder else None
+    folder = (library_folder(query.folder) or None) if query.folder else None
     terms: list[Term] = []
     pictures = {}
     if photo is not None:
-        pictures[PHOTO] = service.decode_picture(photo)
+        # Words typed beside a photo refine it: "at night - people" adds and takes away.
+        pictures[PHOTO] = photo
         terms.append(Term("picture", PHOTO))
-    if query.text:
-        terms += parse_query(query.text, alone=photo is None)
-    if not terms:
-        terms = parse_query(query.text)  # says what to type
-    search = SearchQuery(k=PAGE_SIZE, folder=folder, offset=query.offset, filters=filters)
-    hits = service.by_terms(terms, search, pictures)
-    note = None
-    if photo is not None:
-        heading = "Pictures like your photo"
         if query.text:
-            heading += f" {query.text}"
-    elif is_plain_text(terms):
-        fitted = service.fit_text(terms[0].value)
-        heading = f"Pictures for “{fitted.text}”"
-        if fitted.cut:
-            note = cut_note(fitted)
+            terms += parse_query(query.text, alone=False)
     else:
-        heading = f"Pictures for “{query.text}”"
+        terms = parse_query(query.text)
+    request = SearchRequest(
+        tuple(terms),
+        k=PAGE_SIZE,
+        folder=folder,
+        offset=query.offset,
+        filters=filters,
+        pictures=pictures,
+    )
+    outcome = service.search(request)
+    heading = (
+        f"Pictures like {outcome.description}" if photo else f"Pictures for “{outcome.description}”"
+    )
     if folder:
         heading += f" in {folder}"
     if filters:
         heading += f", {filters.describe()}"
-    return Found(hits=hits, heading=heading, note=note, offset=query.offset)
+    return Found(hits=outcome.hits, heading=heading, note=outcome.cut_note, offset=query.offset)

@@ -13,11 +13,12 @@ from findimage.encoders import ClipEncoder
 from findimage.errors import BackendUnavailableError
 from findimage.factory import build_search_service, build_store
 from findimage.query import parse_query
-from findimage.search import SearchQuery, SearchService
+from findimage.search import SearchRequest, SearchService
 from findimage.settings import load_settings
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.es_emulator.ml import TEXT_MODEL_ID
 from tests.support.pictures import draw_shape
+from tests.support.searches import text_request
 from tests.support.store_cases import library_document
 
 
@@ -59,16 +60,16 @@ def test_elasticsearch_text_vectors_find_what_the_local_model_finds(
     text_vectors: str,
 ) -> None:
     emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
-    local = indexed.by_text("a red circle", SearchQuery(k=4))
+    local = indexed.search(text_request("a red circle", k=4)).hits
     remote = _service(text_vectors)
-    assert [h.document.id for h in remote.by_text("a red circle", SearchQuery(k=4))] == [
+    assert [h.document.id for h in remote.search(text_request("a red circle", k=4)).hits] == [
         h.document.id for h in local
     ]
-    folder_hits = remote.by_text("a red circle", SearchQuery(k=4, folder="red"))
+    folder_hits = remote.search(text_request("a red circle", k=4, folder="red")).hits
     assert {h.document.folder for h in folder_hits} == {"red"}
     for mine, theirs in zip(
-        remote.by_text("blue", SearchQuery(k=3)),
-        indexed.by_text("blue", SearchQuery(k=3)),
+        remote.search(text_request("blue", k=3)).hits,
+        indexed.search(text_request("blue", k=3)).hits,
         strict=True,
     ):
         assert mine.score == pytest.approx(theirs.score, abs=1e-5)
@@ -79,9 +80,9 @@ def test_query_vector_builder_embeds_the_text_inside_the_one_search(
 ) -> None:
     emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
     service = _service("query_vector_builder")
-    service.by_text("green", SearchQuery(k=2))
+    service.search(text_request("green", k=2))
     emulator.requests.clear()
-    service.by_text("a green square", SearchQuery(k=2))
+    service.search(text_request("a green square", k=2))
     paths = [r.path for r in emulator.requests]
     assert not any(p.endswith("_infer") for p in paths)
     [search] = [r for r in emulator.requests if r.path.endswith("_search")]
@@ -93,7 +94,7 @@ def test_infer_sends_the_text_in_text_field(
     indexed: SearchService, emulator: ElasticsearchEmulator, tiny_encoder: ClipEncoder
 ) -> None:
     emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
-    _service("infer").by_text("a green square", SearchQuery(k=2))
+    _service("infer").search(text_request("a green square", k=2))
     [infer] = [r for r in emulator.requests if r.path.endswith("_infer")]
     assert json.loads(infer.body) == {"docs": [{"text_field": "a green square"}]}
 
@@ -104,7 +105,7 @@ def test_a_missing_model_is_one_sentence_naming_eland(
 ) -> None:
     service = _service(text_vectors)
     with pytest.raises(BackendUnavailableError, match="eland_import_hub_model") as raised:
-        service.by_text("red", SearchQuery(k=2))
+        service.search(text_request("red", k=2))
     assert service.text_model_problem() == str(raised.value)
 
 
@@ -117,7 +118,7 @@ def test_a_model_that_is_not_started_says_how_to_start_it(
     assert problem is not None
     assert f"_ml/trained_models/{TEXT_MODEL_ID}/deployment/_start" in problem
     with pytest.raises(BackendUnavailableError) as raised:
-        service.by_text("red", SearchQuery(k=2))
+        service.search(text_request("red", k=2))
     assert str(raised.value) == problem
 
 
@@ -127,12 +128,12 @@ def test_a_model_stopped_while_serving_is_explained_by_its_state(
     emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
     service = _service("query_vector_builder")
     assert service.text_model_problem() is None
-    assert service.by_text("red", SearchQuery(k=1))
+    assert service.search(text_request("red", k=1)).hits
     emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts, state="stopping")
     with pytest.raises(BackendUnavailableError, match="is stopping in Elasticsearch"):
-        service.by_text("red", SearchQuery(k=1))
+        service.search(text_request("red", k=1))
     emulator.deploy_model(TEXT_MODEL_ID, tiny_encoder.encode_texts)
-    assert service.by_text("red", SearchQuery(k=1))
+    assert service.search(text_request("red", k=1)).hits
 
 
 def test_the_local_model_stays_in_use_without_a_model_id(
@@ -140,7 +141,7 @@ def test_the_local_model_stays_in_use_without_a_model_id(
 ) -> None:
     assert indexed.text_model_problem() is None
     emulator.requests.clear()
-    hits = indexed.by_text("red", SearchQuery(k=1))
+    hits = indexed.search(text_request("red", k=1)).hits
     assert len(hits) == 1
     assert not any("_ml" in r.path for r in emulator.requests)
     [search] = [r for r in emulator.requests if r.path.endswith("_search")]
@@ -166,7 +167,7 @@ def test_the_text_terms_of_a_combined_query_go_in_one_infer_call(
     remote = _service(text_vectors)
     emulator.requests.clear()
 
-    hits = remote.by_terms(terms, SearchQuery(k=3))
+    hits = remote.search(SearchRequest(tuple(terms), k=3)).hits
 
     [infer] = [r for r in emulator.requests if r.path.endswith("_infer")]
     assert json.loads(infer.body) == {
@@ -178,5 +179,5 @@ def test_the_text_terms_of_a_combined_query_go_in_one_infer_call(
     }
     [search] = [r for r in emulator.requests if r.path.endswith("_search")]
     assert "query_vector" in json.loads(search.body)["knn"]
-    local = indexed.by_terms(terms, SearchQuery(k=3))
+    local = indexed.search(SearchRequest(tuple(terms), k=3)).hits
     assert [h.document.id for h in hits] == [h.document.id for h in local]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from findimage.cli import main
-from findimage.encoders import ClipEncoder
+from findimage.encoders import ClipEncoder, FittedText, OnnxEncoder
 from tests.support.pictures import draw_shape, encode
 
 
@@ -45,8 +47,11 @@ def test_a_long_query_without_spaces_is_cut_by_characters(encoder: ClipEncoder) 
     encoder.encode_texts([fitted.text])
 
 
-def test_the_cli_searches_with_the_cut_query_and_says_so(
-    findimage_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_the_cli_searches_with_the_cut_query_and_says_so_fitting_it_once(
+    findimage_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     library = tmp_path / "library"
     library.mkdir()
@@ -54,9 +59,26 @@ def test_the_cli_searches_with_the_cut_query_and_says_so(
     assert main(["index", str(library), "--json"]) == 0
     capsys.readouterr()
     long = " ".join(["snowy mountain"] * 40)
+    fitted = _record_fitting(monkeypatch)
 
     assert main(["search", long]) == 0
 
     err = capsys.readouterr().err
     assert "findimage: note: the description was too long for the text model (32 tokens" in err
     assert "ValueError" not in err
+    # The note and the search read one fitting of the query.
+    assert fitted == [long]
+
+
+def _record_fitting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each text the real encoders (either engine) fit, recorded as they fit it."""
+    fitted: list[str] = []
+    for encoder in (ClipEncoder, OnnxEncoder):
+        real = encoder.fit_text
+
+        def recording(self: Any, text: str, real: Callable[..., FittedText] = real) -> FittedText:
+            fitted.append(text)
+            return real(self, text)
+
+        monkeypatch.setattr(encoder, "fit_text", recording)
+    return fitted

@@ -11,10 +11,11 @@ import pytest
 from findimage.documents import ModelInfo, document_id
 from findimage.encoders import ClipEncoder
 from findimage.errors import ConfigError, NotFoundError
-from findimage.query import Term, parse_query
-from findimage.search import SearchQuery, SearchService
+from findimage.query import Term
+from findimage.search import SearchRequest, SearchService
 from findimage.stores.embedded import EmbeddedStore
 from tests.support.documents import make_document
+from tests.support.searches import like_request, query_request
 
 DIMS = 4
 
@@ -58,7 +59,7 @@ def service(compass: EmbeddedStore) -> Iterator[SearchService]:
 
 
 def _paths(service: SearchService, query: str, k: int = 1) -> list[str]:
-    hits = service.by_terms(parse_query(query), SearchQuery(k=k))
+    hits = service.search(query_request(query, k=k)).hits
     return [hit.document.path for hit in hits]
 
 
@@ -66,7 +67,7 @@ def test_a_sum_finds_the_picture_between_its_terms_and_leaves_them_out(
     service: SearchService,
 ) -> None:
     north, east = _id("north.jpg"), _id("east.jpg")
-    hits = service.by_terms(parse_query(f"like:{north} + like:{east}"), SearchQuery(k=3))
+    hits = service.search(query_request(f"like:{north} + like:{east}", k=3)).hits
     assert hits[0].document.path == "north-east.jpg"
     assert hits[0].score == pytest.approx(1.0, abs=1e-6)
     assert {north, east}.isdisjoint(hit.document.id for hit in hits)
@@ -81,7 +82,7 @@ def test_a_difference_and_a_weight_move_the_query_where_the_arithmetic_says(
 
 
 def test_like_takes_the_start_of_an_id(service: SearchService) -> None:
-    hits = service.like(_id("up.jpg")[:6], SearchQuery(k=2))
+    hits = service.search(like_request(_id("up.jpg")[:6], k=2)).hits
     assert hits and all(hit.document.path != "up.jpg" for hit in hits)
     north, east = _id("north.jpg")[:5], _id("east.jpg")[:5]
     assert _paths(service, f"like:{north} + like:{east}") == ["north-east.jpg"]
@@ -103,23 +104,23 @@ def test_an_unknown_or_ambiguous_id_is_one_sentence(
     service: SearchService, compass: EmbeddedStore
 ) -> None:
     with pytest.raises(NotFoundError, match="No picture with id ffff0000 is in the index"):
-        service.by_terms(parse_query("like:ffff0000 + beach"), SearchQuery(k=1))
+        service.search(query_request("like:ffff0000 + beach", k=1))
     first, second = _two_paths_sharing_an_id_start(4)
     compass.upsert(
         [(make_document(first), _unit(0, 0, 0, 1)), (make_document(second), _unit(0, 0, 1, 1))]
     )
     shared = _id(first)[:4]
     with pytest.raises(ConfigError, match=f"Several pictures have an id starting with {shared}"):
-        service.by_terms(parse_query(f"like:{shared} + like:{_id('up.jpg')}"), SearchQuery(k=1))
+        service.search(query_request(f"like:{shared} + like:{_id('up.jpg')}", k=1))
     # One more digit tells them apart, when it differs.
     if _id(first)[:5] != _id(second)[:5]:
-        assert service.like(_id(first)[:5], SearchQuery(k=1))
+        assert service.search(like_request(_id(first)[:5], k=1)).hits
 
 
 def test_terms_that_cancel_out_are_one_sentence(service: SearchService) -> None:
     north = _id("north.jpg")
     with pytest.raises(ConfigError, match="cancel each other out"):
-        service.by_terms(parse_query(f"like:{north} - like:{north[:8]}"), SearchQuery(k=1))
+        service.search(query_request(f"like:{north} - like:{north[:8]}", k=1))
 
 
 def test_text_terms_are_embedded_together_and_combined_with_a_picture(
@@ -147,6 +148,6 @@ def test_text_terms_are_embedded_together_and_combined_with_a_picture(
             Term("text", "blue", -1.0),
             Term("like", _id("north.jpg")),
         ]
-        (top,) = service.by_terms(terms, SearchQuery(k=1))
+        (top,) = service.search(SearchRequest(tuple(terms), k=1)).hits
     assert top.document.path == "expected.jpg"
     assert top.score == pytest.approx(1.0, abs=1e-5)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks import usage_message
-from findimage.query import SYNTAX, Term, parse_query
-from findimage.search import SearchQuery
+from findimage.query import SYNTAX, Term
+from findimage.search import SearchRequest
 from tests.support.pictures import draw_shape, encode
+from tests.support.searches import picture_request, query_request, text_request
 from tests.support.slack_answers import DM, ask, posted_in_thread, result_paths
 from tests.support.slack_api import BOT_USER_ID, FakeSlack
 from tests.support.slack_bot import Bot
@@ -32,9 +33,9 @@ def _pictures_shown(message: dict[str, Any]) -> list[str]:
 def test_a_combined_command_answers_the_weighted_sum_without_the_liked_picture(
     bot: Bot, fake_slack: FakeSlack
 ) -> None:
-    (liked,) = bot.service.by_text("green triangle", SearchQuery(k=1))
+    (liked,) = bot.service.search(text_request("green triangle", k=1)).hits
     text = f"2:red circle + like:{liked.document.id[:8]} - blue"
-    expected = bot.service.by_terms(parse_query(text), SearchQuery(k=5))
+    expected = bot.service.search(query_request(text, k=5)).hits
 
     message = ask(bot, fake_slack, text, "combined")
 
@@ -66,10 +67,9 @@ def test_words_with_a_photo_steer_it_and_other_words_are_a_comment(
     bot: Bot, fake_slack: FakeSlack
 ) -> None:
     photo = encode(draw_shape("green", "triangle", size=(77, 81), offset=3), "JPEG")
-    picture = bot.service.decode_picture(photo)
-    steered = [Term("picture", "holiday.jpg"), Term("text", "red circle", 2.0)]
-    expected = bot.service.by_terms(steered, SearchQuery(k=5), {"holiday.jpg": picture})
-    alone = bot.service.by_picture(picture, SearchQuery(k=5))
+    steered = (Term("picture", "holiday.jpg"), Term("text", "red circle", 2.0))
+    expected = bot.service.search(SearchRequest(steered, k=5, pictures={"holiday.jpg": photo})).hits
+    alone = bot.service.search(picture_request(photo, "holiday.jpg", k=5)).hits
     assert [h.document.path for h in expected] != [h.document.path for h in alone]
 
     event = message_event(

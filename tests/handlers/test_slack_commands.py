@@ -9,8 +9,9 @@ import pytest
 import requests
 
 from bot.payloads import Page, SharedResult
-from findimage.search import SearchQuery
 from tests.support.block_kit import buttons, check_message
+from tests.support.fitting import CountingTextEncoder
+from tests.support.searches import like_request, text_request
 from tests.support.slack_answers import (
     ACK_DEADLINE_SECONDS,
     answer_at,
@@ -40,7 +41,7 @@ def test_search_ranks_the_described_picture_first(
 def test_search_answers_privately_with_previews_and_buttons(
     bot: Bot, fake_slack: FakeSlack
 ) -> None:
-    expected = bot.service.by_text("red circle", SearchQuery(k=5))
+    expected = bot.service.search(text_request("red circle", k=5)).hits
 
     message = ask(bot, fake_slack, "red circle", "search")
 
@@ -61,7 +62,7 @@ def test_search_answers_privately_with_previews_and_buttons(
 
 
 def test_more_results_shows_the_next_page(bot: Bot, fake_slack: FakeSlack) -> None:
-    expected = bot.service.by_text("blue square", SearchQuery(k=10))
+    expected = bot.service.search(text_request("blue square", k=10)).hits
     first = ask(bot, fake_slack, "blue square", "page1")
 
     clicked = bot.sender.button(button(first, "findimage_more"), fake_slack.response_url("page2"))
@@ -81,7 +82,7 @@ def test_more_like_this_searches_with_the_pictures_stored_vector(
     chosen = Page.from_value(button(first, "findimage_like:2")["value"]).like
     assert chosen is not None
     chosen_path = result_paths(first)[1]
-    expected = bot.service.like(chosen, SearchQuery(k=5))
+    expected = bot.service.search(like_request(chosen, k=5)).hits
 
     bot.sender.button(button(first, "findimage_like:2"), fake_slack.response_url("like1"))
 
@@ -199,6 +200,23 @@ def test_a_query_longer_than_the_text_model_reads_is_cut_and_says_so(
     assert result_paths(message)[0] == "red-circle-0000.png"
     notice = message["blocks"][1]
     assert notice["type"] == "context"
+    assert "too long for the text model (32 tokens at most)" in notice["elements"][0]["text"]
+
+
+def test_a_query_is_fitted_to_the_text_model_once(
+    start_bot: BotFactory, slack_library: IndexedLibrary, fake_slack: FakeSlack
+) -> None:
+    """The note that a query was cut and the search itself read one fitting of it."""
+    # Loaded (exported, on first use) before the clock of the answer starts.
+    slack_library.text_encoder.encode_texts(["warm up"])
+    counting = CountingTextEncoder(slack_library.text_encoder)
+    bot = start_bot(service=slack_library.service(text_encoder=counting))
+    long_query = " ".join(["a blue square"] * 30)
+
+    message = ask(bot, fake_slack, long_query, "fitted-once")
+
+    assert counting.fitted == [long_query]
+    notice = message["blocks"][1]
     assert "too long for the text model (32 tokens at most)" in notice["elements"][0]["text"]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.payloads import Page
 from findimage.filters import Filters
-from findimage.search import SearchQuery
+from tests.support.searches import text_request
 from tests.support.slack_answers import ask, button, result_paths
 from tests.support.slack_api import FakeSlack
 from tests.support.slack_bot import Bot
@@ -24,7 +24,7 @@ def test_a_date_filter_answers_with_file_dates_and_keeps_to_it_on_the_next_page(
     bot: Bot, fake_slack: FakeSlack
 ) -> None:
     filters = Filters(after=datetime(2000, 1, 1))
-    expected = bot.service.by_text("red circle", SearchQuery(k=5, filters=filters))
+    expected = bot.service.search(text_request("red circle", k=5, filters=filters)).hits
 
     message = ask(bot, fake_slack, "after:2000 red circle", "after")
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from findimage.factory import build_search_service
-from findimage.search import SearchQuery
 from findimage.settings import load_settings
+from tests.support.searches import text_request
 
 
 def search_until_stopped(progress: Path, stop: Path, gone_file: Path, k: int) -> dict:
@@ -23,7 +23,7 @@ def search_until_stopped(progress: Path, stop: Path, gone_file: Path, k: int) ->
         while not stop.exists():
             gone = set(json.loads(gone_file.read_text())) if gone_file.exists() else set()
             try:
-                hits = service.by_text("a picture", SearchQuery(k=k))
+                hits = service.search(text_request("a picture", k=k)).hits
             except Exception as exc:  # every failure is the finding, whatever its kind
                 errors.append(f"{type(exc).__name__}: {exc}")
             else:

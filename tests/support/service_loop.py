@@ -13,8 +13,8 @@ from pathlib import Path
 
 from findimage.errors import FindImageError
 from findimage.factory import build_search_service
-from findimage.search import SearchQuery
 from findimage.settings import load_settings
+from tests.support.searches import picture_request
 
 
 def search_until_stopped(progress: Path, stop: Path, marker: Path, picture: Path) -> list[dict]:
@@ -24,7 +24,7 @@ def search_until_stopped(progress: Path, stop: Path, marker: Path, picture: Path
     while not stop.exists():
         after_marker = marker.exists()
         try:
-            hits = service.by_image(data, SearchQuery(k=3))
+            hits = service.search(picture_request(data, k=3)).hits
             outcome = {"results": [[hit.document.path, hit.score] for hit in hits]}
         except FindImageError as error:
             outcome = {"refused": str(error)}

@@ -106,13 +106,15 @@ def test_once_exported_the_onnx_engine_runs_without_pytorch(
         import sys
         from pathlib import Path
         from findimage.factory import build_search_service
-        from findimage.search import SearchQuery
+        from findimage.query import Term
+        from findimage.search import SearchRequest
         from findimage.settings import load_settings
 
         service = build_search_service(load_settings())
-        assert service.by_text("a red circle", SearchQuery(k=2))
+        assert service.search(SearchRequest((Term("text", "a red circle"),), k=2)).hits
         picture = sorted(Path({str(library)!r}).rglob("*.png"))[0].read_bytes()
-        assert service.by_image(picture, SearchQuery(k=2))
+        shown = SearchRequest((Term("picture", "p.png"),), k=2, pictures={{"p.png": picture}})
+        assert service.search(shown).hits
         loaded = sorted({{"torch", "sentence_transformers"}} & set(sys.modules))
         print(",".join(loaded) or "none")
         """
