@@ -30,6 +30,9 @@ log = logging.getLogger("findimage")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+# The run went to its end, but some folder or file could not be read: the index kept what
+# it had for them.
+EXIT_INCOMPLETE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only pictures taken within KM km of this point, by their EXIF GPS",
     )
     search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument(
+        "-f",
+        "--paths",
+        action="store_true",
+        help="print only the pictures' absolute paths, one per line, best first (for pipes)",
+    )
     search.set_defaults(handler=_search, usage_error=search.error)
 
     status = commands.add_parser(
@@ -217,7 +226,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
                 path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
             )
     print(report_output(report, args.json))
-    return EXIT_OK
+    return EXIT_INCOMPLETE if report.incomplete else EXIT_OK
 
 
 def _watch(given: Path | str | None, settings: Settings) -> int:
@@ -345,6 +354,13 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     with build_search_service(settings) as service:
         hits, title = _find(service, args, terms, query, pictures)
         root = service.library_root()
+    if args.paths:
+        from findimage.library import disk_path, joined
+
+        for hit in hits:
+            # The file system's own name, so that `xargs` and friends open the very file.
+            sys.stdout.write(joined(root or "", disk_path(hit.document.path)) + "\n")
+        return EXIT_OK
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
@@ -417,11 +433,18 @@ def _find(
 def _query_picture(path: Path, settings: Settings) -> DecodedImage:
     """The picture to search with; any problem with it is one sentence naming the file."""
     from findimage.images import decode_image
+    from indexer.walk import read_regular_file
 
     try:
-        data = path.read_bytes()
+        # Never blocks: a FIFO is refused, not waited on.
+        data = read_regular_file(path, settings.max_file_bytes)
+    except ImageError as exc:
+        raise ConfigError(f"The picture {path} cannot be used: {exc}.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read the picture {path}: {exc.strerror or exc}.") from None
+    except Exception as exc:  # whatever else reading it raises concerns this file only
+        log.info("reading %s", path, exc_info=True)
+        raise ConfigError(f"Cannot read the picture {path}: {type(exc).__name__}.") from None
     try:
         return decode_image(data, settings.max_file_bytes)
     except ImageError as exc:

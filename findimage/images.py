@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 # then reads them like any other format, with the same size and bomb checks.
 register_heif_opener()
 
+# AVIF through Pillow's own plugin (Pillow 11.2 and later, where built with libavif); where
+# Pillow cannot read it, an .avif file is listed as skipped with UNREADABLE.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
     | RAW_EXTENSIONS
 )
-UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC)"
+UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF)"
 
 # CLIP ViT-B/32 looks at 224 pixels: a JPEG is decoded at the smallest scale that still
 # covers them (a 4000x3000 photo at 1/8). Previews decode the file again at their own size.
@@ -83,6 +85,13 @@ def decode_image(data: bytes, max_bytes: int, min_side: int = DECODE_MIN_SIDE) -
         raise ImageError(f"refused as a decompression bomb ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the picture is damaged or truncated ({exc})") from None
+    except Exception as exc:
+        # Whatever else a decoder raises (LibRaw's own errors, a plugin's bug) is this one
+        # file's problem, never the run's; the traceback is for -v.
+        log.info("unexpected failure decoding a picture", exc_info=True)
+        raise ImageError(
+            f"the picture is damaged or truncated ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _decode_opened(opened: Image.Image, min_side: int) -> DecodedImage:

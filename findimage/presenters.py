@@ -65,6 +65,8 @@ def report_dict(report: IndexReport) -> dict[str, Any]:
     }
     if report.dry_run:
         result.update(dry_run=True, to_index=report.to_index, to_delete=report.to_delete)
+    if report.incomplete:
+        result["incomplete"] = True
     return result
 
 
@@ -105,6 +107,11 @@ def report_output(report: IndexReport, as_json: bool) -> str:
                 for skipped in report.skipped
             ),
         ]
+        if report.incomplete:
+            lines.append(
+                "Incomplete: what could not be read keeps its place in the index; "
+                "run again once it can be read."
+            )
     return "\n".join(lines)
 
 
