@@ -102,3 +102,36 @@ def test_a_burst_is_one_line_naming_its_folder_and_skips() -> None:
     assert burst_line(IndexReport(unchanged=4), "") is None
     report = IndexReport(indexed=2, deleted=1)
     assert burst_line(report, "trips") == "Indexed 2, removed 1, skipped 0 in trips."
+
+
+def test_a_dotted_folder_moved_out_of_the_library_leaves_the_index_at_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    library = tmp_path / "library"
+    make_library(library, 4)
+    save(new_picture(1), library / "2024.06 Marseille" / "port.png")
+    save(new_picture(2), library / "2024.06 Marseille" / "v1.2" / "quai.png")
+    with watching_library(settings, library) as watching:
+        assert len(watching.paths()) == 6
+        # Gone, and named like a file with a suffix: only its disappearance says it was a
+        # folder. The rescan (300 s) is far off: the event alone must do it.
+        shutil.move(library / "2024.06 Marseille", tmp_path / "elsewhere")
+        watching.wait_for(
+            lambda: not any(p.startswith("2024.06 Marseille/") for p in watching.paths()),
+            "the dotted folder to leave",
+        )
+        assert len(watching.paths()) == 4
+
+
+def test_a_symbolic_link_loop_in_the_library_does_not_stop_the_watcher(
+    watching: Watching,
+) -> None:
+    (watching.library / "self.jpg").symlink_to("self.jpg")
+    save(new_picture(3), watching.library / "marketing" / "after-the-loop.png")
+    watching.wait_for(
+        lambda: "marketing/after-the-loop.png" in watching.paths(), "the picture added after"
+    )
+    (watching.library / "marketing" / "ping.png").symlink_to("pong.png")
+    (watching.library / "marketing" / "pong.png").symlink_to("ping.png")
+    save(new_picture(4), watching.library / "later.png")
+    watching.wait_for(lambda: "later.png" in watching.paths(), "a picture added later still")
