@@ -357,9 +357,12 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     if args.paths:
         from findimage.library import disk_path, joined
 
+        sys.stdout.flush()
         for hit in hits:
-            # The file system's own name, so that `xargs` and friends open the very file.
-            sys.stdout.write(joined(root or "", disk_path(hit.document.path)) + "\n")
+            # The file system's own bytes, so that `xargs` and friends open the very file.
+            path = joined(root or "", disk_path(hit.document.path))
+            sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+        sys.stdout.buffer.flush()
         return EXIT_OK
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))

@@ -149,12 +149,12 @@ def test_what_cannot_be_listed_keeps_its_entries_and_the_run_is_incomplete(
 ) -> None:
     indexer.run(library, progress=False)
     before = store.fingerprints()
-    _refuse_listing(monkeypatch, library.resolve() / locked if locked else library.resolve())
-    report = indexer.run(library, progress=False)
+    with monkeypatch.context() as patched:
+        _refuse_listing(patched, library.resolve() / locked if locked else library.resolve())
+        report = indexer.run(library, progress=False)
     assert (report.deleted, report.incomplete) == (0, True)
     assert _reasons(report) == {locked or ".": "cannot be listed (Permission denied)"}
     assert store.fingerprints() == before
-    monkeypatch.undo()
     (library / "f1" / "green.png").unlink()
     report = indexer.run(library, progress=False)
     assert (report.deleted, report.incomplete) == (1, False)
