@@ -114,7 +114,7 @@ def walk_library(
             except Exception as exc:  # one odd entry must not stop the walk
                 log.info("cannot look at %s", shown_path(relative), exc_info=True)
                 found = WalkSkip(shown_path(relative), f"cannot be read ({_why(exc)})", True)
-            if found == "folder":
+            if isinstance(found, str):  # "folder"
                 subfolders.append(relative)
             elif found is not None:
                 yield found
@@ -122,7 +122,7 @@ def walk_library(
         stack.extend(reversed(subfolders))
 
 
-def _listing(root: Path, relative: str) -> list[os.DirEntry[str]] | WalkSkip | list:
+def _listing(root: Path, relative: str) -> list[os.DirEntry[str]] | WalkSkip:
     """The folder's entries, sorted by name, or why it could not be listed."""
     path = root / relative if relative else root
     shown = shown_path(relative) or "."

@@ -26,7 +26,9 @@ from tests.support.raw_files import truncated_dng
 @pytest.fixture
 def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
-    for i, (color, shape) in enumerate([("red", "circle"), ("green", "square"), ("blue", "circle")]):
+    for i, (color, shape) in enumerate(
+        [("red", "circle"), ("green", "square"), ("blue", "circle")]
+    ):
         save(draw_shape(color, shape), root / f"f{i}" / f"{color}.png")
     return root
 
@@ -43,7 +45,9 @@ def encoder(tiny_clip: Path) -> ClipEncoder:
     return ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu", batch_size=8)
 
 
-def _indexer(store: EmbeddedStore, encoder: ClipEncoder, exclude: list[str] | None = None) -> Indexer:
+def _indexer(
+    store: EmbeddedStore, encoder: ClipEncoder, exclude: list[str] | None = None
+) -> Indexer:
     return Indexer(
         store=store,
         image_encoder=encoder,
@@ -87,7 +91,9 @@ def test_symbolic_link_loops_with_picture_names_do_not_stop_the_run(
     (library / "pong.jpg").symlink_to("ping.jpg")
     report = indexer.run(library, progress=False)
     assert report.indexed == 3
-    assert _reasons(report) == dict.fromkeys(["ping.jpg", "pong.jpg", "self.jpg"], "a symbolic link loop")
+    assert _reasons(report) == dict.fromkeys(
+        ["ping.jpg", "pong.jpg", "self.jpg"], "a symbolic link loop"
+    )
 
 
 def test_a_link_to_a_parent_folder_adds_no_entry_whatever_the_scope(

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import errno
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
