@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,37 @@ def test_search_paths_prints_absolute_paths_only(
         assert len(lines) == 7
         assert all(Path(line).is_absolute() and Path(line).is_file() for line in lines)
         assert str(library.resolve() / name) in lines
+
+
+def test_index_replace_beside_a_running_writer_is_refused_naming_it(
+    tmp_path: Path, library: Path, findimage_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    json_in_process(capsys, "index", str(library))
+    other = tmp_path / "other"
+    make_library(other, 3)
+    holder_code = (
+        "import sys; from pathlib import Path; "
+        "from findimage.stores.embedded import EmbeddedStore; "
+        "store = EmbeddedStore(Path(sys.argv[1]))\n"
+        "with store.writing():\n"
+        "    print('held', flush=True); sys.stdin.read()\n"
+    )
+    # Another process in the middle of a run: it holds the index's writer lock.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holder_code, findimage_env["FINDIMAGE_DATA_DIR"]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        code, out, err = run_in_process(capsys, "index", str(other), "--replace")
+    finally:
+        holder.communicate("", timeout=60)
+    assert code == 1 and out == ""
+    assert f"(pid {holder.pid} on {socket.gethostname()}) is writing the index" in err
+    assert len(err.strip().splitlines()) == 1
+    search = json_in_process(capsys, "search", "a red circle", "-k", "20")["results"]
+    assert len(search) == 6 and all((library / hit["path"]).is_file() for hit in search)
+    # Once it is done, the same command goes through.
+    assert json_in_process(capsys, "index", str(other), "--replace")["deleted"] == 6
