@@ -88,6 +88,9 @@ class FilePreparer:
         """Whatever one file raises, that file alone fails, with its reason."""
         try:
             return self._prepare(file)
+        except FindImageError:
+            # Only the model's own failure gets here (it could not load): that stops the run.
+            raise
         except Exception as exc:
             log.info("unexpected failure reading %s", file.relative_path, exc_info=True)
             return Failed(file, f"cannot be read ({type(exc).__name__}: {exc})", unknown=True)
@@ -97,8 +100,8 @@ class FilePreparer:
             data = file.read_bytes(self._max_file_bytes)
         except ImageError as exc:
             return Failed(file, str(exc), no_picture=True)
-        except FileNotFoundError:
-            return Failed(file, "deleted while being indexed", no_picture=True)
+        except FileNotFoundError as exc:  # gone since the walk: the next run removes it
+            return Failed(file, f"cannot be read ({exc.strerror or exc})")
         except OSError as exc:
             return Failed(file, f"cannot be read ({exc.strerror or exc})", unknown=True)
         except FindImageError as exc:

@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -284,6 +284,7 @@ class EmbeddedStore(VectorStore):
         stale lock is ever left to clear by hand.
         """
         path = self._path.parent / LOCK_NAME
+        created = not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -306,6 +307,11 @@ class EmbeddedStore(VectorStore):
             os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
             yield
         finally:
+            if created and not self._path.exists():
+                # A first run that wrote nothing (its model failed to load) leaves no folder.
+                path.unlink(missing_ok=True)
+                with suppress(OSError):
+                    path.parent.rmdir()
             os.close(fd)  # which releases the lock
 
     def models(self) -> ModelInfo | None:
