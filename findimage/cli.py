@@ -435,8 +435,7 @@ def _find(
 
 def _query_picture(path: Path, settings: Settings) -> DecodedImage:
     """The picture to search with; any problem with it is one sentence naming the file."""
-    from findimage.images import decode_image
-    from indexer.walk import read_regular_file
+    from findimage.images import decode_image, read_regular_file
 
     try:
         # Never blocks: a FIFO is refused, not waited on.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -28,6 +32,7 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
     | RAW_EXTENSIONS
 )
+NOT_A_FILE = "not a regular file (a FIFO, socket or device): left unopened"
 UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF)"
 
 # CLIP ViT-B/32 looks at 224 pixels: a JPEG is decoded at the smallest scale that still
@@ -59,6 +64,19 @@ def check_size(size: int, max_bytes: int) -> None:
             f"the file is {size / 1024 / 1024:.1f} MB, over the "
             f"{max_bytes / 1024 / 1024:.0f} MB limit (FINDIMAGE_MAX_FILE_MB)"
         )
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, refused (ImageError) over `max_bytes`, OSError when it cannot
+    be read. Opened without blocking, so a FIFO (a query picture, or a library file that
+    became one since it was listed) is refused instead of waited on forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_A_FILE)
+        data = stream.read(max_bytes + 1)
+    check_size(len(data), max_bytes)
+    return data
 
 
 def decode_image(data: bytes, max_bytes: int, min_side: int = DECODE_MIN_SIDE) -> DecodedImage:

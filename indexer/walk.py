@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from findimage.images import IMAGE_EXTENSIONS, check_size
+from findimage.images import IMAGE_EXTENSIONS, NOT_A_FILE, check_size, read_regular_file
 from findimage.library import ObjectStoreLibrary, shown_path
 from findimage.raw import RAW_EXTENSIONS, RAW_EXTRA, raw_support
 from indexer.exclude import Exclusions
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # Linux's PATH_MAX: a longer path is refused by every call that takes one.
 MAX_PATH_BYTES = 4096
 TOO_LONG = f"the path is longer than the {MAX_PATH_BYTES} bytes this system allows"
-NOT_A_FILE = "not a regular file (a FIFO, socket or device): left unopened"
 
 
 @dataclass(frozen=True)
@@ -50,18 +49,6 @@ class LibraryFile:
         if self.store is not None:
             return self.store.read(self.relative_path, max_bytes)
         return read_regular_file(self.absolute_path, max_bytes)
-
-
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """A regular file's bytes, at most `max_bytes` + 1 of them. Opened without blocking, so
-    a file that became a FIFO since it was listed is refused instead of waited on forever."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, NOT_A_FILE)
-        data = stream.read(max_bytes + 1)
-    check_size(len(data), max_bytes)
-    return data
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from findimage.images import NOT_A_FILE
 from findimage.library import disk_path
 from indexer.exclude import IGNORE_FILE, Exclusions
-from indexer.walk import MAX_PATH_BYTES, NOT_A_FILE, TOO_LONG, LibraryFile, WalkSkip, walk_library
+from indexer.walk import MAX_PATH_BYTES, TOO_LONG, LibraryFile, WalkSkip, walk_library
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:
