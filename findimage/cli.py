@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from findimage.errors import ConfigError, FindImageError
+from findimage.errors import ConfigError, FindImageError, ImageError
 from findimage.notices import notices
 from findimage.settings import Settings, load_settings
 from findimage.terminal import printable
@@ -30,6 +30,9 @@ log = logging.getLogger("findimage")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+# The run went to its end, but some folder or file could not be read: the index kept what
+# it had for them.
+EXIT_INCOMPLETE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only pictures taken within KM km of this point, by their EXIF GPS",
     )
     search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument(
+        "-f",
+        "--paths",
+        action="store_true",
+        help="print only the pictures' absolute paths, one per line, best first (for pipes)",
+    )
     search.set_defaults(handler=_search, usage_error=search.error)
 
     status = commands.add_parser(
@@ -241,7 +250,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         # Each skipped file is named once, not on every run that tries it again.
         new_skips = not_said_before(report.skipped, settings.data_dir, library)
     print(report_output(report, args.json, new_skips))
-    return EXIT_OK
+    return EXIT_INCOMPLETE if report.incomplete else EXIT_OK
 
 
 def _watch(given: Path | str | None, settings: Settings) -> int:
@@ -395,7 +404,9 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     # opened; the search decodes the pictures before it loads any model.
     terms = _query_terms(args)
     pictures = {
-        term.value: _picture_file(Path(term.value)) for term in terms if term.kind == "picture"
+        term.value: _picture_file(Path(term.value), settings.max_file_bytes)
+        for term in terms
+        if term.kind == "picture"
     }
     with build_search_service(settings) as service:
         root = service.library_root()
@@ -404,6 +415,16 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
             tuple(terms), k=k, folder=folder, filters=filters, pictures=pictures
         )
         hits, title = _find(service, args, request)
+    if args.paths:
+        from findimage.library import disk_path, joined
+
+        sys.stdout.flush()
+        for hit in hits:
+            # The file system's own bytes, so that `xargs` and friends open the very file.
+            path = joined(root or "", disk_path(hit.document.path))
+            sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+        sys.stdout.buffer.flush()
+        return EXIT_OK
     if not hits and folder and not filters and not args.json:
         print(no_pictures_in_folder(folder))
         return EXIT_OK
@@ -471,13 +492,20 @@ def _find(
     return outcome.hits, title
 
 
-def _picture_file(path: Path) -> bytes:
-    """The bytes of a picture to search with; a file that cannot be read is one sentence
-    naming it."""
+def _picture_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a picture to search with, read without blocking (a FIFO is refused, not
+    waited on); any problem reading it is one sentence naming the file."""
+    from findimage.images import read_regular_file
+
     try:
-        return path.read_bytes()
+        return read_regular_file(path, max_bytes)
+    except ImageError as exc:
+        raise ConfigError(f"The picture {path} cannot be used: {exc}.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read the picture {path}: {exc.strerror or exc}.") from None
+    except Exception as exc:  # whatever else reading it raises concerns this file only
+        log.info("reading %s", path, exc_info=True)
+        raise ConfigError(f"Cannot read the picture {path}: {type(exc).__name__}.") from None
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

@@ -162,3 +162,5 @@ class IndexReport:
     dry_run: bool = False
     to_index: list[str] = field(default_factory=list)
     to_delete: list[str] = field(default_factory=list)
+    # Some folder or file could not be read: what the index had for it was kept as it was.
+    incomplete: bool = False

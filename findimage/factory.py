@@ -142,6 +142,7 @@ def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
         decode_workers=settings.decode_threads,
         max_file_bytes=settings.max_file_bytes,
         s3_endpoint_url=settings.s3_endpoint_url,
+        exclude=settings.exclude_patterns,
     )
 
 

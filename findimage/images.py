@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -22,11 +26,14 @@ log = logging.getLogger(__name__)
 # then reads them like any other format, with the same size and bomb checks.
 register_heif_opener()
 
+# AVIF through Pillow's own plugin (Pillow 11.2 and later, where built with libavif); where
+# Pillow cannot read it, an .avif file is listed as skipped with UNREADABLE.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
     | RAW_EXTENSIONS
 )
-UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF or HEIC)"
+NOT_A_FILE = "not a regular file (a FIFO, socket or device): left unopened"
+UNREADABLE = "not a picture findimage can read (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF)"
 
 # CLIP ViT-B/32 looks at 224 pixels: a JPEG is decoded at the smallest scale that still
 # covers them (a 4000x3000 photo at 1/8). Previews decode the file again at their own size.
@@ -59,6 +66,19 @@ def check_size(size: int, max_bytes: int) -> None:
         )
 
 
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, refused (ImageError) over `max_bytes`, OSError when it cannot
+    be read. Opened without blocking, so a FIFO (a query picture, or a library file that
+    became one since it was listed) is refused instead of waited on forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_A_FILE)
+        data = stream.read(max_bytes + 1)
+    check_size(len(data), max_bytes)
+    return data
+
+
 def decode_image(data: bytes, max_bytes: int, min_side: int = DECODE_MIN_SIDE) -> DecodedImage:
     """Decode picture bytes into an RGB image whose short side is about `min_side` pixels.
 
@@ -83,6 +103,13 @@ def decode_image(data: bytes, max_bytes: int, min_side: int = DECODE_MIN_SIDE) -
         raise ImageError(f"refused as a decompression bomb ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the picture is damaged or truncated ({exc})") from None
+    except Exception as exc:
+        # Whatever else a decoder raises (LibRaw's own errors, a plugin's bug) is this one
+        # file's problem, never the run's; the traceback is for -v.
+        log.info("unexpected failure decoding a picture", exc_info=True)
+        raise ImageError(
+            f"the picture is damaged or truncated ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _decode_opened(opened: Image.Image, min_side: int) -> DecodedImage:

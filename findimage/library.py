@@ -8,6 +8,7 @@ tells a changed one, and hands out presigned links to them.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,24 @@ def joined(location: str, relative_path: str) -> str:
     return str(Path(location) / relative_path)
 
 
+def shown_path(on_disk: str) -> str:
+    """A relative path as the index keeps and shows it: the file system's own name, with each
+    byte that is not UTF-8 (which Python reads as a lone surrogate) written as \\xNN, so ids,
+    SQLite, JSON and terminals all take it."""
+    return on_disk.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def disk_path(shown: str) -> str:
+    """The file system's name for a path `shown_path` wrote (the reverse of it)."""
+    if "\\x" not in shown:
+        return shown
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), shown)
+
+
+# What backslashreplace writes for a byte that is not UTF-8 (0x80 to 0xff).
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
 def open_library(location: str | Path, s3_endpoint_url: str | None = None) -> Library:
     if is_object_store(location):
         return ObjectStoreLibrary(str(location), s3_endpoint_url)
@@ -89,6 +108,9 @@ class LocalFolder:
 
     def _inside(self, relative_path: str) -> Path:
         path = (self._root / relative_path).resolve()
+        if not path.exists() and (on_disk := disk_path(relative_path)) != relative_path:
+            # A name with bytes that are not UTF-8, as the index spells it.
+            path = (self._root / on_disk).resolve()
         if not path.is_relative_to(self._root):
             raise OutsideLibraryError(f"{relative_path} is not inside the library.")
         return path

@@ -65,6 +65,8 @@ def report_dict(report: IndexReport) -> dict[str, Any]:
     }
     if report.dry_run:
         result.update(dry_run=True, to_index=report.to_index, to_delete=report.to_delete)
+    if report.incomplete:
+        result["incomplete"] = True
     return result
 
 
@@ -123,6 +125,11 @@ def report_output(
             lines.append(
                 f"  ({left_out} skipped as on the last run, for the same reason; "
                 "`findimage index --json` names them.)"
+            )
+        if report.incomplete:
+            lines.append(
+                "Incomplete: what could not be read keeps its place in the index; "
+                "run again once it can be read."
             )
     return "\n".join(lines)
 

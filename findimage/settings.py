@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     watch_rescan_seconds: float = Field(default=300.0, ge=5, le=86_400)
     watch_polling: bool = False
 
+    # What indexing leaves out besides hidden files: comma-separated gitignore patterns (a
+    # name alone matches at any depth), plus a .findimageignore file at the library's root.
+    # The default skips NAS, OS and tool litter (Synology's @eaDir thumbnails, #recycle).
+    exclude: str = "@eaDir,#recycle,.git,node_modules,__MACOSX,.thumbnails"
+
     # Search.
     top_k: int = Field(default=5, ge=1, le=100)
     max_file_mb: float = Field(default=50, gt=0)
@@ -155,6 +160,10 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.startswith("s3://"):
             return value.rstrip("/")
         return Path(str(value)).expanduser().absolute()
+
+    @property
+    def exclude_patterns(self) -> list[str]:
+        return [pattern.strip() for pattern in self.exclude.split(",") if pattern.strip()]
 
     @property
     def max_file_bytes(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -21,8 +22,9 @@ from findimage.documents import (
 )
 from findimage.encoders import ImageEncoder
 from findimage.errors import ConfigError
-from findimage.library import ObjectStoreLibrary, is_object_store
+from findimage.library import ObjectStoreLibrary, is_object_store, shown_path
 from findimage.stores.base import VectorStore
+from indexer.exclude import Exclusions
 from indexer.pipeline import (
     BackgroundWriter,
     Copied,
@@ -100,6 +102,11 @@ class IndexPlan:
     gone: dict[str, Fingerprint]
     walk_skips: list[WalkSkip]
 
+    @property
+    def incomplete(self) -> bool:
+        """Whether some place could not be looked at (its entries are kept, not deleted)."""
+        return any(skip.unknown for skip in self.walk_skips)
+
 
 class Indexer:
     def __init__(
@@ -111,6 +118,7 @@ class Indexer:
         decode_workers: int,
         max_file_bytes: int,
         s3_endpoint_url: str | None = None,
+        exclude: Sequence[str] = (),
     ):
         self._store = store
         self._encoder = image_encoder
@@ -119,6 +127,7 @@ class Indexer:
         self._workers = decode_workers
         self._max_file_bytes = max_file_bytes
         self._s3_endpoint_url = s3_endpoint_url
+        self._exclude = list(exclude)
         # The run's library root, and whether its models are yet to be recorded or checked.
         self._root: Path | str | None = None
         self._models_pending = True
@@ -134,11 +143,11 @@ class Indexer:
         seen: set[str] = set()
         unchanged = 0
         if isinstance(scope.root, Path):
-            entries = walk_library(scope.root, scope.folder)
+            exclusions = Exclusions.for_library(scope.root, self._exclude)
+            entries = walk_library(scope.root, scope.folder, exclusions)
         else:
-            entries = walk_objects(
-                ObjectStoreLibrary(scope.root, self._s3_endpoint_url), scope.folder
-            )
+            library = ObjectStoreLibrary(scope.root, self._s3_endpoint_url)
+            entries = walk_objects(library, scope.folder, Exclusions.from_setting(self._exclude))
         for entry in entries:
             if isinstance(entry, WalkSkip):
                 skips.append(entry)
@@ -150,12 +159,14 @@ class Indexer:
                 unchanged += 1
             else:
                 candidates.append(entry)
-        # Only what lies in the folder may be gone: the rest of the library was not looked at.
-        prefix = f"{scope.folder}/" if scope.folder else ""
+        # Only what lies in the folder may be gone: the rest of the library was not looked at,
+        # and neither was what lies under a place the walk could not read.
+        prefix = f"{shown_path(scope.folder)}/" if scope.folder else ""
+        unknown = [skip.relative_path for skip in skips if skip.unknown]
         gone = {
             doc_id: fp
             for doc_id, fp in indexed.items()
-            if doc_id not in seen and fp.path.startswith(prefix)
+            if doc_id not in seen and fp.path.startswith(prefix) and not _under(fp.path, unknown)
         }
         return IndexPlan(indexed, candidates, unchanged, gone, skips)
 
@@ -166,8 +177,14 @@ class Indexer:
         with the folder `path` in it.
 
         The models load only when a picture needs embedding: a run with nothing to do
-        answers from the plan alone.
+        answers from the plan alone. A run that writes holds the store's writer lock from
+        before it reads the recorded library to its last write, so two runs (a --replace
+        among them) never interleave.
         """
+        with nullcontext() if dry_run else self._store.writing():
+            return self._run(path, dry_run, progress, replace)
+
+    def _run(self, path: Path | str, dry_run: bool, progress: bool, replace: bool) -> IndexReport:
         scope = library_scope(
             path, self._store.library_root(), replace, self._store.location_setting
         )
@@ -176,6 +193,7 @@ class Indexer:
             unchanged=plan.unchanged,
             skipped=[Skipped(skip.relative_path, skip.reason) for skip in plan.walk_skips],
             dry_run=dry_run,
+            incomplete=plan.incomplete,
         )
         if dry_run:
             report.to_index = [file.relative_path for file in plan.candidates]
@@ -196,6 +214,8 @@ class Indexer:
         preparer = FilePreparer(plan.indexed, document_id, self._max_file_bytes, self._encoder)
         lookahead = self._batch_size * 2 + self._workers
         batch: list[Prepared] = []
+        # Entries of files that now hold no usable picture: they leave with the gone ones.
+        stale: dict[str, Fingerprint] = {}
         with (
             tqdm(
                 total=len(plan.candidates),
@@ -210,18 +230,19 @@ class Indexer:
             for prepared in prepare_in_threads(plan.candidates, preparer, self._workers, lookahead):
                 batch.append(prepared)
                 if len(batch) >= self._batch_size:
-                    writer.submit(self._embed(batch, report))
+                    writer.submit(self._embed(batch, report, plan.indexed, stale))
                     bar.update(len(batch))
                     batch = []
-            writer.submit(self._embed(batch, report))
+            writer.submit(self._embed(batch, report, plan.indexed, stale))
             bar.update(len(batch))
         # Deletions come last, so a renamed picture could still borrow its old vector above.
-        failed = self._store.delete(list(plan.gone))
+        gone = {**plan.gone, **stale}
+        failed = self._store.delete(list(gone))
         for failure in failed:
-            path = plan.gone[failure.doc_id].path
+            path = gone[failure.doc_id].path
             log.warning("could not remove %s from the index: %s", path, failure.reason)
             report.skipped.append(Skipped(path, f"not removed from the index: {failure.reason}"))
-        report.deleted = len(plan.gone) - len(failed)
+        report.deleted = len(gone) - len(failed)
 
     def _refresh_quietly(self) -> None:
         try:
@@ -235,8 +256,15 @@ class Indexer:
         if self._store.models() is not None and self._store.library_root() != root:
             self._store.record_library_root(root)
 
-    def _embed(self, batch: Sequence[Prepared], report: IndexReport) -> Callable[[], None]:
-        """Encode what a batch needs now; return the write, for the writer thread."""
+    def _embed(
+        self,
+        batch: Sequence[Prepared],
+        report: IndexReport,
+        indexed: dict[str, Fingerprint],
+        stale: dict[str, Fingerprint],
+    ) -> Callable[[], None]:
+        """Encode what a batch needs now; return the write, for the writer thread. Entries
+        of files that no longer hold a usable picture are added to `stale`."""
         now = datetime.now(UTC)
         items: list[tuple[ImageDocument, np.ndarray]] = []
         unchanged: set[str] = set()
@@ -250,9 +278,13 @@ class Indexer:
         )
         for prepared in batch:
             match prepared:
-                case Failed(file, reason):
+                case Failed(file, reason, no_picture, unknown):
                     log.info("skipped %s: %s", file.relative_path, reason)
                     report.skipped.append(Skipped(file.relative_path, reason))
+                    report.incomplete = report.incomplete or unknown
+                    doc_id = document_id(file.relative_path)
+                    if no_picture and doc_id in indexed:
+                        stale[doc_id] = indexed[doc_id]
                 case Unchanged(file, _, doc_id) | Copied(file, _, doc_id):
                     found = reused.get(doc_id)
                     if found is None:
@@ -308,6 +340,11 @@ class Indexer:
                 reason = f"the model could not encode it ({exc})"
                 report.skipped.append(Skipped(prepared.file.relative_path, reason))
         return encoded
+
+
+def _under(path: str, places: list[str]) -> bool:
+    """Whether `path` is one of `places` or lies in one ("." being the library itself)."""
+    return any(place in (".", path) or path.startswith(f"{place}/") for place in places)
 
 
 def _new_document(prepared: Decoded, now: datetime) -> ImageDocument:

@@ -10,6 +10,7 @@ one batch behind, so the encoder never waits for SQLite or Elasticsearch.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,8 @@ from findimage.encoders import ImageEncoder
 from findimage.errors import FindImageError, ImageError
 from findimage.images import DecodedImage, decode_image
 from indexer.walk import LibraryFile
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,8 +55,14 @@ class Decoded:
 
 @dataclass
 class Failed:
+    """Not indexed, for `reason`. `no_picture`: the file is there and holds no picture
+    findimage can use (empty, damaged, too large), so an older entry for it must go;
+    `unknown`: it could not be read at all, so what the index has for it is kept."""
+
     file: LibraryFile
     reason: str
+    no_picture: bool = False
+    unknown: bool = False
 
 
 Prepared = Unchanged | Copied | Decoded | Failed
@@ -76,14 +85,27 @@ class FilePreparer:
         self._id_by_sha = {fp.sha256: doc_id for doc_id, fp in indexed.items()}
 
     def __call__(self, file: LibraryFile) -> Prepared:
+        """Whatever one file raises, that file alone fails, with its reason."""
+        try:
+            return self._prepare(file)
+        except FindImageError:
+            # Only the model's own failure gets here (it could not load): that stops the run.
+            raise
+        except Exception as exc:
+            log.info("unexpected failure reading %s", file.relative_path, exc_info=True)
+            return Failed(file, f"cannot be read ({type(exc).__name__}: {exc})", unknown=True)
+
+    def _prepare(self, file: LibraryFile) -> Prepared:
         try:
             data = file.read_bytes(self._max_file_bytes)
         except ImageError as exc:
-            return Failed(file, str(exc))
-        except OSError as exc:
+            return Failed(file, str(exc), no_picture=True)
+        except FileNotFoundError as exc:  # gone since the walk: the next run removes it
             return Failed(file, f"cannot be read ({exc.strerror or exc})")
+        except OSError as exc:
+            return Failed(file, f"cannot be read ({exc.strerror or exc})", unknown=True)
         except FindImageError as exc:
-            return Failed(file, str(exc).rstrip("."))
+            return Failed(file, str(exc).rstrip("."), unknown=True)
         sha256 = hashlib.sha256(data).hexdigest()
         doc_id = self._id_of(file.relative_path)
         known = self._indexed.get(doc_id)
@@ -95,7 +117,7 @@ class FilePreparer:
         try:
             decoded = decode_image(data, self._max_file_bytes, self._encoder.input_side)
         except ImageError as exc:
-            return Failed(file, str(exc))
+            return Failed(file, str(exc), no_picture=True)
         return Decoded(file, sha256, decoded, self._encoder.prepare_image(decoded.image))
 
 

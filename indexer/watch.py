@@ -39,10 +39,16 @@ class WatchSettings:
     poll_delay_ms: int = 300
 
 
+# Back-off after a failed burst: the first wait, and the longest one.
+FIRST_RETRY_SECONDS = 1.0
+LONGEST_RETRY_SECONDS = 60.0
+
+
 class PictureFilter(DefaultFilter):
-    """Changes that may concern a picture: a picture file, or what may be a folder (a path
-    without a suffix, which a deleted folder is). Files of an index kept inside the library
-    are left out, or the watcher would wake itself up with its own writes."""
+    """Changes that may concern a picture: a picture file, a folder, or anything that
+    disappeared (a gone path may have been a folder, whatever its name looks like:
+    `2024.06 Marseille`). Files of an index kept inside the library are left out, or the
+    watcher would wake itself up with its own writes."""
 
     def __init__(self, ignore: Iterable[Path] = ()) -> None:
         super().__init__(ignore_paths=[str(path) for path in ignore])
@@ -50,6 +56,8 @@ class PictureFilter(DefaultFilter):
     def __call__(self, change: Change, path: str) -> bool:
         if not super().__call__(change, path):
             return False
+        if change == Change.deleted:
+            return True
         suffix = PurePosixPath(path).suffix.lower()
         return suffix in PICTURE_SUFFIXES or not suffix or Path(path).is_dir()
 
@@ -95,6 +103,7 @@ class LibraryWatcher:
         self._report = report
         self._filter = PictureFilter(ignore)
         self._stop = threading.Event()
+        self._retry_wait = FIRST_RETRY_SECONDS
         # Set once the catch-up run is done and changes are being followed.
         self.ready = threading.Event()
 
@@ -103,9 +112,10 @@ class LibraryWatcher:
 
     def run(self, progress: bool = False) -> None:
         """Catch up (with a progress bar if asked), then follow the library's changes;
-        returns once `stop` is called. A failure of the catch-up is raised; a later one is
-        logged, and the next quiet spell runs a full rescan instead of waiting for more
-        changes."""
+        returns once `stop` is called. A failure of the catch-up is raised; a later one,
+        whatever it is, is logged, the watcher waits (doubling each time a burst fails
+        again, up to a minute), and the next quiet spell runs a full rescan instead of
+        waiting for more changes."""
         self._report(self._indexer.run(self._root, progress=progress), "")
         self.ready.set()
         last_run = time.monotonic()
@@ -129,6 +139,11 @@ class LibraryWatcher:
             else:
                 continue
             rescan_due = not self._index(folder)
+            if rescan_due:
+                self._stop.wait(self._retry_wait)
+                self._retry_wait = min(self._retry_wait * 2, LONGEST_RETRY_SECONDS)
+            else:
+                self._retry_wait = FIRST_RETRY_SECONDS
             last_run = time.monotonic()
 
     def _index(self, folder: str) -> bool:
@@ -138,6 +153,9 @@ class LibraryWatcher:
             report = self._indexer.run(target, progress=False)
         except FindImageError as exc:
             log.warning("watching %s: %s (a full rescan follows)", self._root, exc)
+            return False
+        except Exception:  # the watcher outlives any one burst, whatever stopped it
+            log.exception("watching %s: a burst failed (a full rescan follows)", self._root)
             return False
         self._report(report, folder)
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
@@ -92,6 +93,13 @@ class VectorStore(ABC):
             if item is not None:
                 found[doc_id] = item
         return found
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Held by an indexing run for its whole duration, so two runs never write the same
+        index at once; a store refuses a second writer with one sentence naming the first.
+        By default none: the embedded store has one; the Elasticsearch store has none yet
+        (a lock document with a lease would be its counterpart)."""
+        return nullcontext()
 
     def refresh(self) -> None:  # noqa: B027 - stores that show writes at once need nothing here
         """Make every write so far visible to searches (once per indexing run)."""

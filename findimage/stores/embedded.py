@@ -9,12 +9,15 @@ only what changed since, not the whole index.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +39,8 @@ from findimage.filters import EARTH_RADIUS_KM, Filters, distance_km, utc_timesta
 from findimage.stores.base import VectorStore, check_models, cosine_score
 
 DATABASE_NAME = "index.sqlite3"
+# Held (flock) by the one indexing run writing the index; it holds that run's pid and host.
+LOCK_NAME = "index.lock"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -268,6 +273,46 @@ class EmbeddedStore(VectorStore):
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """An exclusive lock on `index.lock` beside the index for the run's whole duration.
+
+        flock, not SQLite's own locks: a run reads (the recorded library, what is indexed)
+        long before it writes, and a --replace must not interleave with another run between
+        the two. The kernel drops the lock when its process dies, even by SIGKILL, so no
+        stale lock is ever left to clear by hand.
+        """
+        path = self._path.parent / LOCK_NAME
+        created = not path.parent.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"Cannot lock the index at {path} ({exc.strerror or exc}): check that "
+                "FINDIMAGE_DATA_DIR can be written, then run again."
+            ) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+                who = f"pid {holder[0]} on {holder[1]}" if len(holder) == 2 else "another process"
+                raise BackendUnavailableError(
+                    f"Another findimage run ({who}) is writing the index at {self._path}: "
+                    "wait for it to finish, then run again."
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            yield
+        finally:
+            if created and not self._path.exists():
+                # A first run that wrote nothing (its model failed to load) leaves no folder.
+                path.unlink(missing_ok=True)
+                with suppress(OSError):
+                    path.parent.rmdir()
+            os.close(fd)  # which releases the lock
 
     def models(self) -> ModelInfo | None:
         value = self._meta("models")

@@ -4,16 +4,20 @@ deleted, through real file-system events (and polling), a burst at a time."""
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from findimage.documents import IndexReport
+from findimage.factory import build_indexer, build_store
 from findimage.settings import Settings
-from indexer.watch import burst_line, changed_folder
+from findimage.stores.embedded import EmbeddedStore
+from indexer.watch import LibraryWatcher, WatchSettings, burst_line, changed_folder
 from tests.support.pictures import make_library, save
-from tests.support.watching import Watching, new_picture, watching_library
+from tests.support.waiting import wait_until
+from tests.support.watching import CEILING_SECONDS, Watching, new_picture, watching_library
 
 
 @pytest.fixture
@@ -102,3 +106,76 @@ def test_a_burst_is_one_line_naming_its_folder_and_skips() -> None:
     assert burst_line(IndexReport(unchanged=4), "") is None
     report = IndexReport(indexed=2, deleted=1)
     assert burst_line(report, "trips") == "Indexed 2, removed 1, skipped 0 in trips."
+
+
+def test_a_dotted_folder_moved_out_of_the_library_leaves_the_index_at_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    library = tmp_path / "library"
+    make_library(library, 4)
+    save(new_picture(1), library / "2024.06 Marseille" / "port.png")
+    save(new_picture(2), library / "2024.06 Marseille" / "v1.2" / "quai.png")
+    with watching_library(settings, library) as watching:
+        assert len(watching.paths()) == 6
+        # Gone, and named like a file with a suffix: only its disappearance says it was a
+        # folder. The rescan (300 s) is far off: the event alone must do it.
+        shutil.move(library / "2024.06 Marseille", tmp_path / "elsewhere")
+        watching.wait_for(
+            lambda: not any(p.startswith("2024.06 Marseille/") for p in watching.paths()),
+            "the dotted folder to leave",
+        )
+        assert len(watching.paths()) == 4
+
+
+def test_a_symbolic_link_loop_in_the_library_does_not_stop_the_watcher(
+    watching: Watching,
+) -> None:
+    (watching.library / "self.jpg").symlink_to("self.jpg")
+    save(new_picture(3), watching.library / "marketing" / "after-the-loop.png")
+    watching.wait_for(
+        lambda: "marketing/after-the-loop.png" in watching.paths(), "the picture added after"
+    )
+    (watching.library / "marketing" / "ping.png").symlink_to("pong.png")
+    (watching.library / "marketing" / "pong.png").symlink_to("ping.png")
+    save(new_picture(4), watching.library / "later.png")
+    watching.wait_for(lambda: "later.png" in watching.paths(), "a picture added later still")
+
+
+def test_a_failed_burst_is_logged_and_the_watcher_goes_on(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    library = tmp_path / "library"
+    make_library(library, 3)
+    store = build_store(settings)
+    runs: list[IndexReport] = []
+    watcher = LibraryWatcher(
+        build_indexer(settings, store),
+        library,
+        # A short rescan: the retry after a failed burst is the next quiet spell's rescan.
+        WatchSettings(debounce_ms=200, rescan_seconds=2),
+        lambda report, folder: runs.append(report),
+        ignore=[settings.data_dir],
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    other = EmbeddedStore(settings.data_dir)
+    try:
+        assert watcher.ready.wait(CEILING_SECONDS)
+        # Another run holds the index: the burst for this picture fails.
+        with other.writing():
+            save(new_picture(5), library / "during.png")
+            wait_until(
+                lambda: "is writing the index" in caplog.text, CEILING_SECONDS, "the refusal"
+            )
+        wait_until(
+            lambda: "during.png" in {fp.path for fp in store.fingerprints().values()},
+            CEILING_SECONDS,
+            "the picture, once the other run is done",
+        )
+        assert thread.is_alive()
+    finally:
+        other.close()
+        watcher.stop()
+        thread.join(CEILING_SECONDS)
+        store.close()
+    assert not thread.is_alive()

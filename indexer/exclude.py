@@ -1,0 +1,51 @@
+"""What the walk leaves out of the library: FINDIMAGE_EXCLUDE, and a `.findimageignore` file
+at the library's root, both in gitignore's syntax (through pathspec, which implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pathspec
+
+from findimage.errors import ConfigError
+
+IGNORE_FILE = ".findimageignore"
+
+
+class Exclusions:
+    """gitignore patterns matched against paths relative to the library, '/'-separated: a
+    pattern without a slash (`@eaDir`, `*.tmp.jpg`) matches a name at any depth, and what
+    is under an excluded folder is excluded with it."""
+
+    def __init__(self, patterns: Iterable[str] = ()):
+        self.patterns = [line for line in (p.strip() for p in patterns) if line]
+        self._spec = pathspec.GitIgnoreSpec.from_lines(self.patterns)
+
+    @classmethod
+    def from_setting(cls, patterns: Iterable[str], lines: Iterable[str] = ()) -> Exclusions:
+        """FINDIMAGE_EXCLUDE's patterns, then an ignore file's `lines`. A setting's pattern
+        is a pattern even where gitignore would read a comment (`#recycle`)."""
+        literal = [f"\\{p}" if p.startswith("#") else p for p in patterns]
+        return cls([*literal, *lines])
+
+    @classmethod
+    def for_library(cls, root: Path, patterns: Iterable[str]) -> Exclusions:
+        """`patterns` (FINDIMAGE_EXCLUDE), then the lines of the library's ignore file."""
+        ignore_file = root / IGNORE_FILE
+        try:
+            lines = ignore_file.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        except FileNotFoundError:
+            lines = []
+        except OSError as exc:
+            # Going on without it would drop from the index what it keeps out on purpose.
+            raise ConfigError(
+                f"Cannot read {ignore_file} ({exc.strerror or exc}): make it readable or "
+                "remove it, then run again."
+            ) from exc
+        return cls.from_setting(patterns, lines)
+
+    def excludes(self, relative_path: str, folder: bool) -> bool:
+        if not self.patterns:
+            return False
+        return self._spec.match_file(f"{relative_path}/" if folder else relative_path)
