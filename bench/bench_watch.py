@@ -27,9 +27,8 @@ from pathlib import Path
 
 from bench.common import camera_jpegs, common_arguments, image_model, machine, table
 from findimage.documents import IndexReport
-from findimage.factory import build_indexer, build_store, watch_settings
+from findimage.factory import build_store, build_watcher
 from findimage.settings import load_settings
-from indexer.watch import LibraryWatcher
 
 
 def main() -> None:
@@ -53,13 +52,7 @@ def main() -> None:
     settings = load_settings()
     store = build_store(settings)
     runs: list[IndexReport] = []
-    watcher = LibraryWatcher(
-        build_indexer(settings, store),
-        library,
-        watch_settings(settings),
-        lambda report, _folder: runs.append(report),
-        ignore=[settings.data_dir],
-    )
+    watcher = build_watcher(settings, store, library, lambda report, _folder: runs.append(report))
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     watcher.ready.wait()

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from findimage.filters import Filters
     from findimage.query import Term
     from findimage.search import SearchRequest, SearchService
-    from findimage.stores.base import VectorStore
 
 log = logging.getLogger("findimage")
 
@@ -226,21 +225,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    from findimage.factory import build_indexer, build_store
+    from findimage.factory import build_indexer, build_store, index_target
     from findimage.presenters import report_output
     from findimage.skips import not_said_before
     from findimage.stores.base import check_model_names
+    from indexer.scope import library_to_index, whole_library
 
     if args.watch:
         return _watch(args.path, settings)
     with closing(build_store(settings)) as store:
-        path = _library_path(args.path, settings, store)
+        path = library_to_index(args.path, settings, store.library_root())
         if args.rebuild:
-            path = _whole_library(path, store, args.replace)
+            path = whole_library(path, store.library_root(), args.replace, store.location_setting)
         else:
             # Said at once, even on a run that turns out to need no model.
             check_model_names(store.models(), settings.image_model, settings.text_model)
-        with _index_target(store, args.rebuild, settings) as target:
+        with index_target(settings, store, args.rebuild) as target:
             report = build_indexer(settings, target).run(
                 path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
             )
@@ -255,24 +255,19 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
 def _watch(given: Path | str | None, settings: Settings) -> int:
     """Index, then follow the library's changes until Ctrl-C, one line per applied burst."""
-    from findimage.factory import build_indexer, build_store, watch_settings
+    from findimage.factory import build_store, build_watcher
     from findimage.stores.base import check_model_names
-    from indexer.watch import LibraryWatcher, burst_line
+    from indexer.scope import folder_to_watch, library_to_index
+    from indexer.watch import burst_line
 
     def report(report: IndexReport, folder: str) -> None:
         if line := burst_line(report, folder):
             print(f"{datetime.now():%H:%M:%S} {printable(line)}", flush=True)
 
     with closing(build_store(settings)) as store:
-        path = _folder_to_watch(_library_path(given, settings, store))
+        path = folder_to_watch(library_to_index(given, settings, store.library_root()))
         check_model_names(store.models(), settings.image_model, settings.text_model)
-        watcher = LibraryWatcher(
-            build_indexer(settings, store),
-            path,
-            watch_settings(settings),
-            report,
-            ignore=[settings.data_dir],
-        )
+        watcher = build_watcher(settings, store, path, report)
         print(f"findimage: watching {path}; Ctrl-C stops.", file=sys.stderr, flush=True)
         watcher.run(progress=True)
     print("findimage: stopped watching.", file=sys.stderr)
@@ -282,68 +277,6 @@ def _watch(given: Path | str | None, settings: Settings) -> int:
 def _location(written: str) -> Path | str:
     """A folder, or an object store's s3:// URL (which a Path would fold to s3:/)."""
     return written.rstrip("/") if written.startswith("s3://") else Path(written)
-
-
-def _folder_to_watch(location: Path | str) -> Path:
-    if isinstance(location, str):
-        raise ConfigError(
-            "Watch mode follows folders of this machine; for a library in object storage, run "
-            "`findimage index` on a schedule instead (it lists the bucket and reads only "
-            "what changed)."
-        )
-    return location
-
-
-def _library_path(given: Path | str | None, settings: Settings, store: VectorStore) -> Path | str:
-    """The folder (or s3:// URL) to index: the one given, else FINDIMAGE_LIBRARY, else the
-    indexed library."""
-    from findimage.library import is_object_store
-
-    if isinstance(given, str) or (given is None and isinstance(settings.library, str)):
-        return given or settings.require_library()
-    if given is None and settings.library is None and is_object_store(store.library_root()):
-        return str(store.library_root())
-    if given is not None:
-        if not given.is_dir():
-            raise ConfigError(f"{given} is not a folder: give the folder of pictures to index.")
-        return given
-    if settings.library is None and (recorded := store.library_root()) is not None:
-        if not Path(recorded).is_dir():
-            raise ConfigError(
-                f"The library this index was built from, {recorded}, is not a folder any more: "
-                "give its new place with `findimage index FOLDER --replace`."
-            )
-        return Path(recorded)
-    return settings.require_library()
-
-
-def _whole_library(path: Path | str, store: VectorStore, replace: bool) -> Path | str:
-    """A rebuild embeds the whole library again; a folder inside it would drop the rest."""
-    from indexer.indexer import library_scope
-
-    scope = library_scope(path, store.library_root(), replace, store.location_setting)
-    if scope.folder:
-        raise ConfigError(
-            f"--rebuild embeds the whole library again: run it on {scope.root}, "
-            "not on a folder inside it."
-        )
-    return scope.root
-
-
-def _index_target(
-    store: VectorStore, rebuild: bool, settings: Settings
-) -> AbstractContextManager[VectorStore]:
-    """The store itself, or with --rebuild a new Elasticsearch index that replaces it at the end."""
-    if not rebuild:
-        return nullcontext(store)
-    from findimage.stores.elasticsearch.store import ElasticsearchStore
-
-    if not isinstance(store, ElasticsearchStore):
-        raise ConfigError(
-            "--rebuild is for FINDIMAGE_BACKEND=elasticsearch; to rebuild the embedded index, "
-            f"delete {settings.data_dir} and run `findimage index` again."
-        )
-    return store.rebuilding(settings.image_model, settings.text_model)
 
 
 def _search_folder(written: str | None, root: Path | str | None) -> str | None:
@@ -618,18 +551,17 @@ def _watching_beside(settings: Settings) -> Iterator[None]:
 
     Its lines go to the log; a failure stops the watching, not the bot.
     """
-    from findimage.factory import build_indexer, build_store, watch_settings
-    from indexer.watch import LibraryWatcher, burst_line
+    from findimage.factory import build_store, build_watcher
+    from indexer.scope import folder_to_watch, library_to_index
+    from indexer.watch import burst_line
 
     def report(report: IndexReport, folder: str) -> None:
         if line := burst_line(report, folder):
             log.info("watch: %s", line)
 
     store = build_store(settings)
-    path = _folder_to_watch(_library_path(None, settings, store))
-    watcher = LibraryWatcher(
-        build_indexer(settings, store), path, watch_settings(settings), report, [settings.data_dir]
-    )
+    path = folder_to_watch(library_to_index(None, settings, store.library_root()))
+    watcher = build_watcher(settings, store, path, report)
 
     def follow() -> None:
         try:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
-from findimage.documents import ModelInfo
+from findimage.documents import IndexReport, ModelInfo
 from findimage.encoders import ClipEncoder, OnnxEncoder, TextEncoder
 from findimage.errors import ConfigError
 from findimage.search import SearchService, TextSearch
 from findimage.settings import Settings
 from findimage.stores.base import VectorStore
 from indexer.indexer import Indexer
-
-if TYPE_CHECKING:
-    from indexer.watch import WatchSettings
+from indexer.watch import LibraryWatcher, WatchSettings
 
 Encoder = ClipEncoder | OnnxEncoder
 
@@ -116,14 +116,39 @@ def build_text_side(
     return remote, remote if settings.text_vectors == "query_vector_builder" else None
 
 
-def watch_settings(settings: Settings) -> WatchSettings:
-    from indexer.watch import WatchSettings
-
-    return WatchSettings(
+def build_watcher(
+    settings: Settings,
+    store: VectorStore,
+    folder: Path,
+    report: Callable[[IndexReport, str], None],
+) -> LibraryWatcher:
+    """The watcher of `index --watch` and `serve --watch`: the batch indexer on `store`, run
+    on each burst of changes under `folder`, never woken by the index's own writes."""
+    timing = WatchSettings(
         debounce_ms=settings.watch_debounce_ms,
         rescan_seconds=settings.watch_rescan_seconds,
         polling=settings.watch_polling,
     )
+    return LibraryWatcher(
+        build_indexer(settings, store), folder, timing, report, ignore=[settings.data_dir]
+    )
+
+
+def index_target(
+    settings: Settings, store: VectorStore, rebuild: bool
+) -> AbstractContextManager[VectorStore]:
+    """Where a run writes: the store itself, or with --rebuild a new Elasticsearch index that
+    replaces it at the end."""
+    if not rebuild:
+        return nullcontext(store)
+    from findimage.stores.elasticsearch.store import ElasticsearchStore
+
+    if not isinstance(store, ElasticsearchStore):
+        raise ConfigError(
+            "--rebuild is for FINDIMAGE_BACKEND=elasticsearch; to rebuild the embedded index, "
+            f"delete {settings.data_dir} and run `findimage index` again."
+        )
+    return store.rebuilding(settings.image_model, settings.text_model)
 
 
 def build_indexer(settings: Settings, store: VectorStore) -> Indexer:

@@ -21,8 +21,7 @@ from findimage.documents import (
     document_id,
 )
 from findimage.encoders import ImageEncoder
-from findimage.errors import ConfigError
-from findimage.library import ObjectStoreLibrary, is_object_store, shown_path
+from findimage.library import ObjectStoreLibrary, shown_path
 from findimage.stores.base import VectorStore
 from indexer.exclude import Exclusions
 from indexer.pipeline import (
@@ -35,61 +34,10 @@ from indexer.pipeline import (
     Unchanged,
     prepare_in_threads,
 )
+from indexer.scope import Scope, library_scope
 from indexer.walk import LibraryFile, WalkSkip, walk_library, walk_objects
 
 log = logging.getLogger(__name__)
-
-
-class LibraryMismatchError(ConfigError):
-    """The index holds another library than the folder given."""
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What one run covers: the library root, which the index's paths are relative to, and
-    the folder inside it to bring up to date ("" for all of it)."""
-
-    root: Path | str
-    folder: str = ""
-
-
-def library_scope(path: Path | str, recorded: str | None, replace: bool, setting: str) -> Scope:
-    """Where `path` lies in the library the index was built from.
-
-    The library itself or a folder inside it is fine; another folder would delete the
-    whole index in favour of it, so it is refused unless `replace` says to start over.
-    `setting` names what points findimage at another index.
-    """
-    if is_object_store(path) or is_object_store(recorded):
-        return _object_store_scope(str(path), recorded, replace, setting)
-    path = Path(path).resolve()
-    if recorded is None or replace:
-        return Scope(path)
-    root = Path(recorded)
-    if path == root:
-        return Scope(root)
-    if path.is_relative_to(root):
-        return Scope(root, path.relative_to(root).as_posix())
-    raise LibraryMismatchError(
-        f"This index holds the library {root}, and {path} is not inside it: to keep a second "
-        f"library, set {setting} to another place for its index; to start over with {path}, "
-        f"run `findimage index {path} --replace`."
-    )
-
-
-def _object_store_scope(url: str, recorded: str | None, replace: bool, setting: str) -> Scope:
-    """`library_scope` for s3:// URLs: a prefix is inside the recorded one when it extends it
-    by whole path segments."""
-    url = url.rstrip("/")
-    if recorded is None or replace or url == recorded:
-        return Scope(url)
-    if url.startswith(f"{recorded}/"):
-        return Scope(recorded, url[len(recorded) + 1 :])
-    raise LibraryMismatchError(
-        f"This index holds the library {recorded}, and {url} is not inside it: to keep a "
-        f"second library, set {setting} to another place for its index; to start over with "
-        f"{url}, run `findimage index {url} --replace`."
-    )
 
 
 @dataclass(frozen=True)

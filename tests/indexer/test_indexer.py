@@ -15,7 +15,8 @@ from findimage.encoders import ClipEncoder
 from findimage.errors import ModelLoadError, ModelMismatchError
 from findimage.settings import Settings
 from findimage.stores.embedded import EmbeddedStore
-from indexer.indexer import Indexer, LibraryMismatchError
+from indexer.indexer import Indexer
+from indexer.scope import LibraryMismatchError
 from tests.support.pictures import draw_shape, encode, exif_jpeg, make_library, save
 
 
