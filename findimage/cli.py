@@ -406,9 +406,28 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     with build_search_service(settings) as service:
         hits, title = _find(service, args, terms, query, pictures)
         root = service.library_root()
+    if not hits and query.folder:
+        _check_folder_exists(root, query.folder)
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
+
+
+def _check_folder_exists(root: str | None, folder: str) -> None:
+    """No hits in --in FOLDER: say so plainly when the library has no such folder (a typo),
+    rather than that no picture matched. Only a library on this machine can be looked at."""
+    from findimage.library import is_object_store
+
+    # A library that is not on this machine (an index shared through Elasticsearch) cannot be
+    # looked at either.
+    if root is None or is_object_store(root) or not Path(root).is_dir():
+        return
+    if (Path(root) / folder).is_dir():
+        return
+    raise ConfigError(
+        f"The library {root} has no folder {folder}: give a folder inside it, written from "
+        "its root like marketing/2024."
+    )
 
 
 def _search_filters(args: argparse.Namespace) -> Filters:
@@ -594,6 +613,11 @@ def _configure_logging(verbosity: int) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    # The picture libraries' warnings about one file (Pillow's "Corrupt EXIF data") are
+    # details for -v, not lines beside the CLI's own: through logging, shown at -v.
+    logging.captureWarnings(True)
+    if verbosity < 1:
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
     notices.handlers = [_NoticeHandler()]
     notices.setLevel(logging.INFO)
     notices.propagate = False

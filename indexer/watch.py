@@ -108,6 +108,16 @@ class LibraryWatcher:
         changes."""
         self._report(self._indexer.run(self._root, progress=progress), "")
         self.ready.set()
+        try:
+            self._follow()
+        except KeyboardInterrupt:
+            # Ctrl-C is how a watcher at a terminal is stopped, quietly (watchfiles' own
+            # raise_interrupt=False logs "KeyboardInterrupt caught, stopping watch"); a burst
+            # it cut short is caught up by the next start, as after any stop.
+            return
+
+    def _follow(self) -> None:
+        """Index each burst of changes, and rescan after a quiet spell, until stopped."""
         last_run = time.monotonic()
         rescan_due = False
         for changes in watch(
@@ -119,7 +129,7 @@ class LibraryWatcher:
             yield_on_timeout=True,
             force_polling=self._settings.polling,
             poll_delay_ms=self._settings.poll_delay_ms,
-            raise_interrupt=False,
+            raise_interrupt=True,
         ):
             if changes:
                 folder = changed_folder(self._root, (path for _, path in changes))
