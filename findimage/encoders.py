@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The towers whose int8 fall-back was said in this process: each encoder that opens one (the
+# bot's, its watcher's, a command's) would say it again otherwise.
+_FALLBACKS_SAID: set[tuple[str, str]] = set()
+_FALLBACKS_LOCK = threading.Lock()
+
 HUB_PROBE_TIMEOUT_SECONDS = 5.0
 # CLIP ViT-B/32's input: what a picture needs when the model does not say.
 DEFAULT_INPUT_SIDE = 224
@@ -363,7 +368,11 @@ class OnnxEncoder:
         """Export the tower if the cache has none, then open it (under the load lock)."""
         exported = self._export(self._precision)
         if not exported.agrees and self._precision == "int8":
-            log.warning(
+            with _FALLBACKS_LOCK:
+                first = (self.model_name, self._tower) not in _FALLBACKS_SAID
+                _FALLBACKS_SAID.add((self.model_name, self._tower))
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
                 "%s; running the %s model at fp32 instead",
                 exported.refusal(self.model_name).split(":")[0],
                 self._tower,

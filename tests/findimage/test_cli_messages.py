@@ -5,6 +5,7 @@ and Ctrl-C stopping a watcher."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import queue
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from findimage import encoders
+from findimage.inference import export
 from tests.support.cli import FINDIMAGE, findimage, json_in_process, run_in_process
 from tests.support.pictures import draw_shape, encode, make_library
 
@@ -129,3 +132,26 @@ def test_ctrl_c_stops_a_watcher_with_one_line(library: Path, findimage_env: dict
     last_burst = max(place for place, line in enumerate(said) if "Indexed " in line)
     after = said[last_burst + 1 :]
     assert after == ["findimage: stopped watching.\n"]
+
+
+def test_the_int8_fall_back_is_said_once_per_process(
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # Between what int8 reaches with the test model (about 0.9999) and what fp32 reaches.
+    monkeypatch.setattr(export, "MIN_AGREEMENT", 0.99999)
+    # Whatever an earlier test in this process said.
+    monkeypatch.setattr(encoders, "_FALLBACKS_SAID", set(), raising=False)
+    monkeypatch.setenv("FINDIMAGE_MODEL_CACHE", str(tmp_path / "fresh-cache"))
+    for _ in range(3):
+        code, _, err = run_in_process(capsys, "search", "picture", "-k", "1")
+        assert code == 0, err
+    said = [
+        record.getMessage()
+        for record in caplog.records
+        if "fp32 instead" in record.getMessage() and record.levelno >= logging.WARNING
+    ]
+    assert len(said) == 1 and "text model" in said[0]
