@@ -144,6 +144,11 @@ class LibraryWatcher:
     def _index(self, folder: str) -> bool:
         """One incremental run over `folder`; False when it failed (the reason is logged)."""
         target = self._root / folder if folder else self._root
+        if folder and not _resolves_inside(target, self._root):
+            # A link in the library to a folder outside it: a run over the folder would be
+            # taken for another library (and advise --replace, which would wipe the index);
+            # the whole library is run instead, which takes its links as every full run does.
+            target = self._root
         try:
             report = self._indexer.run(target, progress=False)
         except FindImageError as exc:
@@ -151,6 +156,15 @@ class LibraryWatcher:
             return False
         self._report(report, folder)
         return True
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, its links followed, is inside `root`; False for whatever resolving it
+    raises (a link loop's RuntimeError, an unreadable link)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except Exception:
+        return False
 
 
 def burst_line(report: IndexReport, folder: str) -> str | None:
