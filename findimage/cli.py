@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "text",
         nargs="*",
         help="what to look for, in any language; terms combine with + and -, a weight "
-        "goes before a colon, like:ID names an indexed picture and a picture file "
-        'stands for itself: "2:golden retriever" + ./pool.jpg - fruit',
+        "goes before a colon, like:ID names an indexed picture, a picture file "
+        "stands for itself and double quotes keep words whole: "
+        '"2:golden retriever" + ./pool.jpg - fruit',
     )
     # The picture and the id options exclude each other; with text they are checked in main
     # (a '*' positional cannot join a mutually exclusive group that --image alone satisfies).
