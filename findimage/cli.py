@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,7 +24,7 @@ from findimage.terminal import printable
 if TYPE_CHECKING:
     from findimage.documents import IndexReport, SearchHit
     from findimage.filters import Filters
-    from findimage.query import Term
+    from findimage.query import PathKind, Term
     from findimage.search import SearchRequest, SearchService
 
 log = logging.getLogger("findimage")
@@ -104,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "text",
         nargs="*",
         help="what to look for, in any language; terms combine with + and -, a weight "
-        "goes before a colon, like:ID names an indexed picture and a picture file "
-        'stands for itself: "2:golden retriever" + ./pool.jpg - fruit',
+        "goes before a colon, like:ID names an indexed picture, a picture file "
+        "stands for itself and double quotes keep words whole: "
+        '"2:golden retriever" + ./pool.jpg - fruit',
     )
     # The picture and the id options exclude each other; with text they are checked in main
     # (a '*' positional cannot join a mutually exclusive group that --image alone satisfies).
@@ -185,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(
+        _negative_values_attached(sys.argv[1:] if argv is None else argv)
+    )
     if args.command == "index" and args.watch:
         others = [name for name in ("dry_run", "rebuild", "replace", "json") if getattr(args, name)]
         if others:
@@ -197,7 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         settings = load_settings()
-        return args.handler(args, settings)
+        code: int = args.handler(args, settings)
+        # A reader that went away (`| head -1`) shows here, not in the flush at exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except FindImageError as exc:
         # One line whatever the message holds: a file name may carry a newline or an escape.
         print(f"findimage: {printable(str(exc))}", file=sys.stderr)
@@ -216,12 +226,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         print(
-            f"findimage: unexpected {type(exc).__name__}: {exc}. Run again with -v for details.",
+            f"findimage: unexpected {type(exc).__name__}: {printable(str(exc))}. "
+            "Run again with -v for details.",
             file=sys.stderr,
         )
         if args.verbose:
             log.error("details", exc_info=True)
         return EXIT_FAILURE
+
+
+# An option whose value may start with a minus (the southern hemisphere, the west), which
+# argparse would otherwise take for an option: `--near -33.87,151.21,10`.
+_SIGNED_VALUE_OPTIONS = ("--near",)
+_SIGNED_VALUE = re.compile(r"^-\s*\.?\d")
+
+
+def _negative_values_attached(argv: Sequence[str]) -> list[str]:
+    """argv with `--near -33.87,...` written `--near=-33.87,...`, which argparse reads as a value.
+
+    argparse takes any word that starts with '-' and is not a plain number for an option
+    (https://docs.python.org/3/library/argparse.html#arguments-containing); an abbreviation
+    such as `--ne` is attached the same way. Nothing after `--` is touched.
+    """
+    words = list(argv)
+    attached: list[str] = []
+    place = 0
+    while place < len(words):
+        word = words[place]
+        if word == "--":
+            return attached + words[place:]
+        value = words[place + 1] if place + 1 < len(words) else ""
+        if (
+            len(word) >= 3
+            and any(option.startswith(word) for option in _SIGNED_VALUE_OPTIONS)
+            and _SIGNED_VALUE.match(value)
+        ):
+            attached.append(f"{word}={value}")
+            place += 2
+            continue
+        attached.append(word)
+        place += 1
+    return attached
+
+
+def _reader_gone() -> int:
+    """The end of a command whose output pipe was closed (`findimage search ... | head -1`):
+    quietly, with the status a shell gives a command that SIGPIPE ended (128 + 13).
+
+    stdout is pointed at /dev/null so that the flush at exit has nowhere to fail, as
+    https://docs.python.org/3/library/signal.html#note-on-sigpipe advises.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
@@ -268,7 +326,11 @@ def _watch(given: Path | str | None, settings: Settings) -> int:
         path = folder_to_watch(library_to_index(given, settings, store.library_root()))
         check_model_names(store.models(), settings.image_model, settings.text_model)
         watcher = build_watcher(settings, store, path, report)
-        print(f"findimage: watching {path}; Ctrl-C stops.", file=sys.stderr, flush=True)
+        print(
+            f"findimage: watching {printable(str(path))}; Ctrl-C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
         watcher.run(progress=True)
     print("findimage: stopped watching.", file=sys.stderr)
     return EXIT_OK
@@ -358,12 +420,32 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.buffer.write(os.fsencode(path) + b"\n")
         sys.stdout.buffer.flush()
         return EXIT_OK
-    if not hits and folder and not filters and not args.json:
-        print(no_pictures_in_folder(folder))
-        return EXIT_OK
+    if not hits and folder:
+        # A folder the library does not have is a mistake; one with no pictures is an answer.
+        _check_folder_exists(root, folder)
+        if not filters and not args.json:
+            print(no_pictures_in_folder(folder))
+            return EXIT_OK
     links = supports_hyperlinks(sys.stdout, os.environ)
     print(results_output(hits, root, title, args.json, links))
     return EXIT_OK
+
+
+def _check_folder_exists(root: str | None, folder: str) -> None:
+    """No hits in --in FOLDER: say so plainly when the library has no such folder (a typo),
+    rather than that no picture matched. Only a library on this machine can be looked at."""
+    from findimage.library import is_object_store
+
+    # A library that is not on this machine (an index shared through Elasticsearch) cannot be
+    # looked at either.
+    if root is None or is_object_store(root) or not Path(root).is_dir():
+        return
+    if (Path(root) / folder).is_dir():
+        return
+    raise ConfigError(
+        f"The library {root} has no folder {folder}: give a folder inside it, written from "
+        "its root like marketing/2024."
+    )
 
 
 def _search_filters(args: argparse.Namespace) -> Filters:
@@ -371,34 +453,45 @@ def _search_filters(args: argparse.Namespace) -> Filters:
 
     return checked(
         Filters(
-            after=parse_date(args.after, "--after") if args.after else None,
-            before=parse_date(args.before, "--before") if args.before else None,
-            near=parse_place(args.near, "--near") if args.near else None,
-        )
+            after=parse_date(args.after, "--after") if args.after is not None else None,
+            before=parse_date(args.before, "--before") if args.before is not None else None,
+            near=parse_place(args.near, "--near") if args.near is not None else None,
+        ),
+        ("--after", "--before"),
     )
 
 
 def _query_terms(args: argparse.Namespace) -> list[Term]:
     """The terms of the query, whichever way it was given."""
-    from findimage.query import Term, parse_query
+    from findimage.query import Term, like_term, parse_query
 
     if args.image is not None:
         return [Term("picture", str(args.image))]
     if args.like is not None:
-        return [Term("like", args.like.strip().lower())]
-    return parse_query(" ".join(args.text), is_picture=_names_a_picture)
+        return [like_term(args.like)]
+    return parse_query(" ".join(args.text), path_kind=_path_kind)
 
 
-def _names_a_picture(term: str) -> bool:
+# The start of a term that can only be a path: ./ ../ / ~/ or ~user/.
+_PATH_START = re.compile(r"^(?:\.{0,2}/|~[^\s/]*/|~$)")
+
+
+def _path_kind(term: str) -> PathKind:
     """A term is a picture file when it looks like a path to one and the file is there: a
-    word that happens to name a file in the current folder stays a word."""
+    word that happens to name a file in the current folder stays a word. A term that can
+    only be a path (./, ../, /, ~, a picture's extension) and names no file is a mistake to
+    report, not words to search."""
     from findimage.images import IMAGE_EXTENSIONS
     from findimage.raw import RAW_EXTENSIONS
 
-    path = Path(term).expanduser()
-    looks_like_a_path = "/" in term or os.sep in term or term.startswith("~")
-    suffix = path.suffix.lower()
-    return (looks_like_a_path or suffix in IMAGE_EXTENSIONS | RAW_EXTENSIONS) and path.is_file()
+    # os.path's expanduser leaves ~name alone when there is no such user (Path's raises).
+    path = Path(os.path.expanduser(term))
+    surely_a_path = bool(_PATH_START.match(term.replace(os.sep, "/"))) or (
+        path.suffix.lower() in IMAGE_EXTENSIONS | RAW_EXTENSIONS
+    )
+    if (surely_a_path or "/" in term or os.sep in term) and path.is_file():
+        return "picture"
+    return "missing" if surely_a_path else "text"
 
 
 def _find(
@@ -413,7 +506,7 @@ def _find(
         # Several files may be in the query: the sentence names the one at fault.
         raise ConfigError(f"The picture {exc.name} cannot be used: {exc.reason}.") from None
     if outcome.cut_note:
-        print(f"findimage: note: {outcome.cut_note}", file=sys.stderr)
+        print(f"findimage: note: {printable(outcome.cut_note)}", file=sys.stderr)
     if args.image is not None:
         title = f"Pictures like {args.image}, best first:"
     elif args.like is not None:
@@ -430,6 +523,7 @@ def _picture_file(path: Path, max_bytes: int) -> bytes:
     waited on); any problem reading it is one sentence naming the file."""
     from findimage.images import read_regular_file
 
+    path = Path(os.path.expanduser(path))
     try:
         return read_regular_file(path, max_bytes)
     except ImageError as exc:
@@ -588,12 +682,29 @@ class _NoticeHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm
 
-        tqdm.write(self.format(record), file=sys.stderr)
+        tqdm.write(printable(self.format(record)), file=sys.stderr)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines as every other line the CLI shows: a file name's control characters escaped.
+
+    Only the message line: a traceback after it keeps its own lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
 
 def _configure_logging(verbosity: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    # The picture libraries' warnings about one file (Pillow's "Corrupt EXIF data") are
+    # details for -v, not lines beside the CLI's own: through logging, shown at -v.
+    logging.captureWarnings(True)
+    if verbosity < 1:
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
     notices.handlers = [_NoticeHandler()]
     notices.setLevel(logging.INFO)
     notices.propagate = False

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The towers whose int8 fall-back was said in this process: each encoder that opens one (the
+# bot's, its watcher's, a command's) would say it again otherwise.
+_FALLBACKS_SAID: set[tuple[str, str]] = set()
+_FALLBACKS_LOCK = threading.Lock()
+
 HUB_PROBE_TIMEOUT_SECONDS = 5.0
 # How long a model that failed to load answers with that failure before it is tried again.
 LOAD_RETRY_SECONDS = 30.0
@@ -405,8 +410,14 @@ class OnnxEncoder:
         """Export the tower if the cache has none, then open it (under the load lock)."""
         exported = self._export(self._precision)
         if not exported.agrees and self._precision == "int8":
-            # A warning when the export is made; every later start runs fp32 as recorded.
-            (log.warning if exporting else log.info)(
+            with _FALLBACKS_LOCK:
+                first = (self.model_name, self._tower) not in _FALLBACKS_SAID
+                _FALLBACKS_SAID.add((self.model_name, self._tower))
+            # A warning when the export is made, once a process; a later start runs fp32 as
+            # the export recorded, which is worth an info line at most.
+            level = logging.WARNING if exporting else logging.INFO
+            log.log(
+                level if first else logging.DEBUG,
                 "%s; running the %s model at fp32 instead",
                 exported.refusal(self.model_name).split(":")[0],
                 self._tower,

@@ -42,7 +42,9 @@ class IndexEmptyError(FindImageError):
 
 
 class NotFoundError(FindImageError):
-    """An id that the index does not hold."""
+    """An id that the index does not hold: the id given is wrong, as a misspelt option is."""
+
+    exit_code = 2
 
 
 class BackendUnavailableError(FindImageError):

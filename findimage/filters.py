@@ -97,9 +97,15 @@ def parse_place(written: str, option: str = "near:") -> Place:
     return Place(lat, lon, km)
 
 
-def checked(filters: Filters) -> Filters:
+def checked(filters: Filters, names: tuple[str, str] = ("after:", "before:")) -> Filters:
+    """`filters`, unless no picture could match them; `names` are the after and before
+    options as the user wrote them (Slack's after: and before:, the CLI's --after and --before)."""
     if filters.after and filters.before and filters.after >= filters.before:
-        raise ConfigError("after: must come before before:, or no picture can match.")
+        after, before = names
+        raise ConfigError(
+            f"The {after} date ({filters.after:%Y-%m-%d}) must come before the {before} date "
+            f"({filters.before:%Y-%m-%d}), or no picture can match."
+        )
     return filters
 
 

@@ -238,17 +238,49 @@ class ObjectStoreLibrary:
                 "FINDIMAGE_LIBRARY (and FINDIMAGE_S3_ENDPOINT_URL for MinIO or Ceph)."
             ) from exc
         except PermissionError as exc:
-            log.warning("could not %s: %s", action, exc)
+            # The details are the operator's (-v); the user gets the one sentence below.
+            log.info("could not %s: %s", action, exc)
             if not _credentials_found():
                 # s3fs then asks anonymously, and a private bucket refuses that.
                 raise BackendUnavailableError(_no_credentials(self.location)) from None
-            raise BackendUnavailableError(
-                f"Access to {self.location} was denied: give these credentials the right to "
-                "list and read it (s3:ListBucket, s3:GetObject)."
-            ) from None
+            raise BackendUnavailableError(_refused(_error_code(exc), self.location)) from None
         except Exception as exc:
-            log.warning("could not %s: %r", action, exc)
+            log.info("could not %s: %r", action, exc)
+            if _error_code(exc) == "InvalidBucketName" or "Invalid bucket name" in str(exc):
+                raise ConfigError(
+                    f"{self._bucket} is not a valid bucket name (S3 bucket names are 3 to 63 "
+                    "lowercase letters, digits, dots and hyphens): check the s3:// location."
+                ) from None
             raise BackendUnavailableError(_unreachable(exc, self.location)) from None
+
+
+def _error_code(exc: BaseException) -> str | None:
+    """S3's error code (AccessDenied, SignatureDoesNotMatch...) from botocore's ClientError,
+    which s3fs keeps as the cause of the OSError it raises."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", "")) or None
+    return None
+
+
+def _refused(code: str | None, location: str) -> str:
+    """The sentence for a request S3 refused (403), by what S3 says was wrong
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList)."""
+    if code == "SignatureDoesNotMatch":
+        return (
+            f"The S3 service refused the credentials for {location}: the secret key does not "
+            "go with the access key; check AWS_SECRET_ACCESS_KEY."
+        )
+    if code == "InvalidAccessKeyId":
+        return (
+            f"The S3 service does not know the access key used for {location}: check "
+            "AWS_ACCESS_KEY_ID (or AWS_PROFILE)."
+        )
+    return (
+        f"Access to {location} was denied: give these credentials the right to list and read "
+        "it (s3:ListBucket, s3:GetObject)."
+    )
 
 
 def _credentials_found() -> bool:

@@ -92,7 +92,7 @@ def status_output(data: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return to_json(data)
     return "\n".join(
-        f"{key.replace('_', ' ')}: {value if value is not None else '-'}"
+        f"{key.replace('_', ' ')}: {printable(str(value)) if value is not None else '-'}"
         for key, value in data.items()
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_cache_path, user_data_path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -144,6 +145,26 @@ class Settings(BaseSettings):
             raise ValueError("must start with https://, like https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("es_url", "s3_endpoint_url", "public_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        """A URL whose host and port can be read: a bad one is this setting's error here, not
+        an unexpected one in a client later. The message never repeats the value, which may
+        hold a password (http://user:password@host)."""
+        if value is None or value == "":
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - reading it is the check: a port that is not a number raises
+        except ValueError:
+            raise ValueError(
+                "is not a URL that can be used: its port must be a number from 0 to 65535, "
+                "like http://localhost:9200"
+            ) from None
+        if parts.scheme in {"http", "https"} and not parts.hostname:
+            raise ValueError("is not a URL that can be used: it names no host")
+        return value
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -206,7 +227,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+            # A validator's own sentence, without pydantic's "Value error, " before it.
+            f"{_env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors(include_url=False)
         )
         raise ConfigError(f"Invalid settings: {problems}.") from None
 

@@ -77,7 +77,11 @@ def results_table(hits: list[SearchHit], root: str | None, title: str, links: bo
     Without a recorded library root (an index from before roots were kept), paths stay
     relative to the library.
     """
-    lines = [title, f"{'score':<7} {'id':<8}  {'size':>9}  {'date':<10} {'from':<5}  picture"]
+    # The title quotes the query and may name a query picture: escaped as the paths are.
+    lines = [
+        printable(title),
+        f"{'score':<7} {'id':<8}  {'size':>9}  {'date':<10} {'from':<5}  picture",
+    ]
     for hit in hits:
         doc = hit.document
         day, origin = picture_date(doc)

@@ -118,6 +118,16 @@ class LibraryWatcher:
         waiting for more changes."""
         self._report(self._indexer.run(self._root, progress=progress), "")
         self.ready.set()
+        try:
+            self._follow()
+        except KeyboardInterrupt:
+            # Ctrl-C is how a watcher at a terminal is stopped, quietly (watchfiles' own
+            # raise_interrupt=False logs "KeyboardInterrupt caught, stopping watch"); a burst
+            # it cut short is caught up by the next start, as after any stop.
+            return
+
+    def _follow(self) -> None:
+        """Index each burst of changes, and rescan after a quiet spell, until stopped."""
         last_run = time.monotonic()
         rescan_due = False
         for changes in watch(
@@ -129,7 +139,7 @@ class LibraryWatcher:
             yield_on_timeout=True,
             force_polling=self._settings.polling,
             poll_delay_ms=self._settings.poll_delay_ms,
-            raise_interrupt=False,
+            raise_interrupt=True,
         ):
             if changes:
                 folder = changed_folder(self._root, (path for _, path in changes))
@@ -149,6 +159,11 @@ class LibraryWatcher:
     def _index(self, folder: str) -> bool:
         """One incremental run over `folder`; False when it failed (the reason is logged)."""
         target = self._root / folder if folder else self._root
+        if folder and not _resolves_inside(target, self._root):
+            # A link in the library to a folder outside it: a run over the folder would be
+            # taken for another library (and advise --replace, which would wipe the index);
+            # the whole library is run instead, which takes its links as every full run does.
+            target = self._root
         try:
             report = self._indexer.run(target, progress=False)
         except FindImageError as exc:
@@ -159,6 +174,15 @@ class LibraryWatcher:
             return False
         self._report(report, folder)
         return True
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, its links followed, is inside `root`; False for whatever resolving it
+    raises (a link loop's RuntimeError, an unreadable link)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except Exception:
+        return False
 
 
 def burst_line(report: IndexReport, folder: str) -> str | None:

@@ -80,4 +80,11 @@ def test_a_filter_that_cannot_be_read_is_one_line(
         "like 48.85,2.35,10.\n"
     )
     code, _, err = run_in_process(capsys, "search", "x", "--after", "2025", "--before", "2024")
-    assert code == 2 and "after: must come before before:" in err
+    assert (code, err) == (
+        2,
+        "findimage: The --after date (2025-01-01) must come before the --before date "
+        "(2024-01-01), or no picture can match.\n",
+    )
+    # An empty date is a mistake too, not a filter left out.
+    code, _, err = run_in_process(capsys, "search", "x", "--after", "")
+    assert (code, err) == (2, "findimage: --after takes a date like 2024, 2024-06 or 2024-06-03.\n")

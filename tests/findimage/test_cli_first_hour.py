@@ -84,14 +84,17 @@ def test_a_folder_with_no_pictures_says_so_and_exits_0(
 ) -> None:
     json_in_process(capsys, "index", str(library))
     (library / "empty").mkdir()
-    for folder in ("empty", "no-such-folder", str(library / "empty")):
+    for folder in ("empty", str(library / "empty")):
         code, out, err = run_in_process(capsys, "search", "red", "--in", folder)
-        name = "empty" if folder.endswith("empty") else folder
         assert (code, err) == (0, "")
         assert out == (
-            f"The library has no pictures in a folder “{name}”: check the name after --in, "
+            "The library has no pictures in a folder “empty”: check the name after --in, "
             "from the library's root or as a path.\n"
         )
+    # A folder the library does not have at all is a mistake, named as such (exit 2).
+    code, out, err = run_in_process(capsys, "search", "red", "--in", "no-such-folder")
+    assert (code, out) == (2, "")
+    assert "has no folder no-such-folder" in err
 
 
 def test_a_skipped_file_is_named_once_not_on_every_run(

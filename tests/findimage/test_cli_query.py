@@ -70,7 +70,7 @@ def test_a_query_that_cannot_be_read_is_one_line_with_the_syntax(
     assert code == 2 and out == ""
     assert err == f"findimage: A + or - needs a term on each side. {SYNTAX}.\n"
     code, _, err = run_in_process(capsys, "search", "like:0000000000 + beach")
-    assert code == 1
+    assert code == 2
     assert err == "findimage: No picture with id 0000000000 is in the index.\n"
 
 

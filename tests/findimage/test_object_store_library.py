@@ -16,7 +16,7 @@ from PIL import Image
 
 from bot.previews import PreviewEndpoint, PreviewSigner, render_preview
 from findimage.library import ObjectStoreLibrary
-from tests.support.cli import json_in_process, run_in_process
+from tests.support.cli import findimage, json_in_process, run_in_process
 from tests.support.pictures import draw_shape, encode, gradient
 from tests.support.s3 import S3Service, credentials_env, moto_s3, moto_s3_with_iam
 
@@ -196,3 +196,48 @@ def test_a_bucket_of_a_thousand_objects_is_listed_by_pages_and_indexed_once(
     assert (report["indexed"], report["skipped"]) == (1000, [])
     assert json_in_process(capsys, "status")["count"] == 1000
     assert json_in_process(capsys, "index", URL)["unchanged"] == 1000
+
+
+def test_a_wrong_secret_an_unknown_key_and_a_bad_bucket_name_each_name_their_cause(
+    findimage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In a child process, as a user sees it: one sentence each, and no WARNING line first."""
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
+    with moto_s3_with_iam(setup_requests=3) as service:
+        admin = {
+            "endpoint_url": service.endpoint_url,
+            "aws_access_key_id": "admin-key",
+            "aws_secret_access_key": "admin-secret",
+            "region_name": "us-east-1",
+        }
+        users = boto3.client("iam", **admin)
+        users.create_user(UserName="intern")
+        key = users.create_access_key(UserName="intern")["AccessKey"]
+        boto3.client("s3", **admin).create_bucket(Bucket=BUCKET)
+        monkeypatch.setenv("FINDIMAGE_S3_ENDPOINT_URL", service.endpoint_url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        wrong_secret = "not-" + key["SecretAccessKey"]
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong_secret)
+        done = findimage("index", URL, env={}, cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == (
+            f"findimage: The S3 service refused the credentials for {URL}: the secret key does "
+            "not go with the access key; check AWS_SECRET_ACCESS_KEY.\n"
+        )
+
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000")
+        done = findimage("index", URL, env={}, cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (
+            1,
+            f"findimage: The S3 service does not know the access key used for {URL}: check "
+            "AWS_ACCESS_KEY_ID (or AWS_PROFILE).\n",
+        )
+        assert wrong_secret not in done.stderr
+
+        done = findimage("index", "s3://Team_Pictures!/photos", env={}, cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (
+            2,
+            "findimage: Team_Pictures! is not a valid bucket name (S3 bucket names are 3 to 63 "
+            "lowercase letters, digits, dots and hyphens): check the s3:// location.\n",
+        )

@@ -58,5 +58,6 @@ def test_bad_date_and_place_options_are_explained() -> None:
         "near: takes a latitude, a longitude and a distance in km, like 48.85,2.35,10."
     )
     assert parse_command_text("after:2025 before:2024 cats").problem == (
-        "after: must come before before:, or no picture can match."
+        "The after: date (2025-01-01) must come before the before: date (2024-01-01), "
+        "or no picture can match."
     )
