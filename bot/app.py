@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.access import AccessPolicy, access_middleware, parse_ids
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
+from bot.delivery import Outbox, outbox_middleware
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
 from bot.http import SlackHttpServer
@@ -94,7 +96,11 @@ def web_client_retry_handlers() -> list:
 
 
 def build_workers(settings: Settings) -> AnswerWorkers:
-    return AnswerWorkers(settings.slack_workers, settings.slack_queue)
+    return AnswerWorkers(settings.slack_workers, settings.slack_queue, settings.slack_queue_mb)
+
+
+def build_outbox(settings: Settings) -> Outbox:
+    return Outbox(settings.slack_answer_deadline_seconds)
 
 
 def create_app(
@@ -102,6 +108,7 @@ def create_app(
     service: SearchService,
     client: WebClient | None = None,
     workers: AnswerWorkers | None = None,
+    outbox: Outbox | None = None,
 ) -> App:
     """The Bolt app with every listener; `client` carries the token and the Web API URL."""
     if settings.slack_signing_secret is None:
@@ -140,7 +147,9 @@ def create_app(
             "Slack cannot be reached: check this machine's network and proxy settings "
             "(and FINDIMAGE_SLACK_API_URL)."
         ) from None
-    # First, so that no listener (nor its de-duplication) ever sees a refused request.
+    # First, so that every answer, a refusal too, goes through the outbox and names its request.
+    app.use(outbox_middleware(outbox or build_outbox(settings)))
+    # Then, so that no listener (nor its de-duplication) ever sees a refused request.
     policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
     app.use(access_middleware(policy, dependencies.workers))
     register_listeners(app, dependencies)
@@ -238,7 +247,8 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
     (for up to FINDIMAGE_SHUTDOWN_GRACE_SECONDS) before returning.
     """
     workers = build_workers(settings)
-    app = create_app(settings, service, workers=workers)
+    outbox = build_outbox(settings)
+    app = create_app(settings, service, workers=workers, outbox=outbox)
     warming = warm_up(service)
     stopping = threading.Event()
     _on_stop_signals(stopping)
@@ -271,7 +281,10 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
             socket_mode.close()
         if server is not None:
             server.stop()
+        grace_ends = time.monotonic() + settings.shutdown_grace_seconds
         finished = workers.shutdown(timeout=settings.shutdown_grace_seconds)
+        # Answers waiting for Slack to come back get what is left of the grace.
+        finished = outbox.shutdown(max(0.0, grace_ends - time.monotonic())) and finished
         # A model still loading (or exporting) is native work that must not be torn down
         # mid-call by the interpreter's exit: that aborts the process. It gets the same grace.
         warming.join(timeout=settings.shutdown_grace_seconds)

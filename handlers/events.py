@@ -11,13 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot.answers import safely
 from bot.blocks import COMMAND, sentence_message, usage_message
 from bot.files import display_name
-from bot.replies import post_safely
-from bot.workers import BUSY
+from bot.replies import answer_later, post_ephemeral_safely, post_safely
 
 if TYPE_CHECKING:
     from bot.dependencies import SlackDependencies
@@ -85,14 +82,18 @@ def register(app: App, dependencies: SlackDependencies) -> None:
                 continue
 
             def answer(file: dict[str, Any] = file) -> None:
-                message = safely(
+                # Downloading needs Slack: while it cannot be reached, tried again later.
+                answer_later(
                     lambda: _answer_photo(dependencies, file, channel, thread_ts, comment),
+                    lambda message: post_safely(
+                        client, channel=channel, thread_ts=thread_ts, **message
+                    ),
                     "photo search",
                 )
-                post_safely(client, channel=channel, thread_ts=thread_ts, **message)
 
-            if not workers.submit(answer, "photo search"):
-                post_safely(client, channel=channel, thread_ts=thread_ts, **sentence_message(BUSY))
+            if not workers.submit_photo(answer):
+                busy = sentence_message(workers.photo_wait())
+                post_safely(client, channel=channel, thread_ts=thread_ts, **busy)
 
     @app.event({"type": "message", "subtype": (None, "file_share")})
     def direct_message(event: dict[str, Any], client: WebClient) -> None:
@@ -112,12 +113,9 @@ def register(app: App, dependencies: SlackDependencies) -> None:
             return
 
         def hint() -> None:
-            try:
-                client.chat_postEphemeral(
-                    channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
-                )
-            except SlackApiError as exc:
-                log.warning("could not answer a mention: %s", exc.response.get("error"))
+            post_ephemeral_safely(
+                client, channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
+            )
 
         workers.submit(hint, "mention hint")
 

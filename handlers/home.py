@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+
+from bot.replies import publish_safely
 
 if TYPE_CHECKING:
     from bot.dependencies import SlackDependencies
@@ -23,10 +24,7 @@ def register(app: App, dependencies: SlackDependencies) -> None:
         user_id = event["user"]
 
         def publish() -> None:
-            try:
-                client.views_publish(user_id=user_id, view=dependencies.answers.home())
-            except SlackApiError as exc:
-                log.warning("could not publish the Home tab: %s", exc.response.get("error"))
+            publish_safely(client, user_id, dependencies.answers.home())
 
         # Busy: the tab keeps its previous content, and the next opening tries again.
         dependencies.workers.submit(publish, "home tab")
