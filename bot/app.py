@@ -23,7 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.access import AccessPolicy, access_middleware, parse_ids
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
-from bot.delivery import Outbox, outbox_middleware
+from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
 from bot.http import SlackHttpServer
@@ -128,6 +128,7 @@ def create_app(
         top_k=min(settings.top_k, MAX_RESULTS_PER_MESSAGE),
     )
     logging.getLogger("slack_bolt.App").addFilter(_quiet_token_unused)
+    quiet_sdk_connection_errors()
     try:
         app = App(
             client=client,

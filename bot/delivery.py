@@ -12,6 +12,7 @@ be delivered by its deadline is logged once, with the id of the request it answe
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import http.client
 import itertools
@@ -64,6 +65,23 @@ def not_in_channel_sentence(channel_id: str) -> str:
         f"I couldn't answer you in <#{channel_id}> because I'm not a member of it: invite me "
         "with `/invite @findimage`, or send me the photo here. My answer is below."
     )
+
+
+# slack_sdk logs each connection failure at ERROR before raising it; the outbox logs its own
+# line for the same failure (a retry at INFO, an answer given up at ERROR), once.
+SDK_CONNECTION_LOGGERS = ("slack_sdk.web.base_client", "slack_sdk.webhook.client")
+SDK_CONNECTION_FAILURE = "Failed to send a request to Slack API server"
+
+
+def quiet_sdk_connection_errors() -> None:
+    for name in SDK_CONNECTION_LOGGERS:
+        logger = logging.getLogger(name)
+        if _drop_sdk_connection_failure not in logger.filters:
+            logger.addFilter(_drop_sdk_connection_failure)
+
+
+def _drop_sdk_connection_failure(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(SDK_CONNECTION_FAILURE)
 
 
 class Later(Exception):
@@ -149,6 +167,8 @@ class _Delivery:
     what: str = field(compare=False)
     request_id: str = field(compare=False)
     deadline: float = field(compare=False)
+    # The context it was sent from (its request's id, its outbox), for its retries.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context, compare=False)
     tries: int = field(default=1, compare=False)
 
 
@@ -381,11 +401,9 @@ class Outbox:
                 self._finished()
 
     def _retry(self, delivery: _Delivery) -> None:
-        token = REQUEST_ID.set(delivery.request_id)
         try:
-            self._attempt(delivery)
+            delivery.context.run(self._attempt, delivery)
         finally:
-            REQUEST_ID.reset(token)
             self._finished()
 
     def _finished(self) -> None:
