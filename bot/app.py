@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pydantic import SecretStr
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
@@ -37,6 +39,7 @@ from bot.previews import (
     SignedUrlPreviews,
     UploadedPreviews,
 )
+from bot.socket_mode import connect as socket_mode_connect
 from bot.workers import AnswerWorkers
 from findimage.errors import BackendUnavailableError, ConfigError
 from findimage.library import open_library
@@ -81,10 +84,11 @@ def required_scopes() -> set[str]:
 
 def build_web_client(settings: Settings) -> WebClient:
     """The Web API client for FINDIMAGE_SLACK_API_URL (Slack's, GovSlack's, or a local one)."""
-    if settings.slack_bot_token is None:
+    token = _secret(settings.slack_bot_token)
+    if token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.")
     return WebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=token,
         base_url=settings.slack_api_url,
         retry_handlers=web_client_retry_handlers(),
     )
@@ -111,7 +115,8 @@ def create_app(
     outbox: Outbox | None = None,
 ) -> App:
     """The Bolt app with every listener; `client` carries the token and the Web API URL."""
-    if settings.slack_signing_secret is None:
+    signing_secret = _secret(settings.slack_signing_secret)
+    if signing_secret is None:
         raise ConfigError(
             "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app."
         )
@@ -132,18 +137,19 @@ def create_app(
     try:
         app = App(
             client=client,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            signing_secret=signing_secret,
             # Listeners run in the request thread and only ack and hand the work to the
             # bot's own workers, so an ack never waits behind a search in Bolt's small pool.
             process_before_response=True,
         )
     except BoltError as exc:
-        log.error("auth.test failed: %s", exc)
+        # The sentence below is the whole story; the details only at -v.
+        log.debug("auth.test failed: %s", exc)
         raise ConfigError(
             "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
         ) from None
     except OSError as exc:
-        log.error("auth.test could not reach Slack at %s: %s", client.base_url, exc)
+        log.debug("auth.test could not reach Slack at %s: %s", client.base_url, exc)
         raise BackendUnavailableError(
             "Slack cannot be reached: check this machine's network and proxy settings "
             "(and FINDIMAGE_SLACK_API_URL)."
@@ -155,6 +161,13 @@ def create_app(
     app.use(access_middleware(policy, dependencies.workers))
     register_listeners(app, dependencies)
     return app
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    """A secret's text; None when unset or blank (an empty variable is a mistake, not a key)."""
+    if value is None or not value.get_secret_value().strip():
+        return None
+    return value.get_secret_value()
 
 
 def _quiet_token_unused(record: logging.LogRecord) -> bool:
@@ -214,7 +227,19 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
 def make_http_server(
     wsgi_app: Callable, host: str, port: int, settings: Settings
 ) -> SlackHttpServer:
-    return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+    try:
+        return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"Port {port} is in use by another program: set FINDIMAGE_PORT to a free port."
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"Port {port} needs privileges this user lacks: set FINDIMAGE_PORT to one "
+                "above 1023."
+            ) from None
+        raise
 
 
 def warm_up(service: SearchService) -> threading.Thread:
@@ -250,29 +275,33 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
     workers = build_workers(settings)
     outbox = build_outbox(settings)
     app = create_app(settings, service, workers=workers, outbox=outbox)
+    app_token = _secret(settings.slack_app_token)
+    if settings.slack_app_token is not None and app_token is None:
+        raise ConfigError("SLACK_APP_TOKEN is empty: copy the app-level token from the Slack app.")
+    # The port is taken before anything starts, so a busy one is the only line printed.
+    server: SlackHttpServer | None = None
+    if app_token is None:
+        server = make_http_server(
+            build_wsgi_app(settings, service, app), host, settings.port, settings
+        )
+    elif settings.public_base_url:
+        # Socket Mode needs no public URL for Slack, but signed previews still do.
+        server = make_http_server(
+            build_wsgi_app(settings, service, None), host, settings.port, settings
+        )
     warming = warm_up(service)
     stopping = threading.Event()
     _on_stop_signals(stopping)
-    server: SlackHttpServer | None = None
     socket_mode = None
     try:
-        if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            if settings.public_base_url:
-                # Socket Mode needs no public URL for Slack, but signed previews still do.
-                server = make_http_server(
-                    build_wsgi_app(settings, service, None), host, settings.port, settings
-                )
+        if app_token is not None:
+            if server is not None:
                 threading.Thread(target=server.serve_forever, daemon=True).start()
-            socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
-            socket_mode.connect()
+            socket_mode = socket_mode_connect(app, app_token)
             _say("connected to Slack in Socket Mode; Ctrl-C stops.")
             stopping.wait()
         else:
-            server = make_http_server(
-                build_wsgi_app(settings, service, app), host, settings.port, settings
-            )
+            assert server is not None
             _say(f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; Ctrl-C stops.")
             server.serve_forever()
     except (_Stop, KeyboardInterrupt):
