@@ -39,6 +39,7 @@ from bot.previews import (
     SignedUrlPreviews,
     UploadedPreviews,
 )
+from bot.replays import SeenSignatures, once_per_signature
 from bot.socket_mode import connect as socket_mode_connect
 from bot.workers import AnswerWorkers
 from findimage.errors import BackendUnavailableError, ConfigError
@@ -156,6 +157,7 @@ def create_app(
         ) from None
     # First, so that every answer, a refusal too, goes through the outbox and names its request.
     app.use(outbox_middleware(outbox or build_outbox(settings)))
+    app.use(once_per_signature(SeenSignatures()))
     # Then, so that no listener (nor its de-duplication) ever sees a refused request.
     policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
     app.use(access_middleware(policy, dependencies.workers))
