@@ -291,19 +291,22 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         server = make_http_server(
             build_wsgi_app(settings, service, None), host, settings.port, settings
         )
-    warming = warm_up(service)
     stopping = threading.Event()
     _on_stop_signals(stopping)
     socket_mode = None
+    warming: threading.Thread | None = None
     try:
         if app_token is not None:
             if server is not None:
                 threading.Thread(target=server.serve_forever, daemon=True).start()
+            # Connected first: a refused token or socket is the one line printed.
             socket_mode = socket_mode_connect(app, app_token)
+            warming = warm_up(service)
             _say("connected to Slack in Socket Mode; Ctrl-C stops.")
             stopping.wait()
         else:
             assert server is not None
+            warming = warm_up(service)
             _say(f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; Ctrl-C stops.")
             server.serve_forever()
     except (_Stop, KeyboardInterrupt):
@@ -319,7 +322,8 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         finished = outbox.shutdown(max(0.0, grace_ends - time.monotonic())) and finished
         # A model still loading (or exporting) is native work that must not be torn down
         # mid-call by the interpreter's exit: that aborts the process. It gets the same grace.
-        warming.join(timeout=settings.shutdown_grace_seconds)
+        if warming is not None:
+            warming.join(timeout=settings.shutdown_grace_seconds)
         log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
 

@@ -37,10 +37,11 @@ TOKEN_ERRORS = {
 _SDK_WSS_FAILURE = "Failed to retrieve WSS URL"
 
 
-def connect(app: App, app_token: str, hello_seconds: float = HELLO_SECONDS) -> SocketModeHandler:
+def connect(app: App, app_token: str, hello_seconds: float | None = None) -> SocketModeHandler:
     """A Socket Mode connection on which Slack has said hello; a refused token is a
     configuration error naming SLACK_APP_TOKEN, a socket that never says hello is Slack
     unreachable."""
+    hello_seconds = HELLO_SECONDS if hello_seconds is None else hello_seconds
     handler = SocketModeHandler(app, app_token)
     handler.client.logger.addFilter(_drop_wss_failure)
     hello = threading.Event()
