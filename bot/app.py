@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import SecretStr
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -28,7 +28,7 @@ from bot.blocks import MAX_RESULTS_PER_MESSAGE
 from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
-from bot.http import SlackHttpServer
+from bot.http import QuietLog, SlackHttpServer, signed_only
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -162,7 +162,19 @@ def create_app(
     policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
     app.use(access_middleware(policy, dependencies.workers))
     register_listeners(app, dependencies)
+    app.error(_unreadable_request)
     return app
+
+
+_unreadable = QuietLog()
+
+
+def _unreadable_request(error: Exception) -> BoltResponse:
+    """A listener that raises could not read its request (a button value that is not ours,
+    a payload missing a field): 400, one log line a minute, no traceback. The answers
+    themselves run on the workers, whose failures become a sentence for the user."""
+    _unreadable.warning("unreadable payload", f"{type(error).__name__}: {error}"[:200])
+    return BoltResponse(status=400, body="unreadable request")
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -212,7 +224,12 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
             settings.max_file_bytes,
             cache_seconds=settings.preview_ttl_seconds,
         )
-    events_handler = SlackRequestHandler(app, path=EVENTS_PATH) if app else None
+    events_handler = None
+    if app is not None:
+        # Checked cheaply first: size and signature before Bolt parses anything.
+        signing_secret = _secret(settings.slack_signing_secret)
+        assert signing_secret is not None, "create_app refuses to build an app without it"
+        events_handler = signed_only(SlackRequestHandler(app, path=EVENTS_PATH), signing_secret)
 
     def route(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
