@@ -108,6 +108,8 @@ def signed_only(
     refusals = quiet or QuietLog()
 
     def guarded(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return app(environ, start_response)  # Slack only POSTs; Bolt answers the rest 404
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:

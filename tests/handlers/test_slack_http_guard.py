@@ -23,6 +23,7 @@ LIMIT = 100
 def call(app: Any, body: bytes, signed: bool = True, stamp: str = "") -> str:
     stamp = stamp or str(int(time.time()))
     environ = {
+        "REQUEST_METHOD": "POST",
         "CONTENT_LENGTH": str(len(body)),
         "wsgi.input": io.BytesIO(body),
         "HTTP_X_SLACK_REQUEST_TIMESTAMP": stamp,
