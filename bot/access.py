@@ -14,9 +14,9 @@ from typing import Any
 
 from slack_bolt import BoltContext, BoltResponse
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks import sentence_message
+from bot.replies import post_ephemeral_safely, post_safely, publish_safely, respond_safely
 from bot.workers import AnswerWorkers
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,11 @@ class AccessPolicy:
 
     users: frozenset[str] = frozenset()
     channels: frozenset[str] = frozenset()
+
+    @property
+    def is_open(self) -> bool:
+        """No list is set: everyone, everywhere."""
+        return not self.users and not self.channels
 
     def allows(self, user_id: str | None, channel_id: str | None) -> bool:
         if self.users and user_id not in self.users:
@@ -57,7 +62,17 @@ def access_middleware(
     ) -> BoltResponse | None:
         event = body.get("event") or {}
         if event and not event.get("user"):
-            # Slack's own and bots' events: the listeners decide, nobody to refuse.
+            # Another bot's event is never answered: two bots could answer each other forever.
+            # Other events without a user (edits, deletions) pass only where everyone may use
+            # the bot: an allow-list cannot vouch for a user it is not told.
+            if event.get("bot_id") or not policy.is_open:
+                log.info(
+                    "ignored a %s event without a user (bot %s) in %s",
+                    event.get("type"),
+                    event.get("bot_id") or "-",
+                    event.get("channel") or "-",
+                )
+                return BoltResponse(status=200, body="")
             next()
             return None
         home = event.get("type") == "app_home_opened"
@@ -88,31 +103,21 @@ def _refusal(
     if user_id is None:
         return None
     kind = event.get("type")
+    refusal = sentence_message(REFUSAL)
     if body.get("type") == "block_actions" and context.respond is not None:
         respond = context.respond
-        return lambda: _safely(
-            lambda: respond(text=REFUSAL, response_type="ephemeral", replace_original=False)
+        return lambda: respond_safely(
+            respond, refusal, response_type="ephemeral", replace_original=False
         )
     if kind == "app_home_opened" and event.get("tab") == "home":
-        view = {"type": "home", "blocks": sentence_message(REFUSAL)["blocks"]}
-        return lambda: _safely(lambda: client.views_publish(user_id=user_id, view=view))
+        view = {"type": "home", "blocks": refusal["blocks"]}
+        return lambda: publish_safely(client, user_id, view)
     if kind == "app_mention":
         channel = event["channel"]
-        return lambda: _safely(
-            lambda: client.chat_postEphemeral(channel=channel, user=user_id, text=REFUSAL)
-        )
-    if kind == "message" and event.get("channel_type") == "im" and not event.get("bot_id"):
+        return lambda: post_ephemeral_safely(client, channel=channel, user=user_id, **refusal)
+    if kind == "message" and event.get("channel_type") == "im":
         if event.get("subtype") not in (None, "file_share"):
             return None
         channel, ts = event["channel"], event.get("thread_ts") or event["ts"]
-        return lambda: _safely(
-            lambda: client.chat_postMessage(channel=channel, thread_ts=ts, text=REFUSAL)
-        )
+        return lambda: post_safely(client, channel=channel, thread_ts=ts, **refusal)
     return None
-
-
-def _safely(call: Callable[[], Any]) -> None:
-    try:
-        call()
-    except SlackApiError as exc:
-        log.warning("could not send a refusal: %s", exc.response.get("error"))

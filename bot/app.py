@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt import App
+from pydantic import SecretStr
+from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -23,9 +26,10 @@ from bot.access import AccessPolicy, access_middleware, parse_ids
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
 from bot.deduplication import AnsweredOnce, once_per_event
+from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
-from bot.http import SlackHttpServer
+from bot.http import QuietLog, SlackHttpServer, signed_only
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -36,6 +40,8 @@ from bot.previews import (
     SignedUrlPreviews,
     UploadedPreviews,
 )
+from bot.replays import SeenSignatures, once_per_signature
+from bot.socket_mode import connect as socket_mode_connect
 from bot.workers import AnswerWorkers
 from findimage.errors import BackendUnavailableError, ConfigError
 from findimage.library import open_library
@@ -81,10 +87,11 @@ def required_scopes() -> set[str]:
 
 def build_web_client(settings: Settings) -> WebClient:
     """The Web API client for FINDIMAGE_SLACK_API_URL (Slack's, GovSlack's, or a local one)."""
-    if settings.slack_bot_token is None:
+    token = _secret(settings.slack_bot_token)
+    if token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set: copy the bot token from the Slack app.")
     return WebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=token,
         base_url=settings.slack_api_url,
         retry_handlers=web_client_retry_handlers(),
     )
@@ -96,7 +103,11 @@ def web_client_retry_handlers() -> list:
 
 
 def build_workers(settings: Settings) -> AnswerWorkers:
-    return AnswerWorkers(settings.slack_workers, settings.slack_queue)
+    return AnswerWorkers(settings.slack_workers, settings.slack_queue, settings.slack_queue_mb)
+
+
+def build_outbox(settings: Settings) -> Outbox:
+    return Outbox(settings.slack_answer_deadline_seconds)
 
 
 def create_app(
@@ -104,11 +115,13 @@ def create_app(
     service: SearchService,
     client: WebClient | None = None,
     workers: AnswerWorkers | None = None,
+    outbox: Outbox | None = None,
 ) -> App:
     """The Bolt app with every listener; `client` carries the token and the Web API URL."""
+    signing_secret = _secret(settings.slack_signing_secret)
     # Socket Mode's envelopes come over the app token's websocket, unsigned: only HTTP mode
     # checks signatures (https://api.slack.com/apis/socket-mode).
-    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+    if signing_secret is None and _secret(settings.slack_app_token) is None:
         raise ConfigError(
             "SLACK_SIGNING_SECRET is not set: copy the signing secret from the Slack app "
             "(or set SLACK_APP_TOKEN for Socket Mode, which needs none)."
@@ -126,35 +139,56 @@ def create_app(
         top_k=min(settings.top_k, MAX_RESULTS_PER_MESSAGE),
     )
     logging.getLogger("slack_bolt.App").addFilter(_quiet_token_unused)
+    quiet_sdk_connection_errors()
     try:
         app = App(
             client=client,
-            signing_secret=(
-                settings.slack_signing_secret.get_secret_value()
-                if settings.slack_signing_secret
-                else None
-            ),
+            signing_secret=signing_secret,
             # Listeners run in the request thread and only ack and hand the work to the
             # bot's own workers, so an ack never waits behind a search in Bolt's small pool.
             process_before_response=True,
         )
     except BoltError as exc:
-        log.error("auth.test failed: %s", exc)
+        # The sentence below is the whole story; the details only at -v.
+        log.debug("auth.test failed: %s", exc)
         raise ConfigError(
             "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
         ) from None
     except OSError as exc:
-        log.error("auth.test could not reach Slack at %s: %s", client.base_url, exc)
+        log.debug("auth.test could not reach Slack at %s: %s", client.base_url, exc)
         raise BackendUnavailableError(
             "Slack cannot be reached: check this machine's network and proxy settings "
             "(and FINDIMAGE_SLACK_API_URL)."
         ) from None
-    # Access first, so that neither the de-duplication nor any listener sees a refused request.
+    # First, so that every answer, a refusal too, goes through the outbox and names its request.
+    app.use(outbox_middleware(outbox or build_outbox(settings)))
+    app.use(once_per_signature(SeenSignatures()))
+    # Then, so that neither the de-duplication of events nor any listener ever sees a refused
+    # request.
     policy = AccessPolicy(parse_ids(settings.allowed_users), parse_ids(settings.allowed_channels))
     app.use(access_middleware(policy, dependencies.workers))
     app.use(once_per_event(AnsweredOnce()))
     register_listeners(app, dependencies)
+    app.error(_unreadable_request)
     return app
+
+
+_unreadable = QuietLog()
+
+
+def _unreadable_request(error: Exception) -> BoltResponse:
+    """A listener that raises could not read its request (a button value that is not ours,
+    a payload missing a field): 400, one log line a minute, no traceback. The answers
+    themselves run on the workers, whose failures become a sentence for the user."""
+    _unreadable.warning("unreadable payload", f"{type(error).__name__}: {error}"[:200])
+    return BoltResponse(status=400, body="unreadable request")
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    """A secret's text; None when unset or blank (an empty variable is a mistake, not a key)."""
+    if value is None or not value.get_secret_value().strip():
+        return None
+    return value.get_secret_value()
 
 
 def _quiet_token_unused(record: logging.LogRecord) -> bool:
@@ -197,7 +231,12 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
             settings.max_file_bytes,
             cache_seconds=settings.preview_ttl_seconds,
         )
-    events_handler = SlackRequestHandler(app, path=EVENTS_PATH) if app else None
+    events_handler = None
+    if app is not None:
+        # Checked cheaply first: size and signature before Bolt parses anything.
+        signing_secret = _secret(settings.slack_signing_secret)
+        assert signing_secret is not None, "create_app refuses to build an app without it"
+        events_handler = signed_only(SlackRequestHandler(app, path=EVENTS_PATH), signing_secret)
 
     def route(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -214,7 +253,19 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
 def make_http_server(
     wsgi_app: Callable, host: str, port: int, settings: Settings
 ) -> SlackHttpServer:
-    return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+    try:
+        return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"Port {port} is in use by another program: set FINDIMAGE_PORT to a free port."
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"Port {port} needs privileges this user lacks: set FINDIMAGE_PORT to one "
+                "above 1023."
+            ) from None
+        raise
 
 
 def warm_up(service: SearchService) -> threading.Thread:
@@ -248,30 +299,38 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
     (for up to FINDIMAGE_SHUTDOWN_GRACE_SECONDS) before returning.
     """
     workers = build_workers(settings)
-    app = create_app(settings, service, workers=workers)
-    warming = warm_up(service)
+    outbox = build_outbox(settings)
+    app = create_app(settings, service, workers=workers, outbox=outbox)
+    app_token = _secret(settings.slack_app_token)
+    if settings.slack_app_token is not None and app_token is None:
+        raise ConfigError("SLACK_APP_TOKEN is empty: copy the app-level token from the Slack app.")
+    # The port is taken before anything starts, so a busy one is the only line printed.
+    server: SlackHttpServer | None = None
+    if app_token is None:
+        server = make_http_server(
+            build_wsgi_app(settings, service, app), host, settings.port, settings
+        )
+    elif settings.public_base_url:
+        # Socket Mode needs no public URL for Slack, but signed previews still do.
+        server = make_http_server(
+            build_wsgi_app(settings, service, None), host, settings.port, settings
+        )
     stopping = threading.Event()
     _on_stop_signals(stopping)
-    server: SlackHttpServer | None = None
     socket_mode = None
+    warming: threading.Thread | None = None
     try:
-        if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            if settings.public_base_url:
-                # Socket Mode needs no public URL for Slack, but signed previews still do.
-                server = make_http_server(
-                    build_wsgi_app(settings, service, None), host, settings.port, settings
-                )
+        if app_token is not None:
+            if server is not None:
                 threading.Thread(target=server.serve_forever, daemon=True).start()
-            socket_mode = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
-            socket_mode.connect()
+            # Connected first: a refused token or socket is the one line printed.
+            socket_mode = socket_mode_connect(app, app_token)
+            warming = warm_up(service)
             _say(f"connected to Slack in Socket Mode; {previews_from(settings)}; Ctrl-C stops.")
             stopping.wait()
         else:
-            server = make_http_server(
-                build_wsgi_app(settings, service, app), host, settings.port, settings
-            )
+            assert server is not None
+            warming = warm_up(service)
             _say(
                 f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
                 f"{previews_from(settings)}; Ctrl-C stops."
@@ -284,10 +343,14 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
             socket_mode.close()
         if server is not None:
             server.stop()
+        grace_ends = time.monotonic() + settings.shutdown_grace_seconds
         finished = workers.shutdown(timeout=settings.shutdown_grace_seconds)
+        # Answers waiting for Slack to come back get what is left of the grace.
+        finished = outbox.shutdown(max(0.0, grace_ends - time.monotonic())) and finished
         # A model still loading (or exporting) is native work that must not be torn down
         # mid-call by the interpreter's exit: that aborts the process. It gets the same grace.
-        warming.join(timeout=settings.shutdown_grace_seconds)
+        if warming is not None:
+            warming.join(timeout=settings.shutdown_grace_seconds)
         log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
 

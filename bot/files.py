@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from slack_sdk import WebClient
 
+from bot.delivery import Later
 from findimage.errors import ImageError
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,21 @@ class SlackFiles:
             with requests.get(
                 url, headers=headers, stream=True, timeout=DOWNLOAD_TIMEOUT_SECONDS
             ) as response:
+                if response.status_code == 429 or response.status_code >= 500:
+                    # Slack is down or busy: the outbox tries the whole photo again later.
+                    raise Later(
+                        f"downloading file {file.get('id')} gave HTTP {response.status_code}",
+                        _retry_after(response),
+                    )
                 if response.status_code != 200:
                     log.warning(
                         "downloading file %s gave HTTP %s", file.get("id"), response.status_code
                     )
                     raise ImageError(f"I couldn't download {name} from Slack.")
                 return self._read_limited(name, file.get("id"), response)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            # Slack cannot be reached: the outbox tries the whole photo again later.
+            raise Later(f"downloading file {file.get('id')}: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             log.warning("downloading file %s failed: %s", file.get("id"), exc)
             raise ImageError(f"I couldn't download {name} from Slack.") from exc
@@ -135,6 +145,13 @@ def _looks_like_html(first_chunk: bytes, content_type: str) -> bool:
     if content_type.split(";")[0].strip().lower() == "text/html":
         return True
     return first_chunk.lstrip()[:16].lower().startswith(_HTML_STARTS)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def display_name(file: dict[str, Any]) -> str:

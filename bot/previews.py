@@ -183,7 +183,9 @@ class UploadedPreviews:
         try:
             channel_id, thread_ts = self._shelves.thread_for(user_id)
             files = self._upload(uploads, channel_id, thread_ts)
-        except SlackApiError as exc:
+        except Exception as exc:
+            # Refused, rate-limited past the client's retries, or Slack unreachable: the
+            # answer goes out with the paths rather than not at all.
             log.warning("uploading private previews for %s failed: %s", user_id, _error(exc))
             return Previews(notice=UPLOAD_FAILED)
         sources = {
@@ -199,7 +201,7 @@ class UploadedPreviews:
             return Previews(notice=MISSING if hits else None)
         try:
             self._upload(uploads, channel_id, thread_ts)
-        except SlackApiError as exc:
+        except Exception as exc:
             error = _error(exc)
             if error in {"not_in_channel", "channel_not_found"}:
                 log.info("not a member of %s; listing paths without previews", channel_id)
@@ -217,7 +219,7 @@ class UploadedPreviews:
             self._client.files_upload_v2(
                 file_uploads=uploads, channel=channel_id, initial_comment=comment
             )
-        except SlackApiError as exc:
+        except Exception as exc:
             log.warning("sharing a preview into %s failed: %s", channel_id, _error(exc))
             return SharedPreview()
         return SharedPreview(posted=True)
@@ -290,8 +292,11 @@ class NoPreviews:
         return SharedPreview()
 
 
-def _error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error"))
+def _error(exc: Exception) -> str:
+    """Slack's error code, or the connection problem in one line."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error"))
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
 class PreviewEndpoint:

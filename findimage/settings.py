@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     http_threads: int = Field(default=8, ge=1, le=256)
     http_backlog: int = Field(default=1024, ge=1, le=65_535)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
+    # Text requests wait in line up to this much memory (bot.workers); FINDIMAGE_SLACK_QUEUE
+    # bounds the photos waiting. An answer Slack cannot take yet is retried until its
+    # deadline: 30 minutes for a response_url (Slack's own), this long for the others.
+    slack_queue_mb: float = Field(default=64.0, gt=0, le=4096)
+    slack_answer_deadline_seconds: float = Field(default=1800.0, ge=0, le=86_400)
 
     # Who may use the bot: comma-separated Slack ids (U…, C…/G…/D…); empty means everyone.
     allowed_users: str = ""

@@ -54,7 +54,7 @@ class ResultButtons:
         except Exception as exc:
             # A failure is for the sharer alone, never for the channel.
             failed = failure_message(exc, "share")
-            respond(response_type="ephemeral", replace_original=False, **failed)
+            respond_safely(respond, failed, response_type="ephemeral", replace_original=False)
             return
         if message is not None:
             respond_safely(respond, message, response_type="in_channel", replace_original=False)

@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot.answers import safely
 from bot.blocks import COMMAND, Message, sentence_message, usage_message
 from bot.deduplication import AnsweredOnce
 from bot.files import display_name
-from bot.replies import post_safely
-from bot.workers import BUSY
+from bot.replies import answer_later, post_ephemeral_safely, post_safely
 
 if TYPE_CHECKING:
     from bot.dependencies import SlackDependencies
@@ -68,8 +65,10 @@ class PhotoMessages:
             if not self._photos.first_time(channel, file.get("id", "")):
                 continue
             answer = partial(self._answer_photo, client, file, channel, thread_ts, comment)
-            if not self._dependencies.workers.submit(answer, "photo search"):
-                post_safely(client, channel=channel, thread_ts=thread_ts, **sentence_message(BUSY))
+            workers = self._dependencies.workers
+            if not workers.submit_photo(answer):
+                busy = sentence_message(workers.photo_wait())
+                post_safely(client, channel=channel, thread_ts=thread_ts, **busy)
 
     def _answer_photo(
         self,
@@ -79,10 +78,12 @@ class PhotoMessages:
         thread_ts: str,
         comment: str,
     ) -> None:
-        message = safely(
-            lambda: self._search_photo(file, channel, thread_ts, comment), "photo search"
+        # Downloading needs Slack: while it cannot be reached, tried again later.
+        answer_later(
+            lambda: self._search_photo(file, channel, thread_ts, comment),
+            lambda message: post_safely(client, channel=channel, thread_ts=thread_ts, **message),
+            "photo search",
         )
-        post_safely(client, channel=channel, thread_ts=thread_ts, **message)
 
     def _search_photo(
         self, file: dict[str, Any], channel: str, thread_ts: str, comment: str
@@ -96,12 +97,9 @@ class PhotoMessages:
         )
 
     def _hint(self, client: WebClient, event: dict[str, Any]) -> None:
-        try:
-            client.chat_postEphemeral(
-                channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
-            )
-        except SlackApiError as exc:
-            log.warning("could not answer a mention: %s", exc.response.get("error"))
+        post_ephemeral_safely(
+            client, channel=event["channel"], user=event["user"], **sentence_message(NO_PHOTO)
+        )
 
 
 def other_messages() -> None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+
+from bot.replies import publish_safely
 
 if TYPE_CHECKING:
     from bot.dependencies import SlackDependencies
@@ -30,10 +31,7 @@ class HomeTab:
         self._workers.submit(partial(self._publish, event["user"], client), "home tab")
 
     def _publish(self, user_id: str, client: WebClient) -> None:
-        try:
-            client.views_publish(user_id=user_id, view=self._answers.home())
-        except SlackApiError as exc:
-            log.warning("could not publish the Home tab: %s", exc.response.get("error"))
+        publish_safely(client, user_id, self._answers.home())
 
 
 def register(app: App, dependencies: SlackDependencies) -> None:

@@ -4,14 +4,20 @@ It listens on 127.0.0.1, answers the way Slack documents (each behavior cites it
 and records every request so tests can assert on what the bot actually sent. Where Slack
 varies (the Content-Type of a download, redirects), each variant can be switched on.
 
-Not emulated, because the bot never relies on them: rate limits beyond the one-shot 429 that
-tests switch on, pagination, Enterprise Grid, and message editing.
+Failures are emulated too: 429 with Retry-After (`rate_limit`), 5xx (`server_errors`), a part
+of Slack unreachable (`down`), and the whole server stopped and restarted on the same port
+(`SlackApiServer.stop` / `restart`).
+
+Not emulated, because the bot never relies on them: per-tier rate-limit windows (tests
+choose which calls get a 429), pagination, Enterprise Grid, and message editing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +45,15 @@ DOWNLOAD_CONTENT_TYPES = ("mimetype", "application/octet-stream", "binary/octet-
 # up to five times within 30 minutes" of the interaction.
 RESPONSE_URL_USES = 5
 RESPONSE_URL_SECONDS = 30 * 60
+# https://api.slack.com/docs/rate-limits: "If you go over these limits when using our HTTP
+# based APIs, including Incoming Webhooks, Slack will start returning a HTTP 429 Too Many
+# Requests error, a JSON object containing the number of calls you have been making, and a
+# Retry-After header containing the number of seconds until you can retry." The Web API's
+# JSON is {"ok": false, "error": "ratelimited"} (https://docs.slack.dev/reference/methods,
+# common errors). Response URLs are incoming webhooks to the same limits.
+RATE_LIMITED = {"ok": False, "error": "ratelimited"}
+# The parts of Slack that `down` can take away: the Web API, the response URLs, the file host.
+PARTS = ("api", "response", "files")
 # Methods and the arguments Slack requires, with the error each gives when one is missing
 # (each method's page on https://docs.slack.dev/reference/methods/, "Required arguments" and
 # "Errors"); `invalid_arguments` is Slack's common error where a page names no specific one.
@@ -88,6 +103,11 @@ class FakeSlack:
     DOWNLOAD_CONTENT_TYPES), `redirect_downloads` ("same-host" or "cross-host"),
     `files_read_scope` (False: the token may not read files), `delay` (seconds before each
     Web API and response_url answer).
+
+    Failures: `rate_limit[kind] = n` answers the next n calls of that method (or "response"
+    for response URLs) with 429 and `Retry-After: retry_after`; `server_errors[kind] = n`
+    answers them with HTTP 503; a part named in `down` ("api", "response", "files") drops
+    each connection without an answer, as an unreachable host does to a client.
     """
 
     url: str = ""
@@ -100,6 +120,10 @@ class FakeSlack:
     redirect_downloads: str | None = None
     files_read_scope: bool = True
     delay: float = 0.0
+    rate_limit: dict[str, int] = field(default_factory=dict)
+    retry_after: int = 1
+    server_errors: dict[str, int] = field(default_factory=dict)
+    down: set[str] = field(default_factory=set)
     # Uploaded file id -> the conversations it was shared into (empty: the bot's alone).
     uploads: dict[str, set[str]] = field(default_factory=dict)
     response_uses: dict[str, list[float]] = field(default_factory=dict)
@@ -132,6 +156,10 @@ class FakeSlack:
             self.redirect_downloads = None
             self.files_read_scope = True
             self.delay = 0.0
+            self.rate_limit.clear()
+            self.retry_after = 1
+            self.server_errors.clear()
+            self.down.clear()
 
     def add_file(
         self, name: str, content: bytes, mimetype: str = "image/png", **extra: Any
@@ -160,6 +188,17 @@ class FakeSlack:
             "url_private": f"{base}/{slack_file.name}",
             "url_private_download": f"{base}/download/{slack_file.name}",
         }
+
+    def take_failure(self, kind: str) -> tuple[int, dict[str, str]] | None:
+        """The failure switched on for the next `kind` call, if any: (status, headers)."""
+        with self._condition:
+            if self.rate_limit.get(kind, 0) > 0:
+                self.rate_limit[kind] -= 1
+                return 429, {"Retry-After": str(self.retry_after)}
+            if self.server_errors.get(kind, 0) > 0:
+                self.server_errors[kind] -= 1
+                return 503, {}
+        return None
 
     def record(self, recorded: Recorded) -> None:
         with self._condition:
@@ -206,6 +245,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         segments = parts.path.strip("/").split("/")
         headers = dict(self.headers.items())
+        if segments[0] in ("files-pri", "files-cdn") and "files" in fake.down:
+            self._drop()
+            return
         if segments[0] == "files-pri" and len(segments) >= 2:
             self._download(fake, segments[1].split("-", 1)[-1], parts.path, headers)
         elif segments[0] == "files-cdn" and len(segments) >= 2:
@@ -268,9 +310,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = dict(self.headers.items())
         segments = parts.path.strip("/").split("/")
-        if segments[0] == "upload":
+        if segments[0] == "upload" and "api" not in fake.down:
             fake.record(Recorded("upload", parts.path, {"file": segments[-1]}, headers, body))
             self._send(200, f"OK - {len(body)}".encode(), "text/plain")
+            return
+        part = {"api": "api", "response": "response", "upload": "api"}.get(segments[0])
+        if part in fake.down:
+            fake.record(Recorded(f"{part}-down", parts.path, {}, headers, body))
+            self._drop()
             return
         if fake.delay:
             time.sleep(fake.delay)  # a slow Slack, not synchronization
@@ -282,11 +329,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         method = segments[1]
         params = _params(parts.query, headers.get("Content-Type", ""), body)
+        failure = fake.take_failure(method)
+        if failure is not None:
+            status, extra = failure
+            fake.record(Recorded(f"{method}-{status}", parts.path, params, headers, body))
+            refusal = RATE_LIMITED if status == 429 else {"ok": False, "error": "fatal_error"}
+            self._send_json(refusal, status, extra)
+            return
         fake.record(Recorded(method, parts.path, params, headers, body))
         if method in fake.rate_limited_once:
-            # https://api.slack.com/apis/rate-limits: HTTP 429 with a Retry-After header.
+            # RATE_LIMITED above: HTTP 429 with a Retry-After header.
             fake.rate_limited_once.discard(method)
-            self._send_json({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": "1"})
+            self._send_json(RATE_LIMITED, 429, {"Retry-After": "1"})
             return
         self._send_json(_authenticated_answer(fake, method, params, headers))
 
@@ -299,6 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
         invalid_blocks"). Slack's docs give the limit but not the refusal's shape once it is
         used up; this answers 404 `expired_url`, and the bot only logs the body anyway."""
         params = json.loads(body or b"{}")
+        failure = fake.take_failure("response")
+        if failure is not None:
+            status, extra = failure
+            fake.record(Recorded(f"response-{status}", path, params, headers, body))
+            text = b"rate_limited" if status == 429 else b"service_unavailable"
+            self._send(status, text, "text/plain", extra)
+            return
         now = time.monotonic()
         with fake._condition:
             uses = fake.response_uses.setdefault(name, [])
@@ -316,6 +377,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fake.record(Recorded("response", path, params, headers, body))
         self._send(200, b"ok", "text/plain")
+
+    def _drop(self) -> None:
+        """Close the connection without a word: the client sees it reset, as when Slack's
+        host cannot be reached."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # already gone
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _send(
         self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
@@ -472,25 +540,43 @@ class _Server(ThreadingHTTPServer):
     # The standard library listens with a backlog of 5; Slack takes bursts.
     request_queue_size = 256
 
-    def __init__(self, fake: FakeSlack):
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, fake: FakeSlack, port: int = 0):
+        super().__init__(("127.0.0.1", port), _Handler)
         self.fake = fake
 
 
 class SlackApiServer:
-    """Runs a FakeSlack on 127.0.0.1 in a thread: `with SlackApiServer() as fake: ...`."""
+    """Runs a FakeSlack on 127.0.0.1 in a thread: `with SlackApiServer() as fake: ...`.
+
+    `stop()` closes the port (connections are refused, as when Slack is unreachable) and
+    `restart()` opens the same port again with the same state.
+    """
 
     def __init__(self) -> None:
         self.fake = FakeSlack()
-        self._server = _Server(self.fake)
+        self._server: _Server | None = _Server(self.fake)
         host, port = self._server.server_address[:2]
+        self._port = int(port)
         self.fake.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> FakeSlack:
-        self._thread.start()
+        self._serve()
         return self.fake
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def restart(self) -> None:
+        self.stop()
+        self._server = _Server(self.fake, self._port)
+        self._serve()
+
+    def _serve(self) -> None:
+        assert self._server is not None
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
