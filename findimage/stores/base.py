@@ -34,6 +34,10 @@ class VectorStore(ABC):
     def models(self) -> ModelInfo | None:
         """The models recorded for this index, or None if nothing was ever written."""
 
+    def reload(self) -> None:  # noqa: B027 - stores that keep nothing between reads need nothing
+        """Read the index's recorded models and library again at their next use: another
+        process (a rebuild, a fresh index in the same place) may have changed them."""
+
     @abstractmethod
     def record_models(self, models: ModelInfo) -> None:
         """Record the models on an index that has none; refuse different ones."""

@@ -200,6 +200,8 @@ class EmbeddedStore(VectorStore):
     def __init__(self, data_dir: Path, scan_threads: int | None = None):
         self._path = Path(data_dir).absolute() / DATABASE_NAME
         self._db: sqlite3.Connection | None = None
+        # Which file `_db` opened (device and inode), to notice it was replaced since.
+        self._opened: tuple[int, int] | None = None
         self._lock = threading.RLock()
         self._vectors = _VectorIndex(scan_threads)
         # Open an existing index now, so a damaged or foreign one is reported at once.
@@ -222,6 +224,16 @@ class EmbeddedStore(VectorStore):
                 self._db = self._connect(create=True)
             return self._db
 
+    def reload(self) -> None:
+        """Follow the index file: one deleted or replaced since it was opened (an index made
+        again, with other models perhaps) is closed, so the next use opens what is there now
+        and checks its models, instead of writing on into a file nobody reads."""
+        with self._lock:
+            if self._db is not None and self._opened != _file_identity(self._path):
+                self._db.close()
+                self._db = None
+                self._vectors = _VectorIndex(self._vectors.scan_threads)
+
     def _connect(self, create: bool) -> sqlite3.Connection:
         try:
             if create:
@@ -237,6 +249,7 @@ class EmbeddedStore(VectorStore):
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 self._create_or_check_schema(db)
+                self._opened = _file_identity(self._path)
             except BaseException:
                 db.close()
                 raise
@@ -510,6 +523,14 @@ def _matching_ids(db: sqlite3.Connection, filters: Filters) -> set[str]:
     return {
         doc_id for doc_id, lat, lon in rows if distance_km(near.lat, near.lon, lat, lon) <= near.km
     }
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _generation(db: sqlite3.Connection) -> int:
