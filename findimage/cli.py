@@ -205,7 +205,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.watch:
         return _watch(args.path, settings)
-    with closing(build_store(settings)) as store:
+    with closing(build_store(settings, repair=not args.dry_run)) as store:
         path = _library_path(args.path, settings, store)
         if args.rebuild:
             path = _whole_library(path, store, args.replace)
@@ -230,7 +230,7 @@ def _watch(given: Path | str | None, settings: Settings) -> int:
         if line := burst_line(report, folder):
             print(f"{datetime.now():%H:%M:%S} {printable(line)}", flush=True)
 
-    with closing(build_store(settings)) as store:
+    with closing(build_store(settings, repair=True)) as store:
         path = _folder_to_watch(_library_path(given, settings, store))
         check_model_names(store.models(), settings.image_model, settings.text_model)
         watcher = LibraryWatcher(
