@@ -224,7 +224,7 @@ class SearchService:
         text model (and with a model deployed in Elasticsearch, none at all).
         """
         recorded = self._store.models()
-        if recorded is None:
+        if recorded is None or self._store.empty_here():
             raise IndexEmptyError(EMPTY_INDEX)
         check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 

@@ -104,6 +104,11 @@ class VectorStore(ABC):
     def count(self) -> int:
         """How many documents the index holds."""
 
+    def empty_here(self) -> bool:
+        """Whether the index is empty, where that costs no request to a server: a remote
+        store answers False and lets a search that finds nothing ask (one request a search)."""
+        return False
+
     @abstractmethod
     def fingerprints(self) -> dict[str, Fingerprint]:
         """Every id in the index with what tells whether its file changed."""

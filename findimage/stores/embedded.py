@@ -541,6 +541,9 @@ class EmbeddedStore(VectorStore):
             db = self._reader()
             return int(db.execute("SELECT COUNT(*) FROM images").fetchone()[0]) if db else 0
 
+    def empty_here(self) -> bool:
+        return self.count() == 0
+
     def fingerprints(self) -> dict[str, Fingerprint]:
         """Every row's fingerprint; a row whose vector has the wrong length gets one that
         matches no file, so the next run embeds its picture again."""
