@@ -229,7 +229,8 @@ class EmbeddedStore(VectorStore):
     """The index in `data_dir`, created by the first write; until then it reads as empty.
 
     With `repair`, as `findimage index` opens it, a damaged index is moved aside and a new
-    one is built in its place; without, a damaged index is reported by every use.
+    one is built in its place, and an existing one is opened for writing at once; without,
+    a damaged index is reported by every use, and reading opens the file read-only.
     """
 
     def __init__(self, data_dir: Path, scan_threads: int | None = None, repair: bool = False):
@@ -249,6 +250,9 @@ class EmbeddedStore(VectorStore):
             if not repair:
                 raise
             self._set_aside(damage)
+        if repair and self._db is not None:
+            # An indexing run finds out now, before any model loads, that it cannot write.
+            self._writer()
 
     def _reader(self) -> sqlite3.Connection | None:
         """The open index, or None while there is none: reading never creates one, and
