@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch, helpers
 from findimage.settings import load_settings
 from findimage.stores.elasticsearch.mapping import FILTER_FIELDS, to_source
 from findimage.stores.elasticsearch.store import ElasticsearchStore
+from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import exif_jpeg, make_library
@@ -33,7 +34,10 @@ def library(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(emulator.url)
+    """findimage's client, which speaks the emulated version (the plain 9.x one cannot talk
+    to 8.x)."""
+    client = VersionedElasticsearch(emulator.url)
+    client.ensure_version(emulator.url, (8, 0))
     yield client
     client.close()
 
