@@ -390,7 +390,8 @@ class EmbeddedStore(VectorStore):
 
     def _check_sound(self) -> None:
         """What `findimage index` checks before writing: SQLite's own check of the file, and
-        findimage's records in it."""
+        findimage's records in it. `quick_check` reads the whole file once: measured about
+        as long as the run's own listing of the index (1.6 s for 830 MB, 200k rows)."""
         with self._lock:
             db = self._reader()
             if db is None:
