@@ -291,7 +291,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.watch:
         return _watch(args.path, settings)
-    with closing(build_store(settings)) as store:
+    with closing(build_store(settings, repair=not args.dry_run)) as store:
         path = library_to_index(args.path, settings, store.library_root())
         if args.rebuild:
             path = whole_library(path, store.library_root(), args.replace, store.location_setting)
@@ -322,7 +322,7 @@ def _watch(given: Path | str | None, settings: Settings) -> int:
         if line := burst_line(report, folder):
             print(f"{datetime.now():%H:%M:%S} {printable(line)}", flush=True)
 
-    with closing(build_store(settings)) as store:
+    with closing(build_store(settings, repair=True)) as store:
         path = folder_to_watch(library_to_index(given, settings, store.library_root()))
         check_model_names(store.models(), settings.image_model, settings.text_model)
         watcher = build_watcher(settings, store, path, report)

@@ -18,7 +18,9 @@ from indexer.watch import LibraryWatcher, WatchSettings
 Encoder = ClipEncoder | OnnxEncoder
 
 
-def build_store(settings: Settings) -> VectorStore:
+def build_store(settings: Settings, repair: bool = False) -> VectorStore:
+    """The configured store. `repair` is for the commands that index: they move a damaged
+    embedded index aside and build it again, where the others say it is damaged."""
     if settings.backend == "elasticsearch":
         from findimage.stores.elasticsearch.store import ElasticsearchStore
 
@@ -27,7 +29,7 @@ def build_store(settings: Settings) -> VectorStore:
 
     # The scan runs on one BLAS thread: measured, OpenBLAS's extra threads keep spinning
     # after a scan and slow the next query's encoder down by half (BENCHMARKS.md).
-    return EmbeddedStore(settings.data_dir, scan_threads=1)
+    return EmbeddedStore(settings.data_dir, scan_threads=1, repair=repair)
 
 
 def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:

@@ -265,7 +265,7 @@ class SearchService:
         text model (and with a model deployed in Elasticsearch, none at all).
         """
         recorded = self._store.models()
-        if recorded is None or self._store.count() == 0:
+        if recorded is None or self._store.empty_here():
             raise IndexEmptyError(EMPTY_INDEX)
         check_model_names(recorded, self._image_encoder.model_name, self._text_encoder.model_name)
 
@@ -280,6 +280,8 @@ class SearchService:
                 f"Several pictures have an id starting with {doc_id}: give more of the id."
             )
         found = self._store.get(candidates[0]) if candidates else None
+        if found is None and self._store.count() == 0:
+            raise IndexEmptyError(EMPTY_INDEX)
         if found is None:
             raise NotFoundError(f"No picture with id {doc_id} is in the index.")
         return candidates[0], found[1]
@@ -298,12 +300,18 @@ class SearchService:
     def _checked(self, search: Callable[[], list[SearchHit]]) -> list[SearchHit]:
         """Run a search; when the store finds the index changed models under it (a rebuild by
         another process), check the models again, which refuses with the same sentence a
-        fresh process would give, or, models unchanged, search once more."""
+        fresh process would give, or, models unchanged, search once more.
+
+        A search is one request: only one that finds nothing asks whether the index is
+        empty, to say so rather than "no pictures found"."""
         try:
-            return search()
+            hits = search()
         except IndexChangedError:
             self._check_models()
-            return search()
+            hits = search()
+        if not hits and self._store.count() == 0:
+            raise IndexEmptyError(EMPTY_INDEX)
+        return hits
 
 
 def _normalized(vector: np.ndarray) -> np.ndarray:

@@ -79,6 +79,9 @@ class Indexer:
         # The run's library root, and whether its models are yet to be recorded or checked.
         self._root: Path | str | None = None
         self._models_pending = True
+        # Whether a run already read the index's models through this store: the next run
+        # (a watch burst) reads them again, as another process may have rebuilt the index.
+        self._has_run = False
 
     def plan(self, scope: Scope) -> IndexPlan:
         """Compare the files under the scope with the index, reading no picture."""
@@ -127,8 +130,12 @@ class Indexer:
         The models load only when a picture needs embedding: a run with nothing to do
         answers from the plan alone. A run that writes holds the store's writer lock from
         before it reads the recorded library to its last write, so two runs (a --replace
-        among them) never interleave.
+        among them) never interleave. The models the index records are read again at the
+        start of each run after the first, and every run checks them before its first write.
         """
+        if self._has_run:
+            self._store.reload()
+        self._has_run = True
         with nullcontext() if dry_run else self._store.writing():
             return self._run(path, dry_run, progress, replace)
 

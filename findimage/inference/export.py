@@ -10,10 +10,16 @@ Before a folder enters the cache, its vectors are compared with PyTorch fp32's o
 pictures and texts, through preprocess.py rather than the model's processor; an export that
 agrees less than MIN_AGREEMENT is kept as a record of that (without its model) and not
 used, so a wrong export can never write an index.
+
+A cached folder is checked before use against what its export recorded (each file's size,
+time and SHA-256): a truncated, garbled or deleted file makes it be exported again, rather
+than fail every command that loads it. An export that fails is attempted once per process:
+later loads get the same sentence, which names the real cause (a full disk).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -22,9 +28,10 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,7 +56,16 @@ MIN_AGREEMENT = 0.999
 MODEL_FILE = "model.onnx"
 META_FILE = "export.json"
 # Bump when the export itself changes, so folders made by an older one are made again.
-EXPORT_FORMAT = 1
+# 2: export.json records each file's size, time and SHA-256.
+EXPORT_FORMAT = 2
+# Below this much free space where an export failed, the disk filling up is the cause to
+# name, whatever the exporter raised (a half-written model reads back as a corrupt protobuf).
+LOW_SPACE_BYTES = 64 * 1024 * 1024
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+# Exports that failed in this process, by folder: attempted once, then the same sentence.
+_failed: dict[Path, str] = {}
+_failed_lock = threading.Lock()
 
 PROBE_TEXTS = (
     "a red circle",
@@ -123,6 +139,26 @@ def ensure_exported(
     found = _read_meta(folder, tower, precision)
     if found is not None:
         return found
+    with _failed_lock:
+        earlier = _failed.get(folder)
+    if earlier is not None:
+        raise ModelLoadError(earlier)
+    try:
+        return _export_once(folder, model_name, tower, precision, load, setting)
+    except ModelLoadError as error:
+        with _failed_lock:
+            _failed[folder] = str(error)
+        raise
+
+
+def _export_once(
+    folder: Path,
+    model_name: str,
+    tower: Tower,
+    precision: Precision,
+    load: Callable[[], SentenceTransformer],
+    setting: str,
+) -> ExportedTower:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -143,7 +179,12 @@ def ensure_exported(
             if agreement < MIN_AGREEMENT:
                 for made in staging.iterdir():
                     made.unlink()
-            meta = {"format": EXPORT_FORMAT, "model": model_name, "agreement": agreement}
+            meta = {
+                "format": EXPORT_FORMAT,
+                "model": model_name,
+                "agreement": agreement,
+                "files": _file_records(staging),
+            }
             (staging / META_FILE).write_text(json.dumps(meta))
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(staging, folder)
@@ -153,13 +194,51 @@ def ensure_exported(
             # The user gets the sentence below; the details are for -v and the bot's log.
             log.info("exporting %s failed", model_name, exc_info=True)
             raise ModelLoadError(
-                f"Could not export the {tower} model '{model_name}' to ONNX: {exc}. "
+                f"Could not export the {tower} model '{model_name}' to ONNX: "
+                f"{_failure_cause(exc, folder.parent)}. "
                 f"Set FINDIMAGE_ENGINE=torch to run it with PyTorch instead ({setting})."
             ) from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s %s %s: cosine to PyTorch %.6f", model_name, tower, precision, agreement)
     return ExportedTower(folder, tower, precision, agreement)
+
+
+def _failure_cause(exc: BaseException, where: Path) -> str:
+    """What made an export fail, in words: a full disk when it is one, even when the
+    exporter only saw its consequence (a half-written file read back)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    full = any(isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS for e in seen)
+    with suppress(OSError):
+        full = full or shutil.disk_usage(where).free < LOW_SPACE_BYTES
+    if full:
+        return (
+            f"the disk holding {where} is full; free some space, or point "
+            "FINDIMAGE_MODEL_CACHE at a disk with room, then run again"
+        )
+    return str(exc).strip().rstrip(".")
+
+
+def _file_records(folder: Path) -> dict[str, list[Any]]:
+    """Each file of an export with its size, time (ns) and SHA-256."""
+    return {
+        path.name: [stat.st_size, stat.st_mtime_ns, _sha256(path)]
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != META_FILE
+        for stat in [path.stat()]
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _model_fingerprint(model_name: str) -> list[tuple[str, int, int]]:
@@ -194,13 +273,46 @@ def _local_copy(model_name: str) -> Path | None:
 
 
 def _read_meta(folder: Path, tower: Tower, precision: Precision) -> ExportedTower | None:
+    """The cached export, or None when there is none or it is damaged (then made again)."""
     try:
         meta = json.loads((folder / META_FILE).read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    if meta.get("format") != EXPORT_FORMAT:
+    except (OSError, ValueError) as exc:
+        log.warning("the exported model in %s is damaged (%s); exporting it again", folder, exc)
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        return None
+    problem = _damage(folder, meta)
+    if problem is not None:
+        log.warning("the exported model in %s is damaged (%s); exporting it again", folder, problem)
         return None
     return ExportedTower(folder, tower, precision, float(meta["agreement"]))
+
+
+def _damage(folder: Path, meta: dict[str, Any]) -> str | None:
+    """What differs from what the export recorded, or None. A file whose size and time are
+    as recorded is taken as intact; one whose time moved is hashed."""
+    files = meta.get("files")
+    agreement = meta.get("agreement")
+    if not isinstance(files, dict) or not isinstance(agreement, int | float):
+        return f"{META_FILE} is incomplete"
+    if agreement >= MIN_AGREEMENT and MODEL_FILE not in files:
+        return f"{META_FILE} lists no {MODEL_FILE}"
+    for name, record in files.items():
+        path = folder / name
+        try:
+            stat = path.stat()
+            size, mtime_ns, sha256 = record
+            if stat.st_size != size:
+                return f"{name} is {stat.st_size} bytes, not {size}"
+            if stat.st_mtime_ns != mtime_ns and _sha256(path) != sha256:
+                return f"{name} changed"
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, TypeError, ValueError) as exc:
+            return f"{name} cannot be checked ({exc})"
+    return None
 
 
 @contextmanager

@@ -35,6 +35,10 @@ class VectorStore(ABC):
     def models(self) -> ModelInfo | None:
         """The models recorded for this index, or None if nothing was ever written."""
 
+    def reload(self) -> None:  # noqa: B027 - stores that keep nothing between reads need nothing
+        """Read the index's recorded models and library again at their next use: another
+        process (a rebuild, a fresh index in the same place) may have changed them."""
+
     @abstractmethod
     def record_models(self, models: ModelInfo) -> None:
         """Record the models on an index that has none; refuse different ones."""
@@ -107,6 +111,11 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many documents the index holds."""
+
+    def empty_here(self) -> bool:
+        """Whether the index is empty, where that costs no request to a server: a remote
+        store answers False and lets a search that finds nothing ask (one request a search)."""
+        return False
 
     @abstractmethod
     def fingerprints(self) -> dict[str, Fingerprint]:

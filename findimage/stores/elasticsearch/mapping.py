@@ -72,14 +72,25 @@ def models_meta(models: ModelInfo) -> dict[str, Any]:
     }
 
 
+def has_findimage_mark(mappings: dict[str, Any]) -> bool:
+    """Whether an index's mapping carries findimage's `_meta`: the mark of what it made."""
+    meta = mappings.get("_meta")
+    return isinstance(meta, dict) and isinstance(meta.get(META_KEY), dict)
+
+
+def not_created_by_findimage(index: str) -> ConfigError:
+    return ConfigError(
+        f"The Elasticsearch index {index} was not created by findimage (its mapping has no "
+        "findimage _meta), so findimage leaves it alone: set FINDIMAGE_ES_INDEX to another "
+        "name, or delete that index yourself if nothing needs it."
+    )
+
+
 def read_models(index: str, mappings: dict[str, Any]) -> ModelInfo:
     """The models an index was built with, after checking its mapping agrees with them."""
-    meta = mappings.get("_meta", {}).get(META_KEY)
-    if not isinstance(meta, dict):
-        raise ConfigError(
-            f"The Elasticsearch index {index} was not created by findimage (its mapping has no "
-            "findimage _meta): set FINDIMAGE_ES_INDEX to another name, or delete that index."
-        )
+    if not has_findimage_mark(mappings):
+        raise not_created_by_findimage(index)
+    meta = mappings["_meta"][META_KEY]
     try:
         models = ModelInfo(
             image_model=str(meta["image_model"]),

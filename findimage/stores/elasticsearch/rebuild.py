@@ -6,7 +6,14 @@ the alias is removed in the same `_aliases` call (`remove_index`); a failed swap
 new index; what earlier unfinished rebuilds left behind is listed by `findimage status` and
 removed by the next successful rebuild. With unchanged models nothing is embedded again: the
 documents and their vectors are copied with `_reindex` and the indexer only brings the copy
-in line with the library.
+in line with the library. A live index whose mapping lacks a field the current one has
+(dates, places) is not copied: its documents never had those fields filled, so every
+picture is read again, or a filter would silently match nothing.
+
+It never touches what findimage did not make: before anything is created, every index
+behind the alias must carry findimage's `_meta` mark and be named as findimage names its
+indices (the alias itself, or the alias and a suffix); anything else is refused with a
+sentence naming it. Leftovers are deleted only when they carry the mark too.
 
 The new index is built as Elastic's indexing-speed guide advises: no refreshes and no
 replicas while it fills, both put back before it goes live
@@ -28,9 +35,14 @@ from elasticsearch import ApiError
 from elasticsearch import NotFoundError as EsNotFoundError
 
 from findimage.documents import ModelInfo
-from findimage.errors import BackendUnavailableError, FindImageError
+from findimage.errors import BackendUnavailableError, ConfigError, FindImageError
 from findimage.stores.elasticsearch.connection import translate_errors
-from findimage.stores.elasticsearch.mapping import REQUIRED_FIELDS
+from findimage.stores.elasticsearch.mapping import (
+    FILTER_FIELDS,
+    REQUIRED_FIELDS,
+    has_findimage_mark,
+    not_created_by_findimage,
+)
 
 if TYPE_CHECKING:
     from findimage.stores.elasticsearch.store import ElasticsearchStore
@@ -59,8 +71,8 @@ def _made_by_findimage(alias: str, name: str) -> bool:
 
 
 def leftover_indices(store: ElasticsearchStore) -> list[str]:
-    """Indices named as findimage names them under the alias, that the alias does not lead to:
-    what unfinished rebuilds left (or one running right now)."""
+    """Indices named as findimage names them under the alias and carrying its `_meta` mark,
+    that the alias does not lead to: what unfinished rebuilds left (or one running now)."""
     alias = store.alias
     with translate_errors(store.connection, "list the indices"):
         try:
@@ -70,8 +82,36 @@ def leftover_indices(store: ElasticsearchStore) -> list[str]:
     return sorted(
         name
         for name, info in found.items()
-        if _made_by_findimage(alias, name) and alias not in info.get("aliases", {})
+        if _made_by_findimage(alias, name)
+        and has_findimage_mark(info.get("mappings", {}))
+        and alias not in info.get("aliases", {})
     )
+
+
+def check_ours(alias: str, found: dict[str, Any]) -> None:
+    """Refuse, naming it, any index behind `alias` that findimage did not make: one without
+    findimage's `_meta` mark, or one named outside the alias's own names (another
+    deployment's index added to the alias). `found` is a GET of the alias."""
+    for name, info in sorted(found.items()):
+        if not has_findimage_mark(info.get("mappings", {})):
+            raise not_created_by_findimage(name)
+        if name != alias and not _made_by_findimage(alias, name):
+            raise ConfigError(
+                f"The Elasticsearch index {name} behind the alias {alias} was not named by "
+                f"findimage for {alias}, so `--rebuild` leaves it alone: remove it from the "
+                "alias, or set FINDIMAGE_ES_INDEX to an alias of findimage's own."
+            )
+
+
+def lacks_filter_fields(found: dict[str, Any]) -> bool:
+    """Whether an index behind the alias maps a date or place field otherwise than the
+    current mapping does (made before those fields existed): its documents lack them."""
+    for info in found.values():
+        properties = info.get("mappings", {}).get("properties", {})
+        for field, kind in FILTER_FIELDS.items():
+            if properties.get(field, {}).get("type") != kind:
+                return True
+    return False
 
 
 class Rebuild:
@@ -83,11 +123,22 @@ class Rebuild:
 
     @contextmanager
     def run(self) -> Iterator[ElasticsearchStore]:
-        behind = self._live.concrete_indices()
+        found = self._behind_alias()
+        check_ours(self._alias, found)
+        behind = sorted(found)
         recorded = self._recorded_models()
         fresh = self._live.with_target(new_index_name(self._alias))
         try:
-            if recorded is not None and (recorded.image_model, recorded.text_model) == self._wanted:
+            same_models = (
+                recorded is not None and (recorded.image_model, recorded.text_model) == self._wanted
+            )
+            if recorded is not None and same_models and lacks_filter_fields(found):
+                log.info(
+                    "%s lacks the date or place fields of the current mapping: every picture "
+                    "is read again instead of copied",
+                    self._alias,
+                )
+            elif recorded is not None and same_models:
                 self._copy(recorded, fresh, behind)
             yield fresh
             if fresh.models() is None:
@@ -97,6 +148,14 @@ class Rebuild:
             self._discard(fresh.target)
             raise
         self._delete_old(behind, fresh.target)
+
+    def _behind_alias(self) -> dict[str, Any]:
+        """The indices the alias leads to (or the index named like it), with their mappings."""
+        with translate_errors(self._connection, "read the aliases"):
+            try:
+                return dict(self._connection.client.indices.get(index=self._alias).body)
+            except EsNotFoundError:
+                return {}
 
     def _recorded_models(self) -> ModelInfo | None:
         """The live index's models, or None when it has none worth copying from."""

@@ -46,9 +46,11 @@ from findimage.stores.elasticsearch.mapping import (
     META_KEY,
     VECTOR_FIELD,
     VectorIndexOptions,
+    has_findimage_mark,
     index_mappings,
     knn_filter,
     missing_filter_field,
+    not_created_by_findimage,
     read_models,
     to_document,
     to_fingerprint,
@@ -90,6 +92,8 @@ class ElasticsearchStore(VectorStore):
         self._num_candidates_factor = num_candidates_factor
         self._bulk_retries = bulk_retries
         self._bulk_backoff = bulk_backoff_seconds
+        # The mappings behind the target, as last read (None: not read since `reload`).
+        self._mapping_cache: dict[str, Any] | None = None
         self._models: ModelInfo | None = None
         # The concrete index whose _meta gave `_models`: hits from another one mean the
         # alias has moved since.
@@ -145,20 +149,41 @@ class ElasticsearchStore(VectorStore):
     # --- models and the index itself ---------------------------------------------------------
 
     def models(self) -> ModelInfo | None:
-        """The models in the mapping's `_meta`, checked against the mapping; None if no index."""
+        """The models in the mapping's `_meta`, checked against the mapping; None if no index.
+
+        The mapping is read once and kept (with the library root beside the models) until
+        `reload()`, which each indexing run after the first calls, or until a search finds
+        the alias moved.
+        """
+        mappings = self._mappings()
+        if not mappings:
+            return None
+        # Every index behind the alias must be findimage's: a write or a delete through the
+        # alias could reach any of them.
+        for concrete, body in sorted(mappings.items()):
+            if not has_findimage_mark(body.get("mappings", {})):
+                raise not_created_by_findimage(concrete)
         if self._models is None:
-            with translate_errors(self._connection, f"read the mapping of {self._target}"):
-                try:
-                    mappings = self._client.indices.get_mapping(index=self._target)
-                except EsNotFoundError:
-                    return None
-            if not mappings.body:
-                return None
-            concrete, body = sorted(mappings.body.items())[-1]
+            concrete, body = sorted(mappings.items())[-1]
             self._models = read_models(concrete, body.get("mappings", {}))
             self._models_index = concrete
             self._properties = body.get("mappings", {}).get("properties", {})
         return self._models
+
+    def reload(self) -> None:
+        self._forget_models()
+
+    def _mappings(self) -> dict[str, Any]:
+        """The mappings of the indices behind the target, read once until forgotten."""
+        if self._mapping_cache is None:
+            with translate_errors(self._connection, f"read the mapping of {self._target}"):
+                try:
+                    self._mapping_cache = dict(
+                        self._client.indices.get_mapping(index=self._target).body
+                    )
+                except EsNotFoundError:
+                    self._mapping_cache = {}
+        return self._mapping_cache
 
     def record_models(self, models: ModelInfo) -> None:
         recorded = self.models()
@@ -181,6 +206,7 @@ class ElasticsearchStore(VectorStore):
                     raise
                 # Another first run created it a moment ago: use what it recorded.
                 log.info("index %s was created by another run", name)
+                self._forget_models()
                 check_models(self.models(), models)
                 if self._models is None:
                     raise BackendUnavailableError(
@@ -189,9 +215,11 @@ class ElasticsearchStore(VectorStore):
                     ) from None
                 return
         log.info("created Elasticsearch index %s for %s", name, self._target)
+        mappings = index_mappings(models, self._index_options)
+        self._mapping_cache = {name: {"mappings": mappings}}
         self._models = models
         self._models_index = name
-        self._properties = index_mappings(models, self._index_options)["properties"]
+        self._properties = mappings["properties"]
 
     def create_index(
         self,
@@ -209,12 +237,7 @@ class ElasticsearchStore(VectorStore):
 
     def library_root(self) -> str | None:
         """The `root` in the findimage `_meta`, beside the models."""
-        with translate_errors(self._connection, f"read the mapping of {self._target}"):
-            try:
-                mappings = self._client.indices.get_mapping(index=self._target)
-            except EsNotFoundError:
-                return None
-        for body in mappings.body.values():
+        for body in self._mappings().values():
             root = body.get("mappings", {}).get("_meta", {}).get(META_KEY, {}).get("root")
             if root:
                 return str(root)
@@ -224,11 +247,12 @@ class ElasticsearchStore(VectorStore):
         # A mapping update replaces `_meta` whole, so the rest of it is written back unchanged:
         # https://www.elastic.co/guide/en/elasticsearch/reference/8.11/mapping-meta-field.html
         with translate_errors(self._connection, f"record the library in {self._target}"):
-            mappings = self._client.indices.get_mapping(index=self._target)
-            for concrete, body in mappings.body.items():
-                meta = copy.deepcopy(body.get("mappings", {}).get("_meta", {}))
+            for concrete, body in self._mappings().items():
+                mappings = body.setdefault("mappings", {})
+                meta = copy.deepcopy(mappings.get("_meta", {}))
                 meta.setdefault(META_KEY, {})["root"] = root
                 self._client.indices.put_mapping(index=concrete, meta=meta)
+                mappings["_meta"] = meta
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -372,6 +396,7 @@ class ElasticsearchStore(VectorStore):
             )
 
     def _forget_models(self) -> None:
+        self._mapping_cache = None
         self._models = None
         self._models_index = None
         self._properties = {}

@@ -128,7 +128,16 @@ class VersionedElasticsearch(Elasticsearch):
 
         headers = {**self._headers, "accept": "application/json"}
         try:
-            meta, body = self.transport.perform_request("GET", "/", headers=headers)
+            # The transport called directly takes none of the client's options by itself:
+            # the configured timeout and retries are passed as the client passes them.
+            meta, body = self.transport.perform_request(
+                "GET",
+                "/",
+                headers=headers,
+                request_timeout=self._request_timeout,
+                max_retries=self._max_retries,
+                retry_on_timeout=self._retry_on_timeout,
+            )
         except SerializationError:
             raise ConfigError(
                 f"{location} is not Elasticsearch (it does not answer GET / with JSON): "

@@ -1,0 +1,142 @@
+"""The exported-model cache repairs itself (issue 20, item 15): a damaged export is made again
+before use, and an export that fails is attempted once per process, naming a full disk."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.onnx
+
+from findimage.encoders import OnnxEncoder
+from findimage.errors import ModelLoadError
+from findimage.inference import export
+from tests.support.cli import json_in_process, run_in_process
+from tests.support.pictures import draw_shape, make_library
+
+
+def _engine(model: Path, cache: Path) -> OnnxEncoder:
+    return OnnxEncoder(str(model), "FINDIMAGE_IMAGE_MODEL", "image", "fp32", cache, threads=1)
+
+
+def _pictures() -> list:
+    return [draw_shape(color, "circle", size=(64, 48)) for color in ("red", "blue")]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garble(path: Path) -> None:
+    """Same size, other bytes: what a bad sector or a stray write leaves."""
+    data = bytearray(path.read_bytes())
+    for offset in range(0, len(data), 7):
+        data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = {
+    "truncated model": ("model.onnx", _truncate),
+    "garbled model": ("model.onnx", _garble),
+    "deleted model": ("model.onnx", Path.unlink),
+    "garbled spec": ("image_spec.json", _garble),
+    "deleted spec": ("image_spec.json", Path.unlink),
+    "garbled record": ("export.json", _garble),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_export_is_made_again_before_use(
+    tiny_clip: Path, tmp_path: Path, damage: str
+) -> None:
+    expected = _engine(tiny_clip, tmp_path).encode_images(_pictures())
+    folder = export.export_folder(tmp_path, str(tiny_clip), "image", "fp32")
+    name, spoil = DAMAGES[damage]
+    spoil(folder / name)
+
+    vectors = _engine(tiny_clip, tmp_path).encode_images(_pictures())
+
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert (folder / "model.onnx").is_file() and (folder / "image_spec.json").is_file()
+    # Intact again: the next start uses it as it is.
+    assert export._read_meta(folder, "image", "fp32") is not None
+
+
+def test_an_untouched_export_is_used_without_exporting_again(
+    tiny_clip: Path, tmp_path: Path
+) -> None:
+    _engine(tiny_clip, tmp_path).encode_images(_pictures())
+    folder = export.export_folder(tmp_path, str(tiny_clip), "image", "fp32")
+    # Copied elsewhere and back: times change, bytes do not.
+    model = folder / "model.onnx"
+    model.write_bytes(model.read_bytes())
+
+    def load():  # never called: nothing is exported
+        raise AssertionError("exported again")
+
+    found = export.ensure_exported(tmp_path, str(tiny_clip), "image", "fp32", load, "X")
+    assert found.folder == folder
+
+
+def _disk_fills_up(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The far edge, the disk: the exporter's write stops half way with ENOSPC."""
+    saved: list[Path] = []
+
+    def save(self: object, destination: object, **_: object) -> None:
+        path = Path(str(destination))
+        saved.append(path)
+        path.write_bytes(b"\x08\x01" * 64)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(torch.onnx.ONNXProgram, "save", save)
+    return saved
+
+
+def test_a_failed_export_is_attempted_once_and_names_the_full_disk(
+    tiny_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = _disk_fills_up(monkeypatch)
+    messages = []
+    for _ in range(3):
+        with pytest.raises(ModelLoadError) as caught:
+            _engine(tiny_clip, tmp_path).encode_images(_pictures())
+        messages.append(str(caught.value))
+
+    assert len(saved) == 1
+    assert len(set(messages)) == 1
+    assert "is full" in messages[0]
+    assert "\n" not in messages[0]
+    assert not list(tmp_path.rglob("model.onnx"))
+
+
+def test_an_indexing_run_attempts_a_failing_export_once(
+    findimage_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FINDIMAGE_ENGINE", "onnx")
+    monkeypatch.setenv("FINDIMAGE_BATCH_SIZE", "2")
+    library = tmp_path / "library"
+    make_library(library, 8)
+    saved = _disk_fills_up(monkeypatch)
+
+    code, _, err = run_in_process(capsys, "index", str(library))
+
+    assert code != 0
+    assert len(saved) == 1
+    assert "is full" in err
+    assert len([line for line in err.splitlines() if line.startswith("findimage:")]) == 1
+    # Room again: the next run exports and indexes everything.
+    monkeypatch.undo()
+    for name, value in {
+        **findimage_env,
+        "FINDIMAGE_MODEL_CACHE": str(tmp_path / "cache-2"),
+        "FINDIMAGE_ENGINE": "onnx",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 8
