@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
+from findimage.search import EMPTY_INDEX
 from findimage.settings import load_settings
 from findimage.stores.elasticsearch.mapping import FILTER_FIELDS, to_source
 from findimage.stores.elasticsearch.store import ElasticsearchStore
@@ -100,7 +101,7 @@ def test_an_empty_index_is_still_said_to_be_empty(
     code, _, err = run_in_process(capsys, "search", "red circle")
 
     assert code != 0
-    assert "The index is empty: run `findimage index` first." in err
+    assert EMPTY_INDEX in err
 
 
 def test_an_indexing_run_reads_the_mapping_once(

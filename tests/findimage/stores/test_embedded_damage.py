@@ -59,7 +59,7 @@ def test_a_damaged_index_is_named_by_every_command_and_rebuilt_by_index(
 ) -> None:
     DAMAGES[damage](indexed)
 
-    for args in (("search", "red circle"), ("status",), ("search", "--like", "abc")):
+    for args in (("search", "red circle"), ("status",), ("search", "--like", "abcd1234")):
         code, _, err = run_in_process(capsys, *args)
         assert code != 0, args
         assert f"The index at {indexed} is damaged" in err, args
