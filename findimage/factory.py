@@ -143,6 +143,7 @@ def index_target(
     replaces it at the end."""
     if not rebuild:
         return nullcontext(store)
+    from findimage.stores.elasticsearch.rebuild import rebuilding
     from findimage.stores.elasticsearch.store import ElasticsearchStore
 
     if not isinstance(store, ElasticsearchStore):
@@ -150,7 +151,7 @@ def index_target(
             "--rebuild is for FINDIMAGE_BACKEND=elasticsearch; to rebuild the embedded index, "
             f"delete {settings.data_dir} and run `findimage index` again."
         )
-    return store.rebuilding(settings.image_model, settings.text_model)
+    return rebuilding(store, settings.image_model, settings.text_model)
 
 
 def build_indexer(settings: Settings, store: VectorStore) -> Indexer:

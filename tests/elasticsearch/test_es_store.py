@@ -25,6 +25,7 @@ from findimage.errors import (
 )
 from findimage.settings import load_settings
 from findimage.stores.elasticsearch.mapping import VectorIndexOptions, index_mappings, to_source
+from findimage.stores.elasticsearch.rebuild import rebuilding
 from findimage.stores.elasticsearch.store import ElasticsearchStore
 from tests.support.es_emulator import ES_8, ElasticsearchEmulator
 from tests.support.store_cases import LIBRARY, MODELS, unit_vector
@@ -409,7 +410,7 @@ OTHER_MODELS = ModelInfo("other-image", "other-text", MODELS.dims)
 
 
 def _rebuild_with(store: ElasticsearchStore, models: ModelInfo):
-    return store.rebuilding(models.image_model, models.text_model)
+    return rebuilding(store, models.image_model, models.text_model)
 
 
 def test_a_failed_rebuild_keeps_the_live_index_and_drops_the_new_one(

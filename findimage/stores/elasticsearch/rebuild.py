@@ -23,12 +23,9 @@ replicas while it fills, both put back before it goes live
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError
@@ -37,55 +34,25 @@ from elasticsearch import NotFoundError as EsNotFoundError
 from findimage.documents import ModelInfo
 from findimage.errors import BackendUnavailableError, ConfigError, FindImageError
 from findimage.stores.elasticsearch.connection import translate_errors
+from findimage.stores.elasticsearch.indices import (
+    BUILD_SETTINGS,
+    leftover_indices,
+    made_by_findimage,
+    new_index_name,
+)
 from findimage.stores.elasticsearch.mapping import (
     FILTER_FIELDS,
     REQUIRED_FIELDS,
     has_findimage_mark,
     not_created_by_findimage,
 )
-
-if TYPE_CHECKING:
-    from findimage.stores.elasticsearch.store import ElasticsearchStore
+from findimage.stores.elasticsearch.store import ElasticsearchStore
 
 log = logging.getLogger(__name__)
 
-# While the new index fills: nothing searches it, so no refreshes, and no replicas to copy
-# every write to. Put back to the live index's values (or the defaults) before the swap.
-BUILD_SETTINGS = {"index": {"refresh_interval": "-1", "number_of_replicas": "0"}}
 RESTORED_SETTINGS = ("refresh_interval", "number_of_replicas")
 # A server-side copy of 100k documents takes minutes; the client waits for it.
 REINDEX_TIMEOUT_SECONDS = 3600.0
-
-
-def new_index_name(alias: str) -> str:
-    """A fresh concrete index name under the alias, sortable by creation time."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    return f"{alias}-{stamp}-{secrets.token_hex(3)}"
-
-
-def _made_by_findimage(alias: str, name: str) -> bool:
-    from findimage.stores.elasticsearch.store import FIRST_INDEX_SUFFIX
-
-    pattern = rf"{re.escape(alias)}-(\d{{14}}-[0-9a-f]{{6}}|{FIRST_INDEX_SUFFIX})"
-    return re.fullmatch(pattern, name) is not None
-
-
-def leftover_indices(store: ElasticsearchStore) -> list[str]:
-    """Indices named as findimage names them under the alias and carrying its `_meta` mark,
-    that the alias does not lead to: what unfinished rebuilds left (or one running now)."""
-    alias = store.alias
-    with translate_errors(store.connection, "list the indices"):
-        try:
-            found = store.connection.client.indices.get(index=f"{alias}-*").body
-        except EsNotFoundError:
-            return []
-    return sorted(
-        name
-        for name, info in found.items()
-        if _made_by_findimage(alias, name)
-        and has_findimage_mark(info.get("mappings", {}))
-        and alias not in info.get("aliases", {})
-    )
 
 
 def check_ours(alias: str, found: dict[str, Any]) -> None:
@@ -95,7 +62,7 @@ def check_ours(alias: str, found: dict[str, Any]) -> None:
     for name, info in sorted(found.items()):
         if not has_findimage_mark(info.get("mappings", {})):
             raise not_created_by_findimage(name)
-        if name != alias and not _made_by_findimage(alias, name):
+        if name != alias and not made_by_findimage(alias, name):
             raise ConfigError(
                 f"The Elasticsearch index {name} behind the alias {alias} was not named by "
                 f"findimage for {alias}, so `--rebuild` leaves it alone: remove it from the "
@@ -226,7 +193,7 @@ class Rebuild:
         """The old index, and leftovers of unfinished rebuilds. A search still running on the
         old index when it goes is retried by the store on the index the alias leads to now."""
         try:
-            leftovers = leftover_indices(self._live)
+            leftovers = leftover_indices(self._connection, self._alias)
         except FindImageError as error:
             log.info("could not list leftover indices: %s", error)
             leftovers = []
@@ -243,3 +210,14 @@ class Rebuild:
             return
         except (ApiError, TransportError, FindImageError) as exc:
             log.info("could not delete the index %s (%r); the next rebuild will", name, exc)
+
+
+@contextmanager
+def rebuilding(
+    live: ElasticsearchStore, image_model: str, text_model: str
+) -> Iterator[ElasticsearchStore]:
+    """A store on a new concrete index, for the indexer to fill; swapped in behind the alias
+    when the block ends, and the live store then reads the new index's models."""
+    with Rebuild(live, image_model, text_model).run() as fresh:
+        yield fresh
+    live.reload()

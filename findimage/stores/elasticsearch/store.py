@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +37,11 @@ from findimage.stores.elasticsearch.connection import (
     error_type,
     item_error,
     translate_errors,
+)
+from findimage.stores.elasticsearch.indices import (
+    BUILD_SETTINGS,
+    FIRST_INDEX_SUFFIX,
+    leftover_indices,
 )
 from findimage.stores.elasticsearch.mapping import (
     DOCUMENT_FIELDS,
@@ -68,7 +72,6 @@ SCAN_PAGE_SIZE = 1000
 INDEX_NOT_FOUND = "index_not_found_exception"
 # The index a first `findimage index` creates: one fixed name, so two first runs at once
 # both land in it (the second `create` is refused and reads what the first made).
-FIRST_INDEX_SUFFIX = "first"
 
 
 class ElasticsearchStore(VectorStore):
@@ -190,8 +193,6 @@ class ElasticsearchStore(VectorStore):
         check_models(recorded, models)
         if recorded is not None:
             return
-        from findimage.stores.elasticsearch.rebuild import BUILD_SETTINGS
-
         aliases: dict[str, dict[str, Any]]
         if self._target == self._alias:
             name, aliases = f"{self._alias}-{FIRST_INDEX_SUFFIX}", {self._alias: {}}
@@ -500,8 +501,6 @@ class ElasticsearchStore(VectorStore):
         return result
 
     def status(self) -> StoreStatus:
-        from findimage.stores.elasticsearch.rebuild import leftover_indices
-
         models = self.models()
         indices = self.concrete_indices()
         location = f"{self._connection.location}, index {self._target}"
@@ -509,7 +508,7 @@ class ElasticsearchStore(VectorStore):
             location += f" ({', '.join(indices)})"
         else:
             location += " (not created yet: run `findimage index`)"
-        leftovers = leftover_indices(self)
+        leftovers = leftover_indices(self._connection, self._alias)
         if leftovers:
             location += (
                 f"; left over from unfinished rebuilds: {', '.join(leftovers)} "
@@ -559,15 +558,3 @@ class ElasticsearchStore(VectorStore):
                 f"{self._alias} is an Elasticsearch index, not an alias, so findimage cannot "
                 "write through it: run `findimage index --rebuild` to move it behind an alias."
             )
-
-    # --- rebuilds ----------------------------------------------------------------------------
-
-    @contextmanager
-    def rebuilding(self, image_model: str, text_model: str) -> Iterator[ElasticsearchStore]:
-        """A store on a new concrete index, for the indexer to fill; see rebuild.py."""
-        from findimage.stores.elasticsearch.rebuild import Rebuild
-
-        rebuild = Rebuild(self, image_model, text_model)
-        with rebuild.run() as fresh:
-            yield fresh
-        self._forget_models()
