@@ -74,7 +74,7 @@ def representations(count: int, repeats: int) -> list[tuple[str, ...]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--count", type=int, help="vectors (default 1M, 200k with --quick)")
     parser.add_argument("--quick", action="store_true", help="200k vectors, fewer repeats")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -82,7 +82,7 @@ def main() -> None:
         folder, count, threads = args.child
         child(Path(folder), int(count), 30, int(threads))
         return
-    count = 200_000 if args.quick else args.count
+    count = args.count or (200_000 if args.quick else 1_000_000)
     repeats = 10 if args.quick else 30
     print(machine())
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 and whether they rank a gallery the same, side by side in one run.
 
     python -m bench.bench_agreement          # a few minutes once the models are exported
+    python -m bench.bench_agreement --quick  # 40 photographs instead of 120
 
 The photographs are the two scikit-learn ships (a Chinese temple, a flower), cut into 120
 crops, flips and rescales so there are many real pictures to compare. An engine is allowed

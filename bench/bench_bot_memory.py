@@ -2,6 +2,7 @@
 and both towers local, on each engine, side by side in one run.
 
     python -m bench.bench_bot_memory            # about a minute once the models are exported
+    python -m bench.bench_bot_memory --quick    # the default engine (ONNX int8) only
 
 Each setting starts a fresh process that does what `findimage serve` does before it takes
 requests (settings, store, search service, the Slack app's modules) and warms the models
@@ -59,7 +60,7 @@ def main() -> None:
     print(machine())
     rows = []
     with ElasticsearchEmulator() as emulator, tempfile.TemporaryDirectory() as data:
-        for engine, precision in ENGINES:
+        for engine, precision in ENGINES[:1] if args.quick else ENGINES:
             cells = []
             for _, backend in SETTINGS:
                 env = {

@@ -1,6 +1,7 @@
 """Embedded store search latency against a bare numpy scan, side by side in one run.
 
     python -m bench.bench_embedded_search --count 100000 --dims 512
+    python -m bench.bench_embedded_search --quick     # 10k vectors, fewer repeats, seconds
 
 Prints, for the same random unit vectors: the bare `matrix @ query` + top-k that the
 embedded store is built on, EmbeddedStore.search (the same plus SQLite lookups of the
@@ -24,11 +25,14 @@ from findimage.stores.embedded import EmbeddedStore
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--count", type=int, help="vectors (default 100k, 10k with --quick)")
     parser.add_argument("--dims", type=int, default=512)
     parser.add_argument("-k", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, help="calls timed (default 50, 10 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="fewer vectors and repeats")
     args = parser.parse_args()
+    args.count = args.count or (10_000 if args.quick else 100_000)
+    args.repeats = args.repeats or (10 if args.quick else 50)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         store = EmbeddedStore(Path(folder))

@@ -163,9 +163,9 @@ def findimage_index(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_arguments(parser)
-    parser.add_argument("--count", type=int, default=96, help="JPEGs to index (default 96)")
+    parser.add_argument("--count", type=int, help="JPEGs to index (default 96, 24 with --quick)")
     args = parser.parse_args()
-    count = 24 if args.quick else args.count
+    count = args.count or (24 if args.quick else 96)
     threads = len(os.sched_getaffinity(0))
     print(machine())
     model_name = image_model(args)

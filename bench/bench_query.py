@@ -11,6 +11,7 @@ random weights unless --image-model / --text-model name real ones.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import os
 import time
@@ -28,6 +29,7 @@ from bench.common import (
     time_calls,
 )
 from bench.stores import filled_store
+from findimage.documents import ModelInfo
 from findimage.encoders import ClipEncoder, ImageEncoder, OnnxEncoder, TextEncoder
 from findimage.images import decode_image
 from findimage.query import Term
@@ -140,7 +142,10 @@ def main() -> None:
     for engine in ("onnx int8", "torch fp32"):
         image, text = encoders(args, engine, threads, cache)
         for count in (int(size) for size in args.sizes.split(",")):
-            folder = filled_store(args.work / f"store-{count}", count, image.dims)
+            # Recorded as the models that search it: the service refuses an index without them.
+            models = ModelInfo(image.model_name, text.model_name, image.dims)
+            names = hashlib.sha256(f"{models}".encode()).hexdigest()[:8]
+            folder = filled_store(args.work / f"store-{count}-{names}", count, image.dims, models)
             for scan_threads in (1, threads):
                 store = EmbeddedStore(folder, scan_threads=scan_threads)
                 where = f"{engine}, {count // 1000}k vectors, scan on {scan_threads} thread(s)"

@@ -1,6 +1,7 @@
 """How long `findimage` takes to answer when there is nothing to do, against bare Python.
 
-    python bench/bench_startup.py --pictures 1000 --rounds 10
+    python -m bench.bench_startup --pictures 1000 --rounds 10
+    python -m bench.bench_startup --quick     # 100 pictures, 2 rounds
 
 Runs each command as a user would (the installed `findimage` script, a fresh process each
 time), round after round so that every command sees the same machine load, and prints the
@@ -104,9 +105,12 @@ def _seconds(command: list[str], env: dict[str, str], expect: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pictures", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--pictures", type=int, help="library size (default 1000, 100 quick)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 10, 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a smaller library, fewer rounds")
     args = parser.parse_args()
+    args.pictures = args.pictures or (100 if args.quick else 1000)
+    args.rounds = args.rounds or (2 if args.quick else 10)
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
         library, data_dir, empty_dir = base / "library", base / "data", base / "empty"

@@ -44,9 +44,17 @@ def synthetic_documents(
 
 
 def filled_store(folder: Path, count: int, dims: int, models: ModelInfo | None = None) -> Path:
-    """A data dir whose index holds `count` random vectors; reused when it already does."""
+    """A data dir whose index holds `count` random vectors; reused when it already does.
+
+    A search service answers only an index that records its models (an index without them
+    is empty to it): pass `models` for a store that the service will search.
+    """
     marker = folder / "complete"
     if marker.exists():
+        if models is not None:
+            store = EmbeddedStore(folder)
+            store.record_models(models)  # refused if the folder holds other models
+            store.close()
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DATABASE_NAME).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from findimage.settings import Settings, load_settings
+from tests.support.shared import made_once
 from tests.support.tiny_clip import save_tiny_clip
 from tests.support.trained_clip import train_tiny_clip
 
@@ -33,22 +34,27 @@ def _no_real_user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Itera
     mp.undo()
 
 
+# The models and exports below are made once per run and shared by the xdist workers
+# (tests/support/shared.py): a test must treat them as read-only.
+
+
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight CLIP folder that sentence-transformers loads for both pictures and text."""
-    return save_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
+    return made_once(tmp_path_factory, "tiny-clip", save_tiny_clip)
 
 
 @pytest.fixture(scope="session")
 def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny CLIP trained to rank "a red circle" onto red circles; about 10 s, once a session."""
-    return train_tiny_clip(tmp_path_factory.mktemp("models") / "trained-clip")
+    """A tiny CLIP trained to rank "a red circle" onto red circles; about 10 s, once a run."""
+    return made_once(tmp_path_factory, "trained-clip", train_tiny_clip)
 
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Exported models shared by the whole session: each export takes seconds."""
-    return tmp_path_factory.mktemp("model-cache")
+    """Exported models shared by the whole run: each export takes seconds. The export itself
+    locks each model's folder (findimage/inference/export.py), so workers may share it."""
+    return made_once(tmp_path_factory, "model-cache", lambda folder: None)
 
 
 @pytest.fixture

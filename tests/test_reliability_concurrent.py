@@ -25,6 +25,7 @@ def _runs(progress: Path) -> int:
     return int(progress.read_text() or 0) if progress.exists() else 0
 
 
+@pytest.mark.slow  # a trial: child processes searching while an indexer runs, minutes
 def test_searches_while_the_indexer_writes_and_deletes_fail_never_and_show_nothing_removed(
     tmp_path: Path, findimage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

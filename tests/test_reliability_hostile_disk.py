@@ -118,6 +118,7 @@ def _mounted_tmpfs(folder: Path) -> Iterator[Callable[[str], None]]:
         subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.slow  # a trial: five `findimage` runs in child processes on a tmpfs
 def test_a_read_only_data_dir_is_read_and_one_sentence_to_index_and_the_next_run_completes(
     tmp_path: Path, findimage_env: dict[str, str]
 ) -> None:

@@ -19,9 +19,10 @@ from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import make_library
 from tests.support.tiny_clip import save_tiny_clip
+from tests.support.waiting import CEILING_SECONDS
 
 LIBRARY_SIZE = 12
-DEADLINE_SECONDS = 60
+DEADLINE_SECONDS = CEILING_SECONDS
 
 
 @pytest.fixture

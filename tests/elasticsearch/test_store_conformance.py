@@ -21,7 +21,16 @@ from findimage.stores.base import VectorStore
 from findimage.stores.elasticsearch.store import ElasticsearchStore
 from findimage.stores.embedded import EmbeddedStore
 from tests.support.es_emulator import VERSIONS, ElasticsearchEmulator
-from tests.support.store_cases import DIMS, LIBRARY, MODELS, library_document, unit_vector
+from tests.support.store_cases import (
+    AFTER,
+    BEFORE,
+    DIMS,
+    LIBRARY,
+    MODELS,
+    bound_library,
+    library_document,
+    unit_vector,
+)
 
 REAL_CLUSTER = os.environ.get("FINDIMAGE_TEST_ES_URL")
 
@@ -179,6 +188,27 @@ def test_date_and_place_filters_keep_the_pictures_of_that_time_and_place(
     # Filtered before ranking: the best two that match, not what matches of the best two.
     top_two = store.search(unit_vector([1.0, 0.0]), 2, filters=filters)
     assert [hit.document.path for hit in top_two] == expected[:2]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (Filters(after=AFTER), ["on-after", "second-before-before", "on-before"]),
+        (Filters(before=BEFORE), ["second-before-after", "on-after", "second-before-before"]),
+        (Filters(after=AFTER, before=BEFORE), ["on-after", "second-before-before"]),
+    ],
+)
+def test_after_takes_its_own_moment_and_before_leaves_its_own_out_for_both_dates(
+    store: VectorStore, filters: Filters, expected: list[str]
+) -> None:
+    """`--after` is inclusive and `--before` exclusive, on the EXIF date and on the file
+    date, in every store (Elasticsearch: `gte` and `lt`): a picture exactly on a bound."""
+    store.record_models(MODELS)
+    assert store.upsert(bound_library()) == []
+    store.refresh()
+    hits = store.search(unit_vector([1.0, 0.0]), 20, filters=filters)
+    by_date = [hit.document.path for hit in hits]
+    assert by_date == [f"{kind}/{name}.jpg" for name in expected for kind in ("exif", "file")]
 
 
 def test_filters_and_a_folder_combine(store: VectorStore) -> None:

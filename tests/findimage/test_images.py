@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from findimage.errors import ImageError
 from findimage.images import DECODE_MIN_SIDE, decode_image
+from findimage.library import LocalFolder
+from findimage.settings import load_settings
 from tests.support.pictures import draw_shape, encode, exif_jpeg
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -103,3 +106,31 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 def test_file_over_the_size_limit_is_refused_with_the_setting_name() -> None:
     with pytest.raises(ImageError, match="FINDIMAGE_MAX_FILE_MB"):
         decode_image(encode(draw_shape("red", "circle"), "PNG"), max_bytes=100)
+
+
+def test_a_file_of_exactly_the_size_limit_is_decoded_and_one_byte_more_is_refused() -> None:
+    picture = encode(draw_shape("red", "circle"), "PNG")
+    assert decode_image(picture, max_bytes=len(picture)).width == 96
+    with pytest.raises(ImageError, match="FINDIMAGE_MAX_FILE_MB"):
+        decode_image(picture, max_bytes=len(picture) - 1)
+
+
+def test_a_library_file_of_exactly_the_size_limit_is_read_and_one_byte_more_is_refused(
+    tmp_path: Path,
+) -> None:
+    picture = encode(draw_shape("red", "circle"), "PNG")
+    (tmp_path / "exact.png").write_bytes(picture)
+    (tmp_path / "over.png").write_bytes(picture + b"\0")
+    library = LocalFolder(tmp_path)
+    assert library.read("exact.png", max_bytes=len(picture)) == picture
+    with pytest.raises(ImageError, match="FINDIMAGE_MAX_FILE_MB"):
+        library.read("over.png", max_bytes=len(picture))
+
+
+def test_the_size_limit_in_megabytes_is_that_many_mebibytes_to_the_byte(
+    findimage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINDIMAGE_MAX_FILE_MB", str(12_345 / 1024 / 1024))
+    assert load_settings().max_file_bytes == 12_345
+    monkeypatch.setenv("FINDIMAGE_MAX_FILE_MB", "50")
+    assert load_settings().max_file_bytes == 50 * 1024 * 1024

@@ -15,6 +15,7 @@ import requests
 from PIL import Image
 
 from bot.previews import PreviewEndpoint, PreviewSigner, render_preview
+from findimage.errors import ImageError
 from findimage.library import ObjectStoreLibrary
 from tests.support.cli import findimage, json_in_process, run_in_process
 from tests.support.pictures import draw_shape, encode, gradient
@@ -88,6 +89,27 @@ def test_an_object_over_the_size_limit_is_skipped_with_its_reason(
     assert report["indexed"] == 6
     [(path, reason)] = [(s["path"], s["reason"]) for s in report["skipped"]]
     assert path == "huge.jpg" and "over the 0 MB limit" in reason
+
+
+def test_an_object_that_grew_after_it_was_listed_is_refused_without_fetching_it_whole(
+    s3: S3Service,
+) -> None:
+    picture = _jpeg(1)
+    s3.put(BUCKET, f"{PREFIX}/growing.jpg", picture)
+    library = ObjectStoreLibrary(URL, s3.endpoint_url)
+    listed = {stored.relative_path: stored.size for stored in library.objects()}
+    assert listed == {"growing.jpg": len(picture)}
+    assert s3.fetched is not None
+    # Exactly the limit is read, and only it.
+    s3.fetched.reset()
+    assert library.read("growing.jpg", max_bytes=len(picture)) == picture
+    assert s3.fetched.body_bytes <= len(picture) + 1
+    # Grown to 2 MB since the listing: refused, having fetched at most the limit and a byte.
+    s3.put(BUCKET, f"{PREFIX}/growing.jpg", picture + b"\0" * 2_000_000)
+    s3.fetched.reset()
+    with pytest.raises(ImageError, match="FINDIMAGE_MAX_FILE_MB"):
+        library.read("growing.jpg", max_bytes=len(picture))
+    assert s3.fetched.body_bytes <= len(picture) + 1
 
 
 def test_previews_redirect_to_presigned_links_or_are_read_through_the_library(

@@ -47,5 +47,8 @@ def start_bot(
 
 
 @pytest.fixture
-def bot(start_bot: BotFactory, fake_slack: FakeSlack) -> Bot:
-    return start_bot()
+def bot(start_bot: BotFactory, fake_slack: FakeSlack) -> Iterator[Bot]:
+    started = start_bot()
+    yield started
+    # The bot is shared: an answer still under way must not reach the next test's Slack.
+    started.finish_work()

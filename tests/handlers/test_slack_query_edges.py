@@ -29,11 +29,11 @@ K_PROBLEM = f"k: takes a number from 1 to {MAX_RESULTS_PER_MESSAGE}, like k:10."
 def test_option_errors_are_one_sentence_in_the_ack(
     bot: Bot, fake_slack: FakeSlack, text: str, refusal: str
 ) -> None:
-    response = bot.sender.command(text, fake_slack.response_url("x"))
+    response = bot.sender.command(text, fake_slack.response_url("refused"))
     assert response.status_code == 200
     assert response.json()["text"] == refusal
     bot.finish_work()
-    assert not fake_slack.calls("response")
+    assert not fake_slack.calls("response", where=lambda r: r.path.endswith("/refused"))
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n"])

@@ -45,9 +45,16 @@ def serve_process(
         FINDIMAGE_IMAGE_MODEL=str(trained_clip),
         FINDIMAGE_TEXT_MODEL=str(trained_clip),
         FINDIMAGE_DEVICE="cpu",
+        # fp32, whose export always agrees: int8 of the trained tiny model may fall back to
+        # fp32 with a WARNING on some machines (cosine about 0.995), and these tests read
+        # everything serve prints. The engines have tests of their own.
+        FINDIMAGE_PRECISION="fp32",
         FINDIMAGE_PORT="0",
         FINDIMAGE_SLACK_API_URL=fake_slack.api_url,
         FINDIMAGE_HTTP_BACKLOG="256",
+        # A stop waits for the answers under way, up to this; generous, so that a busy
+        # machine makes the stop slower, never an answer dropped (it ends when they are sent).
+        FINDIMAGE_SHUTDOWN_GRACE_SECONDS="300",
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         HF_HUB_OFFLINE="1",
@@ -64,7 +71,7 @@ def serve_process(
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=pump_stderr, args=(process, lines), daemon=True).start()
     try:
-        first = lines.get(timeout=120)
+        first = lines.get(timeout=300)
         assert "listening for Slack on http://127.0.0.1:" in first, first
         port = first.split("http://127.0.0.1:")[1].split("/")[0]
         yield ServeProcess(process, f"http://127.0.0.1:{port}", first, lines)

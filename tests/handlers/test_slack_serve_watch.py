@@ -15,10 +15,8 @@ from tests.support.pictures import make_library, save
 from tests.support.serve_process import pump_stderr
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET
-from tests.support.waiting import wait_until
+from tests.support.waiting import CEILING_SECONDS, wait_until
 from tests.support.watching import indexed_paths, new_picture
-
-CEILING_SECONDS = 120
 
 
 def test_serve_watch_indexes_what_is_copied_in_and_stops_with_the_bot(

@@ -25,6 +25,7 @@ from tests.support.pictures import draw_shape, encode
 from tests.support.slack_api import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.support.slack_bot import IndexedLibrary, bot_settings
 from tests.support.slack_requests import command_form, event_envelope, message_event
+from tests.support.waiting import CEILING_SECONDS
 
 
 class SocketModeSlack:
@@ -54,7 +55,7 @@ class SocketModeSlack:
         except ConnectionClosed:
             pass  # the bot hung up: the test is over
 
-    def ack_for(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+    def ack_for(self, envelope_id: str, timeout: float = CEILING_SECONDS) -> dict[str, Any]:
         while True:
             message = self.inbox.get(timeout=timeout)
             if message.get("envelope_id") == envelope_id:

@@ -69,14 +69,19 @@ def encoder(tiny_clip: Path) -> CountingEncoder:
     return CountingEncoder(tiny_clip)
 
 
-def _indexer(store: EmbeddedStore, encoder: ClipEncoder, text_model: str) -> Indexer:
+def _indexer(
+    store: EmbeddedStore,
+    encoder: ClipEncoder,
+    text_model: str,
+    max_file_bytes: int = 5 * 1024 * 1024,
+) -> Indexer:
     return Indexer(
         store=store,
         image_encoder=encoder,
         models=lambda: ModelInfo(encoder.model_name, text_model, encoder.dims),
         batch_size=5,
         decode_workers=3,
-        max_file_bytes=5 * 1024 * 1024,
+        max_file_bytes=max_file_bytes,
     )
 
 
@@ -227,6 +232,23 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_indexed(
     assert "decompression bomb" in reasons["bomb.png"]
     assert report.indexed == 24
     assert store.count() == 24
+
+
+def test_a_file_of_exactly_the_size_limit_is_indexed_and_one_byte_more_is_skipped(
+    store: EmbeddedStore, encoder: CountingEncoder, tmp_path: Path
+) -> None:
+    root = tmp_path / "sized"
+    root.mkdir()
+    picture = encode(draw_shape("red", "circle", (300, 300)), "PNG")
+    (root / "exact.png").write_bytes(picture)
+    (root / "over.png").write_bytes(picture + b"\0")  # PNG readers ignore what follows IEND
+    indexer = _indexer(store, encoder, encoder.model_name, max_file_bytes=len(picture))
+    report = indexer.run(root, progress=False)
+    assert report.indexed == 1
+    assert [(skip.path, "MB limit" in skip.reason) for skip in report.skipped] == [
+        ("over.png", True)
+    ]
+    assert _paths(store) == ["exact.png"]
 
 
 def test_dry_run_says_what_would_change_and_changes_nothing(

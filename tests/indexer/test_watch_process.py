@@ -14,10 +14,8 @@ from pathlib import Path
 
 from tests.support.cli import FINDIMAGE
 from tests.support.pictures import draw_shape, gradient, make_library, save
-from tests.support.waiting import wait_until
+from tests.support.waiting import CEILING_SECONDS, wait_until
 from tests.support.watching import indexed_paths
-
-CEILING_SECONDS = 120
 
 
 def _start(library: Path, env: dict[str, str]) -> tuple[subprocess.Popen, queue.Queue[str]]:

@@ -13,7 +13,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,42 @@ ACCESS_KEY = "findimage-test-key"
 SECRET_KEY = "findimage-test-secret"
 
 
+class FetchCounter:
+    """Wraps moto's WSGI app: counts the body bytes its GET answers carry, which is what a
+    client fetched (a ranged GET carries only its range)."""
+
+    def __init__(self, app: Any):
+        self._app = app
+        self._lock = threading.Lock()
+        self.body_bytes = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.body_bytes = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        body = self._app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "GET":
+            return body
+        return self._counted(body)
+
+    def _counted(self, body: Iterable[bytes]) -> Iterator[bytes]:
+        try:
+            for chunk in body:
+                with self._lock:
+                    self.body_bytes += len(chunk)
+                yield chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+
 @dataclass
 class S3Service:
     endpoint_url: str
+    # Set where the server runs in this process (moto_s3): what GET answers carried.
+    fetched: FetchCounter | None = None
 
     def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
         return boto3.client(
@@ -64,13 +98,16 @@ def credentials_env() -> dict[str, str]:
 def moto_s3() -> Iterator[S3Service]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    # The werkzeug server moto runs calls `self.app` for each request.
+    counter = FetchCounter(server._server.app)  # type: ignore[union-attr]
+    server._server.app = counter  # type: ignore[union-attr]
     host, port = server.get_host_and_port()
     endpoint_url = f"http://{host}:{port}"
     # moto keeps its buckets in this process, whichever server made them: start empty
     # (http://docs.getmoto.org/en/latest/docs/server_mode.html#reset-api).
     requests.post(f"{endpoint_url}/moto-api/reset", timeout=30).raise_for_status()
     try:
-        yield S3Service(endpoint_url)
+        yield S3Service(endpoint_url, counter)
     finally:
         server.stop()
 

@@ -25,7 +25,7 @@ class ServeProcess:
     def sender(self) -> SlackSender:
         return SlackSender(self.url + "/slack/events")
 
-    def stop(self, how: int = signal.SIGTERM, timeout: float = 120) -> tuple[int, str]:
+    def stop(self, how: int = signal.SIGTERM, timeout: float = 400) -> tuple[int, str]:
         """SIGTERM (or Ctrl-C's SIGINT), then the exit status and what it printed after the
         first line."""
         self.process.send_signal(how)

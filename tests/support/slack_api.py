@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import requests
 
 from tests.support.block_kit import message_errors, view_errors
+from tests.support.waiting import CEILING_SECONDS
 
 BOT_TOKEN = "xoxb-fake"
 APP_TOKEN = "xapp-fake"
@@ -218,7 +219,7 @@ class FakeSlack:
         kind: str,
         count: int = 1,
         where: Callable[[Recorded], bool] = lambda r: True,
-        timeout: float = 20.0,
+        timeout: float = CEILING_SECONDS,
     ) -> list[Recorded]:
         """Block until `count` matching requests were recorded; fail after `timeout`."""
         deadline = time.monotonic() + timeout

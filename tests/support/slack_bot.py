@@ -34,6 +34,7 @@ from findimage.stores.embedded import EmbeddedStore
 from tests.support.pictures import make_library
 from tests.support.slack_api import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET, SlackSender
+from tests.support.waiting import CEILING_SECONDS
 
 LIBRARY_SIZE = 24
 PREVIEW_SECRET = "preview-secret-for-tests"
@@ -104,7 +105,7 @@ class Bot:
 
     def finish_work(self) -> None:
         """Wait until every answer the bot accepted so far has been sent."""
-        assert self.workers.wait_idle(timeout=60), "the bot's answers did not finish"
+        assert self.workers.wait_idle(timeout=CEILING_SECONDS), "the bot's answers did not finish"
 
 
 BotFactory = Callable[..., Bot]

@@ -3,6 +3,7 @@ vectors whose ranking is known."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -44,3 +45,33 @@ LIBRARY = [
     (library_document("a/bc/sibling.jpg", 3), unit_vector([1.0, 0.1])),
     (library_document("x/far.jpg", 4), unit_vector([-1.0, 0.3])),
 ]
+
+
+# Dates on the bounds of `--after`/`--before`: after is inclusive, before exclusive, for the
+# EXIF date and the file date alike (Elasticsearch's `gte` and `lt`; findimage/filters.py).
+AFTER = datetime(2024, 6, 1)
+BEFORE = datetime(2024, 7, 1)
+SECOND = timedelta(seconds=1)
+
+
+def bound_library() -> list[tuple[ImageDocument, np.ndarray]]:
+    """A picture on each bound, and one a second either side of it, by EXIF date ("exif/")
+    and by file date alone ("file/"); ranked in that order for the query [1, 0]."""
+    moments = {
+        "second-before-after": AFTER - SECOND,
+        "on-after": AFTER,
+        "second-before-before": BEFORE - SECOND,
+        "on-before": BEFORE,
+    }
+    documents = []
+    for rank, (name, moment) in enumerate(moments.items()):
+        exif = library_document(f"exif/{name}.jpg", rank, taken_at=moment)
+        by_file = replace(
+            library_document(f"file/{name}.jpg", rank + 4),
+            mtime=moment.replace(tzinfo=UTC).timestamp(),
+        )
+        documents += [
+            (exif, unit_vector([1.0, 0.1 * rank])),
+            (by_file, unit_vector([1.0, 0.1 * rank + 0.05])),
+        ]
+    return documents

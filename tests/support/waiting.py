@@ -6,6 +6,11 @@ import time
 from collections.abc import Callable
 
 POLL_SECONDS = 0.02
+# How long a wait for another thread or process may take before the test calls it broken:
+# far above what any answer takes, so that a machine busy with other work (several suites
+# side by side on two cores) slows a test down without failing it. A wait that is met ends
+# at once; only a broken run waits this long.
+CEILING_SECONDS = 300.0
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -17,11 +17,10 @@ from findimage.settings import Settings
 from findimage.stores.base import VectorStore
 from indexer.watch import LibraryWatcher, WatchSettings
 from tests.support.pictures import draw_shape, gradient
-from tests.support.waiting import wait_until
+from tests.support.waiting import CEILING_SECONDS, wait_until
 
 # A ceiling for a broken run; the goal (searchable within 5 s) is what the debounce
 # and the run take, and the figures are in BENCHMARKS.md, not asserted here.
-CEILING_SECONDS = 60
 
 
 @dataclass
