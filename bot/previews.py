@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import logging
 import threading
 import time
@@ -25,13 +24,12 @@ from slack_sdk.errors import SlackApiError
 
 from findimage.documents import SearchHit
 from findimage.errors import FindImageError, ImageError
-from findimage.images import decode_image
 from findimage.library import Library, OutsideLibraryError
+from findimage.thumbnails import render_thumbnail
 
 log = logging.getLogger(__name__)
 
 PREVIEW_MAX_SIDE = 512
-PREVIEW_JPEG_QUALITY = 82
 PREVIEW_PATH_PREFIX = "/images/"
 
 NOT_IN_CHANNEL = (
@@ -109,12 +107,7 @@ class PreviewSigner:
 
 def render_preview(library: Library, relative_path: str, max_bytes: int) -> bytes:
     """A downscaled JPEG of one picture of the library; never reads a file outside it."""
-    data = library.read(relative_path, max_bytes)
-    image = decode_image(data, max_bytes, min_side=PREVIEW_MAX_SIDE).image
-    image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
-    return buffer.getvalue()
+    return render_thumbnail(library, relative_path, max_bytes, PREVIEW_MAX_SIDE)
 
 
 class SignedUrlPreviews:

@@ -156,7 +156,7 @@ def test_an_int8_fall_back_found_in_the_cache_is_not_warned_about_again(
     # What an earlier run left for an int8 export that did not agree: its record, no model.
     record = export_folder(cache, str(tiny_clip), "image", "int8")
     record.mkdir(parents=True)
-    meta = {"format": EXPORT_FORMAT, "model": str(tiny_clip), "agreement": 0.99}
+    meta = {"format": EXPORT_FORMAT, "model": str(tiny_clip), "agreement": 0.99, "files": {}}
     (record / META_FILE).write_text(json.dumps(meta))
 
     encoder = OnnxEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", "image", "int8", cache, 1)

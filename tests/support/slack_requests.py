@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -78,7 +79,7 @@ class SlackSender:
                 "channel_id": channel_id,
                 "is_ephemeral": True,
             },
-            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "trigger_id": new_trigger_id(),
             "team": {"id": TEAM_ID, "domain": "test"},
             "enterprise": None,
             "is_enterprise_install": False,
@@ -100,6 +101,14 @@ class SlackSender:
         return self.post(body, "application/x-www-form-urlencoded", **kwargs)
 
 
+def new_trigger_id() -> str:
+    """A trigger id as Slack sends one with every slash command and click: each invocation
+    gets its own (https://api.slack.com/interactivity/handling#modal_responses: "a
+    trigger_id ... unique to that interaction"), so two commands a person types alike in the
+    same second never reach the app as the same body."""
+    return f"{secrets.randbelow(10**11)}.738474920.{secrets.token_hex(16)}"
+
+
 def command_form(text: str, response_url: str, channel_id: str = "C0000001") -> dict[str, str]:
     """A slash command as Slack posts it (https://api.slack.com/interactivity/slash-commands)."""
     return {
@@ -115,7 +124,7 @@ def command_form(text: str, response_url: str, channel_id: str = "C0000001") -> 
         "api_app_id": APP_ID,
         "is_enterprise_install": "false",
         "response_url": response_url,
-        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "trigger_id": new_trigger_id(),
     }
 
 
