@@ -354,8 +354,14 @@ class EmbeddedStore(VectorStore):
         return db
 
     def _check_schema(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        # One read transaction, one snapshot: read one after the other, a first write that
+        # commits between the two reads would show its tables without its version.
+        db.execute("BEGIN")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.execute("COMMIT")
         if tables and version != SCHEMA_VERSION:
             raise BackendUnavailableError(
                 f"The index at {self._path} was made by another version of findimage: "

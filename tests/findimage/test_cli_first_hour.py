@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from findimage import encoders
 from findimage.cli import main
 from findimage.encoders import OnnxEncoder
 from findimage.inference.export import EXPORT_FORMAT, META_FILE, export_folder
@@ -149,9 +150,14 @@ def test_the_models_are_prepared_once_per_user_and_the_first_run_says_so(
 
 
 def test_an_int8_fall_back_found_in_the_cache_is_not_warned_about_again(
-    tiny_clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_clip: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The warning belongs to the run that made the export; later ones run fp32 quietly."""
+    # As in a new process: what another test in this worker already said is not remembered.
+    monkeypatch.setattr(encoders, "_FALLBACKS_SAID", set())
     cache = tmp_path / "cache"
     # What an earlier run left for an int8 export that did not agree: its record, no model.
     record = export_folder(cache, str(tiny_clip), "image", "int8")
