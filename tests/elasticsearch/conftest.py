@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from elasticsearch import Elasticsearch
 
 from findimage.encoders import ClipEncoder
 from findimage.settings import Settings, load_settings
+from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from tests.support.es_emulator import ES_8, ES_9, ElasticsearchEmulator
 
 
@@ -39,3 +41,13 @@ def es_env(
 @pytest.fixture
 def es_settings(es_env: dict[str, str]) -> Settings:
     return load_settings()
+
+
+@pytest.fixture
+def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
+    """findimage's client, which speaks the emulated version (the plain 9.x one cannot talk
+    to 8.x: see test_es_emulator.py's test_the_plain_9x_client_is_refused_by_an_8x_cluster...)."""
+    client = VersionedElasticsearch(emulator.url)
+    client.ensure_version(emulator.url, (8, 0))
+    yield client
+    client.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -46,16 +45,6 @@ def _animals(es: Elasticsearch, index: str, similarity: str) -> None:
     for doc_id, (name, vector) in ANIMALS.items():
         es.index(index=index, id=doc_id, document={"name": name, "vector": vector})
     es.indices.refresh()
-
-
-@pytest.fixture
-def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
-    """findimage's client, which speaks the emulated version (the plain 9.x one cannot talk
-    to 8.x: see test_the_plain_9x_client_is_refused_by_an_8x_cluster...)."""
-    client = VersionedElasticsearch(emulator.url)
-    client.ensure_version(emulator.url, (8, 0))
-    yield client
-    client.close()
 
 
 def test_cosine_scores_are_one_plus_cosine_over_two(es: Elasticsearch) -> None:

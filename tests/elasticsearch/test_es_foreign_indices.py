@@ -5,13 +5,11 @@ and the clean-up of leftovers. Against the emulator, through the real client."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
 
-from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import make_library
@@ -25,16 +23,6 @@ def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
     make_library(root, 4)
     return root
-
-
-@pytest.fixture
-def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
-    """findimage's client, which speaks the emulated version (the plain 9.x one cannot talk
-    to 8.x)."""
-    client = VersionedElasticsearch(emulator.url)
-    client.ensure_version(emulator.url, (8, 0))
-    yield client
-    client.close()
 
 
 def _other_application(es: Elasticsearch, alias: str) -> dict[str, int]:

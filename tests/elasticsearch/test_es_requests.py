@@ -5,7 +5,6 @@ rebuild of an index made before the date and place fields that fills them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from findimage.search import EMPTY_INDEX
 from findimage.settings import load_settings
 from findimage.stores.elasticsearch.mapping import FILTER_FIELDS, to_source
 from findimage.stores.elasticsearch.store import ElasticsearchStore
-from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import exif_jpeg, make_library
@@ -31,16 +29,6 @@ def library(tmp_path: Path) -> Path:
     root = tmp_path / "library"
     make_library(root, 4)
     return root
-
-
-@pytest.fixture
-def es(emulator: ElasticsearchEmulator) -> Iterator[Elasticsearch]:
-    """findimage's client, which speaks the emulated version (the plain 9.x one cannot talk
-    to 8.x)."""
-    client = VersionedElasticsearch(emulator.url)
-    client.ensure_version(emulator.url, (8, 0))
-    yield client
-    client.close()
 
 
 def _mapping_reads(emulator: ElasticsearchEmulator) -> int:
