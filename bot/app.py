@@ -316,7 +316,7 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
             build_wsgi_app(settings, service, None), host, settings.port, settings
         )
     stopping = threading.Event()
-    _on_stop_signals(stopping)
+    previous_handlers = _on_stop_signals(stopping)
     socket_mode = None
     warming: threading.Thread | None = None
     try:
@@ -352,6 +352,10 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         if warming is not None:
             warming.join(timeout=settings.shutdown_grace_seconds)
         log.info("stopped; %s", "all answers sent" if finished else "some answers were dropped")
+        # The process's own handlers again: a stop signal after serve() returns (a command
+        # that runs on, a test in the same process) is no longer the bot's.
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
 
 
@@ -362,17 +366,17 @@ def previews_from(settings: Settings) -> str:
     return f"previews from {printable(str(settings.library))}"
 
 
-def _on_stop_signals(stopping: threading.Event) -> None:
-    """SIGTERM (docker stop, systemd) and SIGINT stop the bot the same graceful way."""
+def _on_stop_signals(stopping: threading.Event) -> dict[int, Any]:
+    """SIGTERM (docker stop, systemd) and SIGINT stop the bot the same graceful way; the
+    handlers they had before, to put back when the bot stops."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
 
     def stop(signum: int, frame: object) -> None:
         stopping.set()
         raise _Stop
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _say(line: str) -> None:

@@ -4,6 +4,7 @@ refused app token named, a socket that never answers not reported as connected."
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,8 +102,14 @@ def test_a_socket_that_never_says_hello_is_not_reported_as_connected(
         closed = probe.getsockname()[1]
     fake_slack.socket_url = f"ws://127.0.0.1:{closed}/link/?ticket=t"
     monkeypatch.setattr(socket_mode, "HELLO_SECONDS", 2.0)
+    interrupt, terminate = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     assert main(["serve"]) == 1
+
+    # The process's own Ctrl-C and SIGTERM again: the bot's stop handlers were put back (a
+    # later SIGINT in this process raised the bot's stop exception before).
+    assert signal.getsignal(signal.SIGINT) is interrupt
+    assert signal.getsignal(signal.SIGTERM) is terminate
 
     err = capsys.readouterr().err
     assert "connected" not in err
