@@ -102,14 +102,17 @@ def _search(browser: WebDriver, url: str, text: str) -> None:
 
 
 def _cards(browser: WebDriver, count: int) -> list[str]:
-    """The ids of the grid's results once there are `count` of them."""
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#grid button.open")) == count
+    """The ids of the grid's results once there are `count` of them, read in one script so
+    that a grid the page replaces meanwhile cannot leave the test holding removed elements."""
+    ids: list[str] = WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script(
+            "const ids = [...document.querySelectorAll('#grid button.open')]"
+            ".map(b => b.dataset.id);"
+            "return ids.length === arguments[0] ? ids : null",
+            count,
+        )
     )
-    return [
-        button.get_attribute("data-id") or ""
-        for button in browser.find_elements(By.CSS_SELECTOR, "#grid button.open")
-    ]
+    return ids
 
 
 def _thumbnails_painted(browser: WebDriver, first: int) -> None:
@@ -146,6 +149,47 @@ def test_scrolling_loads_the_next_page_without_repeats(browser: WebDriver, web: 
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
     ids = _cards(browser, 60)
     assert len(set(ids)) == 60
+
+
+def test_a_next_page_arriving_after_a_new_search_is_not_mixed_into_it(
+    browser: WebDriver, web: WebProcess
+) -> None:
+    """The person scrolls (page 2 is asked for), then searches again before it arrives: the
+    late page 2 of the old search must not be appended to the new grid."""
+    _search(browser, web.url, "a red circle")
+    _cards(browser, 50)
+    # The browser's network is the far edge: every next-page answer is held until released.
+    # The page's `show` is counted (not replaced) so the test knows when an answer was handled.
+    browser.execute_script(
+        """
+        const realFetch = window.fetch;
+        window.heldPages = [];
+        window.fetch = (url, options) => {
+          if (!String(url).includes("offset=")) return realFetch(url, options);
+          return new Promise(go => window.heldPages.push(() => go(realFetch(url, options))));
+        };
+        const realShow = window.show;
+        window.handled = 0;
+        window.show = async (...args) => { await realShow(...args); window.handled += 1; };
+        window.scrollTo(0, document.body.scrollHeight);
+        """
+    )
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script("return window.heldPages.length") == 1
+    )
+    box = browser.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("a blue square", Keys.ENTER)
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script("return window.handled") == 1
+    )
+    assert "a blue square" in browser.find_element(By.ID, "heading").text
+    new_ids = _cards(browser, 50)
+    browser.execute_script("window.heldPages[0]()")
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script("return window.handled") == 2
+    )
+    assert _cards(browser, 50) == new_ids
 
 
 def test_a_dropped_photo_comes_first_then_pictures_like_it(
@@ -199,7 +243,7 @@ def test_a_picture_opened_large_leads_to_more_like_it(
 ) -> None:
     _search(browser, web.url, "a red circle")
     first = _cards(browser, 50)[0]
-    browser.find_element(By.CSS_SELECTOR, "#grid button.open").click()
+    browser.find_element(By.CSS_SELECTOR, f"#grid button.open[data-id='{first}']").click()
     dialog = WebDriverWait(browser, WAIT_SECONDS).until(
         lambda b: (
             b.find_element(By.ID, "viewer")
