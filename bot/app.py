@@ -284,14 +284,6 @@ def warm_up(service: SearchService) -> threading.Thread:
     return thread
 
 
-class _Stop(BaseException):
-    """Raised in the main thread by SIGTERM or SIGINT to leave the server loop.
-
-    A BaseException, like KeyboardInterrupt: waitress catches Exception around its socket
-    work, and would log and swallow a stop that lands there.
-    """
-
-
 def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> None:
     """Run until SIGTERM or Ctrl-C: Socket Mode with SLACK_APP_TOKEN, HTTP mode otherwise.
 
@@ -320,14 +312,16 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
     socket_mode = None
     warming: threading.Thread | None = None
     try:
+        # The server runs in its own thread and the main thread only waits: a stop signal
+        # then sets an event instead of raising inside waitress's socket work, which catches
+        # and logs exceptions there (a stop raised mid-write was swallowed).
+        if server is not None:
+            server.start()
         if app_token is not None:
-            if server is not None:
-                threading.Thread(target=server.serve_forever, daemon=True).start()
             # Connected first: a refused token or socket is the one line printed.
             socket_mode = socket_mode_connect(app, app_token)
             warming = warm_up(service)
             _say(f"connected to Slack in Socket Mode; {previews_from(settings)}; Ctrl-C stops.")
-            stopping.wait()
         else:
             assert server is not None
             warming = warm_up(service)
@@ -335,9 +329,9 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
                 f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
                 f"{previews_from(settings)}; Ctrl-C stops."
             )
-            server.serve_forever()
-    except (_Stop, KeyboardInterrupt):
-        pass
+        stopping.wait()
+    except KeyboardInterrupt:
+        pass  # serve() run from a thread other than the main one has no handlers of its own
     finally:
         if socket_mode is not None:
             socket_mode.close()
@@ -374,7 +368,6 @@ def _on_stop_signals(stopping: threading.Event) -> dict[int, Any]:
 
     def stop(signum: int, frame: object) -> None:
         stopping.set()
-        raise _Stop
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
