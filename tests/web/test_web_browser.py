@@ -6,21 +6,17 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.pictures import draw_shape, encode, make_library
-from tests.support.web_page import WebProcess, web_process
+from tests.support.web_page import WebProcess, index_library, web_environment, web_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,52 +29,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        missing = "Debian's chromium and chromium-driver are not installed (apt-get install)"
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    # Selenium Manager would otherwise look for a driver online and send usage statistics.
-    os.environ["SE_AVOID_STATS"] = "true"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1280,900")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _environment(tmp: Path, model: Path, model_cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINDIMAGE_", "SLACK_"))}
-    env.update(
-        FINDIMAGE_IMAGE_MODEL=str(model),
-        FINDIMAGE_TEXT_MODEL=str(model),
-        FINDIMAGE_DATA_DIR=str(tmp / "data"),
-        FINDIMAGE_MODEL_CACHE=str(model_cache),
-        FINDIMAGE_DEVICE="cpu",
-        HF_HUB_OFFLINE="1",
-    )
-    return env
-
-
-def _index(library: Path, env: dict[str, str], cwd: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "findimage.cli", "index", str(library)],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-@pytest.fixture(scope="module")
 def web(
     tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path, model_cache: Path
 ) -> Iterator[WebProcess]:
@@ -88,8 +38,8 @@ def web(
     for index, path in enumerate(paths):
         start = 1577836800 if index % 2 else 1704067200  # 2020-01-01, 2024-01-01 UTC
         os.utime(path, (start + 2_592_000, start + 2_592_000))
-    env = _environment(tmp, tiny_clip, model_cache)
-    _index(tmp / "library", env, tmp)
+    env = web_environment(tmp, tiny_clip, model_cache)
+    index_library(tmp / "library", env, tmp)
     with web_process(env, tmp) as served:
         yield served
 
@@ -252,8 +202,8 @@ def test_the_grid_folds_to_two_columns_at_a_phones_width(
 def test_the_readmes_samples_answer_a_red_circle_with_the_red_circle(
     browser: WebDriver, tmp_path: Path, trained_clip: Path, model_cache: Path
 ) -> None:
-    env = _environment(tmp_path, trained_clip, model_cache)
-    _index(ROOT / "samples", env, tmp_path)
+    env = web_environment(tmp_path, trained_clip, model_cache)
+    index_library(ROOT / "samples", env, tmp_path)
     with web_process(env, tmp_path) as served:
         _search(browser, served.url, "a red circle")
         _cards(browser, 6)
