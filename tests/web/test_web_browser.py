@@ -15,14 +15,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support.browser import WAIT_SECONDS, cards, search, thumbnails_painted
 from tests.support.pictures import draw_shape, encode, make_library
 from tests.support.web_page import WebProcess, index_library, web_environment, web_process
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# A busy machine slows the page; these are ceilings for a broken run, not expectations.
-WAIT_SECONDS = 120
 SCREENSHOTS = os.environ.get("FINDIMAGE_SCREENSHOTS_DIR")
 
 pytestmark = pytest.mark.slow
@@ -44,34 +41,6 @@ def web(
         yield served
 
 
-def _search(browser: WebDriver, url: str, text: str) -> None:
-    browser.get(url + "/")
-    box = browser.find_element(By.ID, "q")
-    box.clear()
-    box.send_keys(text, Keys.ENTER)
-
-
-def _cards(browser: WebDriver, count: int) -> list[str]:
-    """The ids of the grid's results once there are `count` of them."""
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#grid button.open")) == count
-    )
-    return [
-        button.get_attribute("data-id") or ""
-        for button in browser.find_elements(By.CSS_SELECTOR, "#grid button.open")
-    ]
-
-
-def _thumbnails_painted(browser: WebDriver, first: int) -> None:
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.execute_script(
-            "return [...document.querySelectorAll('#grid img')].slice(0, arguments[0])"
-            ".every(i => i.complete && i.naturalWidth > 0)",
-            first,
-        )
-    )
-
-
 def _shot(browser: WebDriver, tmp_path: Path, name: str) -> None:
     """Every browser test keeps what it saw; FINDIMAGE_SCREENSHOTS_DIR refreshes docs/."""
     browser.save_screenshot(str(tmp_path / name))
@@ -82,19 +51,19 @@ def _shot(browser: WebDriver, tmp_path: Path, name: str) -> None:
 def test_a_query_shows_a_grid_whose_thumbnails_load(
     browser: WebDriver, web: WebProcess, tmp_path: Path
 ) -> None:
-    _search(browser, web.url, "a red circle")
-    ids = _cards(browser, 50)
-    _thumbnails_painted(browser, 8)
+    search(browser, web.url, "a red circle")
+    ids = cards(browser, 50)
+    thumbnails_painted(browser, 8)
     assert browser.find_element(By.ID, "heading").text == "Pictures for “a red circle”"
     assert browser.current_url.endswith("/?q=a+red+circle")
     assert len(set(ids)) == 50
 
 
 def test_scrolling_loads_the_next_page_without_repeats(browser: WebDriver, web: WebProcess) -> None:
-    _search(browser, web.url, "a red circle")
-    _cards(browser, 50)
+    search(browser, web.url, "a red circle")
+    cards(browser, 50)
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-    ids = _cards(browser, 60)
+    ids = cards(browser, 60)
     assert len(set(ids)) == 60
 
 
@@ -113,7 +82,7 @@ def test_a_dropped_photo_comes_first_then_pictures_like_it(
         """,
         photo,
     )
-    _cards(browser, 50)
+    cards(browser, 50)
     first = browser.find_element(By.CSS_SELECTOR, "#grid li:first-child")
     assert "own" in (first.get_attribute("class") or "")
     assert first.find_element(By.TAG_NAME, "img").get_attribute("alt") == "Your photo"
@@ -127,7 +96,7 @@ def test_a_photo_chosen_with_the_file_picker_is_searched(
     chosen.write_bytes(encode(draw_shape("blue", "square"), "PNG"))
     browser.get(web.url + "/")
     browser.find_element(By.ID, "photo").send_keys(str(chosen))
-    _cards(browser, 50)
+    cards(browser, 50)
     assert browser.find_element(By.ID, "heading").text == "Pictures like your photo"
 
 
@@ -147,8 +116,8 @@ def test_a_bad_photo_is_one_sentence_on_the_page(
 def test_a_picture_opened_large_leads_to_more_like_it(
     browser: WebDriver, web: WebProcess, tmp_path: Path
 ) -> None:
-    _search(browser, web.url, "a red circle")
-    first = _cards(browser, 50)[0]
+    search(browser, web.url, "a red circle")
+    first = cards(browser, 50)[0]
     browser.find_element(By.CSS_SELECTOR, "#grid button.open").click()
     dialog = WebDriverWait(browser, WAIT_SECONDS).until(
         lambda b: (
@@ -168,7 +137,7 @@ def test_a_picture_opened_large_leads_to_more_like_it(
     WebDriverWait(browser, WAIT_SECONDS).until(
         lambda b: "like:" in b.find_element(By.ID, "heading").text
     )
-    assert first not in _cards(browser, 50)
+    assert first not in cards(browser, 50)
 
 
 def test_the_date_filter_keeps_the_pictures_of_those_dates(
@@ -179,7 +148,7 @@ def test_the_date_filter_keeps_the_pictures_of_those_dates(
     browser.find_element(By.NAME, "after").send_keys("2024")
     box = browser.find_element(By.ID, "q")
     box.send_keys("a red circle", Keys.ENTER)
-    _cards(browser, 30)
+    cards(browser, 30)
     assert "after 2024-01-01" in browser.find_element(By.ID, "heading").text
 
 
@@ -188,8 +157,8 @@ def test_the_grid_folds_to_two_columns_at_a_phones_width(
 ) -> None:
     browser.set_window_size(390, 844)
     try:
-        _search(browser, web.url, "a red circle")
-        _cards(browser, 50)
+        search(browser, web.url, "a red circle")
+        cards(browser, 50)
         columns = browser.execute_script(
             "return getComputedStyle(document.getElementById('grid'))"
             ".gridTemplateColumns.split(' ').length"
@@ -205,9 +174,9 @@ def test_the_readmes_samples_answer_a_red_circle_with_the_red_circle(
     env = web_environment(tmp_path, trained_clip, model_cache)
     index_library(ROOT / "samples", env, tmp_path)
     with web_process(env, tmp_path) as served:
-        _search(browser, served.url, "a red circle")
-        _cards(browser, 6)
-        _thumbnails_painted(browser, 6)
+        search(browser, served.url, "a red circle")
+        cards(browser, 6)
+        thumbnails_painted(browser, 6)
         first = browser.find_element(By.CSS_SELECTOR, "#grid img")
         assert (first.get_attribute("alt") or "").startswith("red-circle.png")
         _shot(browser, tmp_path, "web-grid.png")
