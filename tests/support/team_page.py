@@ -24,10 +24,16 @@ CSRF_META = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 @contextmanager
 def team_page(
-    tmp: Path, model: Path, model_cache: Path, fake: FakeSlack, **settings: str
+    tmp: Path,
+    model: Path,
+    model_cache: Path,
+    fake: FakeSlack,
+    options: tuple[str, ...] = (),
+    **settings: str,
 ) -> Iterator[ServeProcess]:
     """`serve` on a free port, its public address registered as the app's redirect URL, the
-    team page signed in to through `fake`; `settings` added to (or replacing) its own."""
+    team page signed in to through `fake`; `settings` added to (or replacing) its own, and
+    `options` (`-vv`) before the command."""
     make_library(tmp / "library", PICTURES)
     env = web_environment(tmp, model, model_cache)
     index_library(tmp / "library", env, tmp)
@@ -45,7 +51,7 @@ def team_page(
         SLACK_CLIENT_SECRET=CLIENT_SECRET,
     )
     env.update(settings)
-    served = launch_serve(env, tmp)
+    served = launch_serve(env, tmp, *options)
     try:
         yield served
     finally:

@@ -21,7 +21,7 @@ from findimage.search import SearchService
 from tests.support.pictures import draw_shape, encode
 from tests.support.serve_process import ServeProcess
 from tests.support.slack_api import TEAM_ID, FakeSlack, SlackApiServer
-from tests.support.slack_oidc import CLIENT_ID, USER_ID, SlackPerson
+from tests.support.slack_oidc import CLIENT_ID, CLIENT_SECRET, USER_ID, SlackPerson
 from tests.support.team_page import signed_in, team_page
 from web.app import WebDependencies, create_app
 from web.signin import COOKIE_NAME, NOT_ALLOWED, STALE, WRONG_TEAM, SignIn, SignInConfig
@@ -42,8 +42,14 @@ def served(
 ) -> Iterator[ServeProcess]:
     tmp = tmp_path_factory.mktemp("team")
     # The stand-in's person and the bot's test user may come in; OTHER_USER may not.
+    # At -vv, so that the test of secrets sees every debug line of a sign-in.
     with team_page(
-        tmp, tiny_clip, model_cache, slack, FINDIMAGE_ALLOWED_USERS=f"{USER_ID},U0000042"
+        tmp,
+        tiny_clip,
+        model_cache,
+        slack,
+        ("-vv",),
+        FINDIMAGE_ALLOWED_USERS=f"{USER_ID},U0000042",
     ) as process:
         yield process
 
@@ -251,3 +257,18 @@ def test_behind_https_the_session_cookie_is_secure_too() -> None:
     flags = {part.strip().split("=")[0] for part in cookie.split(";")[1:]}
     assert {"Secure", "HttpOnly", "SameSite"} <= flags
     assert "SameSite=Lax" in cookie
+
+
+def test_signing_in_logs_no_secret_at_debug_level(
+    served: ServeProcess, url: str, slack: FakeSlack
+) -> None:
+    session, token = signed_in(url)
+    session.post(url + "/signout", data={"csrf_token": token}, timeout=60)
+    printed = []
+    while not served.lines.empty():
+        printed.append(served.lines.get())
+    text = "".join(printed)
+    assert "openid.connect.token" in text  # the debug lines are there, and were read
+    secrets = [CLIENT_SECRET, token, *slack.oidc.tokens, *slack.oidc.codes]
+    assert [secret for secret in secrets if secret in text] == []
+    assert "id_token" not in text and "Traceback" not in text
