@@ -157,8 +157,11 @@ class SignIn:
 
         @app.get(SIGN_IN_PATH)
         def sign_in() -> Response | tuple[str, int]:
-            if self.signed_in() is not None:
+            who = self.signed_in()
+            if who is not None and self._admitted(who) is None:
                 return redirect("/")
+            # A session no longer admitted (taken off the list since) goes to Slack again,
+            # not back to the page that sent it here.
             try:
                 # `team` sends the person straight to the team's workspace.
                 response: Response = slack.authorize_redirect(

@@ -233,13 +233,14 @@ def test_without_sign_in_set_up_serve_has_no_page(
             assert answer.status_code == 404, path
 
 
-def test_behind_https_the_session_cookie_is_secure_too() -> None:
+def _in_process(public_url: str, allowed: frozenset[str] = frozenset()) -> Flask:
+    """The page behind sign-in, in this process: for what needs no search and no Slack."""
     config = SignInConfig(
         client_id=CLIENT_ID,
         client_secret="secret",
-        public_url="https://find.example",
+        public_url=public_url,
         team_id=TEAM_ID,
-        allowed_users=frozenset(),
+        allowed_users=allowed,
         slack_api_url="https://slack.com/api/",
     )
     dependencies = WebDependencies(
@@ -249,7 +250,11 @@ def test_behind_https_the_session_cookie_is_secure_too() -> None:
         max_file_bytes=1024,
         host_names=None,
     )
-    client = create_app(dependencies, SignIn(config)).test_client()
+    return create_app(dependencies, SignIn(config))
+
+
+def test_behind_https_the_session_cookie_is_secure_too() -> None:
+    client = _in_process("https://find.example").test_client()
     start = client.get("/signin")
     assert start.status_code == 302
     assert start.headers["Location"].startswith("https://slack.com/openid/connect/authorize?")
@@ -272,3 +277,19 @@ def test_signing_in_logs_no_secret_at_debug_level(
     secrets = [CLIENT_SECRET, token, *slack.oidc.tokens, *slack.oidc.codes]
     assert [secret for secret in secrets if secret in text] == []
     assert "id_token" not in text and "Traceback" not in text
+
+
+def test_a_session_of_someone_taken_off_the_list_leads_to_slack_not_round_in_circles() -> None:
+    """A person signed in, then taken off FINDIMAGE_ALLOWED_USERS (and the bot restarted):
+    their still-valid cookie is sent to sign in again, and signing in goes to Slack."""
+    app = _in_process("http://find.example", allowed=frozenset({"U0STILLIN"}))
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    cookie = serializer.dumps({"user": USER_ID, "team": TEAM_ID, "name": "Ada", "csrf": "x"})
+    client = app.test_client()
+    client.set_cookie(COOKIE_NAME, cookie)
+    page = client.get("/")
+    assert page.status_code == 302 and page.headers["Location"] == "/signin"
+    start = client.get("/signin")
+    assert start.status_code == 302
+    assert start.headers["Location"].startswith("https://slack.com/openid/connect/authorize?")
