@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[verbose],
         help="run the Slack bot",
         description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise "
-        "an HTTP server for /slack/events on FINDIMAGE_PORT. See docs/slack.md.",
+        "an HTTP server for /slack/events on FINDIMAGE_PORT. With SLACK_CLIENT_ID and "
+        "SLACK_CLIENT_SECRET, the same server shows the search page at / behind Sign in with "
+        "Slack. See docs/slack.md.",
     )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP address (default: 0.0.0.0)")
     serve.add_argument(
