@@ -22,14 +22,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.access import AccessPolicy, access_middleware, parse_ids
+from bot.access import AccessPolicy, access_middleware
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
 from bot.deduplication import AnsweredOnce, once_per_event
 from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
-from bot.http import QuietLog, SlackHttpServer, signed_only
+from bot.http import MAX_BODY_BYTES, QuietLog, SlackHttpServer, signed_only
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -46,7 +46,7 @@ from bot.workers import AnswerWorkers
 from findimage.errors import BackendUnavailableError, ConfigError
 from findimage.library import open_library
 from findimage.search import SearchService
-from findimage.settings import Settings
+from findimage.settings import Settings, parse_ids
 from findimage.terminal import printable
 from handlers import register_listeners
 
@@ -215,8 +215,11 @@ def preview_signer(settings: Settings) -> PreviewSigner:
     return PreviewSigner(settings.preview_secret.get_secret_value(), settings.preview_ttl_seconds)
 
 
-def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) -> Callable:
-    """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`."""
+def build_wsgi_app(
+    settings: Settings, service: SearchService, app: App | None, page: Callable | None = None
+) -> Callable:
+    """One WSGI app for `/slack/events` (when `app` is given), the signed `/images/<id>`, and
+    every other path to `page` when given (404 without it)."""
     previews = None
     if settings.public_base_url and settings.library is not None:
 
@@ -244,6 +247,8 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
             return events_handler(environ, start_response)
         if previews and path.startswith(PREVIEW_PATH_PREFIX):
             return previews(environ, start_response)
+        if page is not None:
+            return page(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found\n"]
 
@@ -251,10 +256,12 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
 
 
 def make_http_server(
-    wsgi_app: Callable, host: str, port: int, settings: Settings
+    wsgi_app: Callable, host: str, port: int, settings: Settings, max_body: int = MAX_BODY_BYTES
 ) -> SlackHttpServer:
     try:
-        return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+        return SlackHttpServer(
+            wsgi_app, host, port, settings.http_threads, settings.http_backlog, max_body
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
@@ -284,8 +291,16 @@ def warm_up(service: SearchService) -> threading.Thread:
     return thread
 
 
-def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> None:
+def serve(
+    settings: Settings,
+    service: SearchService,
+    host: str = "0.0.0.0",
+    page: Callable | None = None,
+) -> None:
     """Run until SIGTERM or Ctrl-C: Socket Mode with SLACK_APP_TOKEN, HTTP mode otherwise.
+
+    `page`: a WSGI app answering every path the bot does not (the team's search page, made
+    by the composition root behind its own sign-in), served by the same HTTP server.
 
     On a stop, no new request is taken and the answers already under way are finished
     (for up to FINDIMAGE_SHUTDOWN_GRACE_SECONDS) before returning.
@@ -298,14 +313,17 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         raise ConfigError("SLACK_APP_TOKEN is empty: copy the app-level token from the Slack app.")
     # The port is taken before anything starts, so a busy one is the only line printed.
     server: SlackHttpServer | None = None
+    # The page takes photos as large as the indexer reads; the bot's own requests stay
+    # bounded by signed_only's limit whatever the server's is.
+    max_body = max(MAX_BODY_BYTES, settings.max_file_bytes + 64 * 1024) if page else MAX_BODY_BYTES
     if app_token is None:
         server = make_http_server(
-            build_wsgi_app(settings, service, app), host, settings.port, settings
+            build_wsgi_app(settings, service, app, page), host, settings.port, settings, max_body
         )
-    elif settings.public_base_url:
-        # Socket Mode needs no public URL for Slack, but signed previews still do.
+    elif settings.public_base_url or page is not None:
+        # Socket Mode needs no public URL for Slack, but signed previews and the page do.
         server = make_http_server(
-            build_wsgi_app(settings, service, None), host, settings.port, settings
+            build_wsgi_app(settings, service, None, page), host, settings.port, settings, max_body
         )
     stopping = threading.Event()
     previous_handlers = _on_stop_signals(stopping)
@@ -321,13 +339,16 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
             # Connected first: a refused token or socket is the one line printed.
             socket_mode = socket_mode_connect(app, app_token)
             warming = warm_up(service)
-            _say(f"connected to Slack in Socket Mode; {previews_from(settings)}; Ctrl-C stops.")
+            _say(
+                f"connected to Slack in Socket Mode; {previews_from(settings)}; "
+                f"{page_at(settings, page)}Ctrl-C stops."
+            )
         else:
             assert server is not None
             warming = warm_up(service)
             _say(
                 f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
-                f"{previews_from(settings)}; Ctrl-C stops."
+                f"{previews_from(settings)}; {page_at(settings, page)}Ctrl-C stops."
             )
         stopping.wait()
     except KeyboardInterrupt:
@@ -351,6 +372,13 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
+
+
+def page_at(settings: Settings, page: Callable | None) -> str:
+    """Where the team's search page is, for the start-up line ("" when it is not served)."""
+    if page is None:
+        return ""
+    return f"the search page at {(settings.public_base_url or '').rstrip('/')}/; "
 
 
 def previews_from(settings: Settings) -> str:
