@@ -29,7 +29,7 @@ from bot.deduplication import AnsweredOnce, once_per_event
 from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
-from bot.http import QuietLog, SlackHttpServer, signed_only
+from bot.http import HEALTH_PATH, QuietLog, Readiness, SlackHttpServer, signed_only
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -215,8 +215,14 @@ def preview_signer(settings: Settings) -> PreviewSigner:
     return PreviewSigner(settings.preview_secret.get_secret_value(), settings.preview_ttl_seconds)
 
 
-def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) -> Callable:
-    """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`."""
+def build_wsgi_app(
+    settings: Settings,
+    service: SearchService,
+    app: App | None,
+    readiness: Readiness | None = None,
+) -> Callable:
+    """One WSGI app for `/slack/events` (when `app` is given), the signed `/images/<id>` and
+    `/healthz` (when `readiness` is given: 200 once the models are loaded, 503 before)."""
     previews = None
     if settings.public_base_url and settings.library is not None:
 
@@ -244,6 +250,8 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
             return events_handler(environ, start_response)
         if previews and path.startswith(PREVIEW_PATH_PREFIX):
             return previews(environ, start_response)
+        if readiness is not None and path == HEALTH_PATH:
+            return readiness(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found\n"]
 
@@ -268,9 +276,10 @@ def make_http_server(
         raise
 
 
-def warm_up(service: SearchService) -> threading.Thread:
+def warm_up(service: SearchService, readiness: Readiness | None = None) -> threading.Thread:
     """Load both models in the background, so the first answers need not wait for them;
-    requests arriving meanwhile are acked at once and answered when the models are ready."""
+    requests arriving meanwhile are acked at once and answered when the models are ready.
+    `readiness` is told how it went."""
 
     def load() -> None:
         try:
@@ -278,6 +287,11 @@ def warm_up(service: SearchService) -> threading.Thread:
             log.info("models loaded")
         except Exception as exc:
             log.warning("loading the models at start failed (answers will say why): %s", exc)
+            if readiness is not None:
+                readiness.failed()
+            return
+        if readiness is not None:
+            readiness.loaded()
 
     thread = threading.Thread(target=load, name="warm-up", daemon=True)
     thread.start()
@@ -306,14 +320,15 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         raise ConfigError("SLACK_APP_TOKEN is empty: copy the app-level token from the Slack app.")
     # The port is taken before anything starts, so a busy one is the only line printed.
     server: SlackHttpServer | None = None
+    readiness = Readiness()
     if app_token is None:
         server = make_http_server(
-            build_wsgi_app(settings, service, app), host, settings.port, settings
+            build_wsgi_app(settings, service, app, readiness), host, settings.port, settings
         )
     elif settings.public_base_url:
         # Socket Mode needs no public URL for Slack, but signed previews still do.
         server = make_http_server(
-            build_wsgi_app(settings, service, None), host, settings.port, settings
+            build_wsgi_app(settings, service, None, readiness), host, settings.port, settings
         )
     stopping = threading.Event()
     previous_handlers = _on_stop_signals(stopping)
@@ -325,12 +340,12 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
                 threading.Thread(target=server.serve_forever, daemon=True).start()
             # Connected first: a refused token or socket is the one line printed.
             socket_mode = socket_mode_connect(app, app_token)
-            warming = warm_up(service)
+            warming = warm_up(service, readiness)
             _say(f"connected to Slack in Socket Mode; {previews_from(settings)}; Ctrl-C stops.")
             stopping.wait()
         else:
             assert server is not None
-            warming = warm_up(service)
+            warming = warm_up(service, readiness)
             _say(
                 f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
                 f"{previews_from(settings)}; Ctrl-C stops."
