@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from findimage.cli import main
+from findimage.documents import ModelInfo
 from findimage.encoders import ClipEncoder
-from findimage.errors import ConfigError
+from findimage.errors import ConfigError, ModelMismatchError
 from findimage.factory import build_encoders, device_placement, torch_batch
 from findimage.inference.export import MIN_AGREEMENT, probe_pictures
 from findimage.inference.half import (
@@ -27,6 +28,7 @@ from findimage.inference.half import (
     placement,
 )
 from findimage.settings import Settings, load_settings
+from findimage.stores.base import check_models
 from tests.support.pictures import draw_shape
 
 
@@ -186,3 +188,30 @@ def test_the_factory_builds_the_fp16_encoder_for_cuda(
     image, text = build_encoders(settings)
     assert isinstance(image, ClipEncoder) and image is text
     assert image._half and image._batch_size == 256
+
+
+@pytest.mark.parametrize(
+    ("recorded", "configured", "remedy"),
+    [
+        ("fp16", "fp32", "FINDIMAGE_ENGINE=torch and FINDIMAGE_DEVICE=cuda"),
+        (
+            "fp32",
+            "fp16",
+            "FINDIMAGE_DEVICE=cpu, FINDIMAGE_ENGINE=torch and FINDIMAGE_PRECISION=fp32",
+        ),
+    ],
+)
+def test_an_index_written_at_fp16_names_settings_that_exist(
+    recorded: str, configured: str, remedy: str
+) -> None:
+    """GPU workers must not mix fp16 and fp32 vectors in one index (as any two engines); the
+    sentence names settings that run the recorded engine, never FINDIMAGE_PRECISION=fp16."""
+    with pytest.raises(ModelMismatchError) as refused:
+        check_models(
+            ModelInfo("clip", "clip", 512, engine="torch", precision=recorded),
+            ModelInfo("clip", "clip", 512, engine="torch", precision=configured),
+        )
+    assert str(refused.value) == (
+        f"The index was built by the torch {recorded} image engine, but the settings say "
+        f"torch {configured}: set {remedy} back, or rebuild the index with the new engine."
+    )
