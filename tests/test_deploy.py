@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import stat
 import subprocess
@@ -353,3 +354,18 @@ def test_the_compose_recipe_names_the_workers_that_exist() -> None:
             services = {w for w in words[3:] if not w.startswith("-")}
             if services & named:
                 assert services == named, line
+
+
+def test_the_deploy_readme_names_every_manifest_and_applies_only_files_that_exist() -> None:
+    readme = (ROOT / "deploy" / "README.md").read_text(encoding="utf-8")
+    for path in KUBERNETES.glob("*.yaml"):
+        assert f"`kubernetes/{path.name}`" in readme, path.name
+    texts = [readme] + [p.read_text(encoding="utf-8") for p in KUBERNETES.glob("*.yaml")]
+    for text in texts:
+        for applied in re.findall(r"kubectl apply((?: -f \S+)+)", text):
+            for name in (n.rstrip(",.;") for n in applied.split(" -f ")[1:]):
+                assert (ROOT / name).exists() or (KUBERNETES / name).exists(), name
+    # The compose recipe is the one docker-compose.yml gives.
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    for command in re.findall(r"^docker compose (?:up|wait) .*?(?=\s+#|$)", readme, re.M):
+        assert command in compose, command
