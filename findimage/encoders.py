@@ -131,7 +131,6 @@ class ClipEncoder:
     """
 
     engine = "torch"
-    precision = "fp32"
 
     def __init__(
         self,
@@ -143,7 +142,7 @@ class ClipEncoder:
         half: bool = False,
     ):
         self.model_name = model_name
-        self.precision = "fp32"
+        self._precision = "fp32"
         self._setting = setting
         self._device = None if device == "auto" else device
         self._half = half
@@ -158,6 +157,13 @@ class ClipEncoder:
         if dims is None:
             dims = self.encode_texts(["dimension probe"]).shape[1]
         return int(dims)
+
+    @property
+    def precision(self) -> str:
+        """fp32, or with `half` the precision the check at load chose (loads)."""
+        if self._half:
+            self._load()
+        return self._precision
 
     @property
     def input_side(self) -> int:
@@ -209,7 +215,7 @@ class ClipEncoder:
                 show_progress_bar=False,
             )
         rows = np.asarray(vectors, dtype=np.float32)
-        if self.precision == "fp16":
+        if self._precision == "fp16":
             # Normalized at fp16 inside the model: again at fp32, as every other engine's.
             rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         return rows
@@ -235,7 +241,7 @@ class ClipEncoder:
                         model = load_sentence_transformer(
                             self.model_name, self._setting, "cpu", files_cached
                         )
-                        self.precision = self._settle_half(model)
+                        self._precision = self._settle_half(model)
                         self._model = model
         return self._model
 

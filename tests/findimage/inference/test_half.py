@@ -174,6 +174,14 @@ def test_the_encoders_fp16_path_runs_the_image_tower_at_fp16_and_agrees(
     assert np.allclose(half.encode_texts(["a red circle"]), cpu.encode_texts(["a red circle"]))
 
 
+def test_precision_read_first_loads_and_says_fp16(tiny_clip: Path) -> None:
+    """What the indexer records for the index (`ModelInfo.precision`) is what runs, even when
+    it asks before anything was encoded."""
+    half = ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu", half=True)
+    assert half.precision == "fp16"
+    assert ClipEncoder(str(tiny_clip), "FINDIMAGE_IMAGE_MODEL", device="cpu").precision == "fp32"
+
+
 def test_the_factory_builds_the_fp16_encoder_for_cuda(
     tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
