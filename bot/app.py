@@ -29,7 +29,7 @@ from bot.deduplication import AnsweredOnce, once_per_event
 from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
-from bot.http import MAX_BODY_BYTES, QuietLog, SlackHttpServer, signed_only
+from bot.http import HEALTH_PATH, MAX_BODY_BYTES, QuietLog, Readiness, SlackHttpServer, signed_only
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -216,9 +216,14 @@ def preview_signer(settings: Settings) -> PreviewSigner:
 
 
 def build_wsgi_app(
-    settings: Settings, service: SearchService, app: App | None, page: Callable | None = None
+    settings: Settings,
+    service: SearchService,
+    app: App | None,
+    page: Callable | None = None,
+    readiness: Readiness | None = None,
 ) -> Callable:
-    """One WSGI app for `/slack/events` (when `app` is given), the signed `/images/<id>`, and
+    """One WSGI app for `/slack/events` (when `app` is given), the signed `/images/<id>`,
+    `/healthz` (when `readiness` is given: 200 once the models are loaded, 503 before), and
     every other path to `page` when given (404 without it)."""
     previews = None
     if settings.public_base_url and settings.library is not None:
@@ -247,6 +252,8 @@ def build_wsgi_app(
             return events_handler(environ, start_response)
         if previews and path.startswith(PREVIEW_PATH_PREFIX):
             return previews(environ, start_response)
+        if readiness is not None and path == HEALTH_PATH:
+            return readiness(environ, start_response)
         if page is not None:
             return page(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
@@ -275,9 +282,10 @@ def make_http_server(
         raise
 
 
-def warm_up(service: SearchService) -> threading.Thread:
+def warm_up(service: SearchService, readiness: Readiness | None = None) -> threading.Thread:
     """Load both models in the background, so the first answers need not wait for them;
-    requests arriving meanwhile are acked at once and answered when the models are ready."""
+    requests arriving meanwhile are acked at once and answered when the models are ready.
+    `readiness` is told how it went."""
 
     def load() -> None:
         try:
@@ -285,6 +293,11 @@ def warm_up(service: SearchService) -> threading.Thread:
             log.info("models loaded")
         except Exception as exc:
             log.warning("loading the models at start failed (answers will say why): %s", exc)
+            if readiness is not None:
+                readiness.failed()
+            return
+        if readiness is not None:
+            readiness.loaded()
 
     thread = threading.Thread(target=load, name="warm-up", daemon=True)
     thread.start()
@@ -316,14 +329,23 @@ def serve(
     # The page takes photos as large as the indexer reads; the bot's own requests stay
     # bounded by signed_only's limit whatever the server's is.
     max_body = max(MAX_BODY_BYTES, settings.max_file_bytes + 64 * 1024) if page else MAX_BODY_BYTES
+    readiness = Readiness()
     if app_token is None:
         server = make_http_server(
-            build_wsgi_app(settings, service, app, page), host, settings.port, settings, max_body
+            build_wsgi_app(settings, service, app, page, readiness),
+            host,
+            settings.port,
+            settings,
+            max_body,
         )
     elif settings.public_base_url or page is not None:
         # Socket Mode needs no public URL for Slack, but signed previews and the page do.
         server = make_http_server(
-            build_wsgi_app(settings, service, None, page), host, settings.port, settings, max_body
+            build_wsgi_app(settings, service, None, page, readiness),
+            host,
+            settings.port,
+            settings,
+            max_body,
         )
     stopping = threading.Event()
     previous_handlers = _on_stop_signals(stopping)
@@ -338,14 +360,14 @@ def serve(
         if app_token is not None:
             # Connected first: a refused token or socket is the one line printed.
             socket_mode = socket_mode_connect(app, app_token)
-            warming = warm_up(service)
+            warming = warm_up(service, readiness)
             _say(
                 f"connected to Slack in Socket Mode; {previews_from(settings)}; "
                 f"{page_at(settings, page)}Ctrl-C stops."
             )
         else:
             assert server is not None
-            warming = warm_up(service)
+            warming = warm_up(service, readiness)
             _say(
                 f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
                 f"{previews_from(settings)}; {page_at(settings, page)}Ctrl-C stops."

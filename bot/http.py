@@ -161,3 +161,54 @@ def _refuse(start_response: Callable, status: str) -> list[bytes]:
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
     )
     return [body]
+
+
+# What an orchestrator polls to learn whether this bot may be sent requests (the readiness
+# probe in deploy/kubernetes/bot.yaml). A probe succeeds on 200-399 and fails on anything else:
+# https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/
+HEALTH_PATH = "/healthz"
+
+
+class Readiness:
+    """Whether the bot is ready for requests: its models loaded and warmed.
+
+    Loading is at its start (`bot.app.warm_up`); until it is done, or when it failed, the
+    endpoint says 503, so a rolling update keeps sending Slack to the old pod until the new
+    one can answer, and a pod whose models cannot load takes no traffic (its log says why).
+    """
+
+    def __init__(self) -> None:
+        self._state = "loading the models"
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._state == "ready"
+
+    def loaded(self) -> None:
+        with self._lock:
+            self._state = "ready"
+
+    def failed(self) -> None:
+        # The reason goes to the log, not to whoever can reach the port.
+        with self._lock:
+            self._state = "the models failed to load (see the log)"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """The WSGI endpoint: 200 `ready`, or 503 with what is missing, in one line."""
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _refuse(start_response, "405 Method Not Allowed")
+        with self._lock:
+            state = self._state
+        status = "200 OK" if state == "ready" else "503 Service Unavailable"
+        body = f"{state}\n".encode()
+        start_response(
+            status,
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]

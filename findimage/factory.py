@@ -9,6 +9,7 @@ from pathlib import Path
 from findimage.documents import IndexReport, ModelInfo
 from findimage.encoders import ClipEncoder, OnnxEncoder, TextEncoder
 from findimage.errors import ConfigError
+from findimage.inference.half import Placement, placement
 from findimage.search import SearchService, TextSearch
 from findimage.settings import Settings
 from findimage.stores.base import VectorStore
@@ -44,12 +45,14 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             raise ConfigError(
                 "FINDIMAGE_PRECISION=int8 needs FINDIMAGE_ENGINE=onnx: PyTorch runs fp32 only."
             )
+        where = device_placement(settings)
         image = ClipEncoder(
             settings.image_model,
             "FINDIMAGE_IMAGE_MODEL",
             settings.device,
-            settings.batch_size,
+            torch_batch(settings),
             threads,
+            half=where.half,
         )
         if settings.text_model == settings.image_model:
             return image, image
@@ -57,7 +60,7 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             settings.text_model,
             "FINDIMAGE_TEXT_MODEL",
             settings.device,
-            settings.batch_size,
+            torch_batch(settings),
             threads,
         )
         return image, text
@@ -84,6 +87,22 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             threads,
         ),
     )
+
+
+def device_placement(settings: Settings) -> Placement:
+    """FINDIMAGE_DEVICE, checked against the GPUs PyTorch sees (imported only for cuda)."""
+
+    def cuda_available() -> bool:
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    return placement(settings.device, cuda_available)
+
+
+def torch_batch(settings: Settings) -> int:
+    """Pictures per PyTorch batch: a GPU takes far larger ones than a CPU gains from."""
+    return settings.cuda_batch_size if settings.device == "cuda" else settings.batch_size
 
 
 def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
@@ -182,5 +201,5 @@ def _indexer_batch(settings: Settings) -> int:
     decoded picture to the last (measured, BENCHMARKS.md).
     """
     if settings.engine == "torch":
-        return settings.batch_size
+        return torch_batch(settings)
     return min(settings.batch_size, 4 * settings.compute_threads)

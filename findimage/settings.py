@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # index (FINDIMAGE_DATA_DIR) of that user.
     model_cache: Path | None = None
     batch_size: int = Field(default=32, ge=1, le=1024)
+    # With FINDIMAGE_DEVICE=cuda: pictures per batch on the GPU, which runs a large batch in
+    # little more time than a small one (bench/bench_gpu.py measures 32 to 256).
+    cuda_batch_size: int = Field(default=256, ge=1, le=4096)
     # Threads reading and decoding pictures while the engine runs; default: one per core
     # (measured best beside an engine using every core, BENCHMARKS.md).
     decode_workers: int | None = Field(default=None, ge=1, le=64)

@@ -141,8 +141,8 @@ def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
         raise ModelMismatchError(
             f"The index was built by the {recorded.engine} {recorded.precision} image engine, "
             f"but the settings say {configured.engine} {configured.precision}: set "
-            f"FINDIMAGE_ENGINE={recorded.engine} and FINDIMAGE_PRECISION={recorded.precision} "
-            "back, or rebuild the index with the new engine."
+            f"{_engine_settings(recorded, configured)} back, or rebuild the index with the new "
+            "engine."
         )
     raise ModelMismatchError(
         "The index was built with image model "
@@ -151,6 +151,15 @@ def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
         f"({configured.dims} dims). Set FINDIMAGE_IMAGE_MODEL and FINDIMAGE_TEXT_MODEL back, "
         "or rebuild the index with the new models."
     )
+
+
+def _engine_settings(recorded: ModelInfo, configured: ModelInfo) -> str:
+    """The settings that run the recorded engine again. fp16 is not a FINDIMAGE_PRECISION:
+    it is what FINDIMAGE_DEVICE=cuda runs (findimage/inference/half.py)."""
+    if recorded.precision == "fp16":
+        return "FINDIMAGE_ENGINE=torch and FINDIMAGE_DEVICE=cuda"
+    named = f"FINDIMAGE_ENGINE={recorded.engine} and FINDIMAGE_PRECISION={recorded.precision}"
+    return f"FINDIMAGE_DEVICE=cpu, {named}" if configured.precision == "fp16" else named
 
 
 def check_model_names(recorded: ModelInfo | None, image_model: str, text_model: str) -> None:
