@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ from indexer.shards import shard_of
 from tests.support.cli import FINDIMAGE, json_in_process, run_in_process
 from tests.support.es_emulator import ES_9, ElasticsearchEmulator
 from tests.support.pictures import make_library
+from tests.support.s3 import S3Service, credentials_env, moto_s3
 from tests.support.waiting import CEILING_SECONDS, wait_until
 
 ALIAS = "findimage-images"
@@ -260,3 +262,49 @@ def test_a_bad_shard_is_one_sentence(
 
     assert code == 2 and out == ""
     assert err.startswith("findimage: --shard") and err.count("\n") == 1
+
+
+def test_workers_one_after_another_split_an_s3_library_exactly(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
+    with moto_s3() as s3:
+        s3.client().create_bucket(Bucket="pictures")
+        pictures = make_library_in_bucket(s3, 12)
+        monkeypatch.setenv("FINDIMAGE_S3_ENDPOINT_URL", s3.endpoint_url)
+        url = "s3://pictures/library"
+
+        reports = [
+            json_in_process(capsys, "index", url, "--shard", f"{k}/{WORKERS}")
+            for k in range(1, WORKERS + 1)
+        ]
+        s3.client().delete_object(Bucket="pictures", Key=f"library/{pictures[0]}")
+        again = [
+            json_in_process(capsys, "index", url, "--shard", f"{k}/{WORKERS}")
+            for k in range(1, WORKERS + 1)
+        ]
+
+    assert [r["indexed"] for r in reports] == [
+        sum(shard_of(p, WORKERS) == k for p in pictures) for k in range(1, WORKERS + 1)
+    ]
+    assert [r["deleted"] for r in again] == [
+        int(shard_of(pictures[0], WORKERS) == k) for k in range(1, WORKERS + 1)
+    ]
+    assert _indexed_ids(emulator, ALIAS) == {document_id(p) for p in pictures[1:]}
+    assert set(_bulk_actions(emulator, "index", ALIAS).values()) == {1}
+
+
+def make_library_in_bucket(s3: S3Service, count: int) -> list[str]:
+    """`count` pictures under s3://pictures/library, as make_library draws them; their
+    library-relative paths."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        paths = make_library(root, count)
+        relative = [p.relative_to(root).as_posix() for p in paths]
+        for path, key in zip(paths, relative, strict=True):
+            s3.put("pictures", f"library/{key}", path.read_bytes())
+    return relative
