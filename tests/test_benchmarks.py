@@ -27,6 +27,7 @@ TINY_RUNS: dict[str, tuple[str, ...]] = {
     "bench_embedded_search": ("--count", "500", "--dims", "32", "--repeats", "3"),
     "bench_indexing": ("--count", "3", "--image-model", "{model}", "--work", "{work}"),
     "bench_query": (*MODELS, "--sizes", "300", "--work", "{work}"),
+    "bench_shards": ("--count", "6", "--image-model", "{model}", "--work", "{work}"),
     "bench_startup": ("--pictures", "20", "--rounds", "1"),
     "bench_watch": ("--image-model", "{model}", "--work", "{work}"),
     # Runs no model: `like:` queries over random vectors, in Debian's headless chromium.
