@@ -240,6 +240,14 @@ def test_a_rebuild_over_three_workers_goes_live_once_after_the_last_shard(
     status = json_in_process(capsys, "status")
     assert status["count"] == 24
     assert {s["index"] for s in status["shards"]} == {name}
+    assert sum(s["written"] for s in status["shards"]) == 24
+    code, out, _ = run_in_process(capsys, "status")
+    assert code == 0
+    shard_lines = [line for line in out.splitlines() if line.startswith("shard ")]
+    assert [line.split(":")[0] for line in shard_lines] == [
+        f"shard {k}/3 into {name}" for k in (1, 2, 3)
+    ]
+    assert all(line.endswith("in its current run, done") for line in shard_lines)
 
 
 def test_the_embedded_store_refuses_shards_with_one_sentence(
