@@ -202,11 +202,16 @@ def test_a_rebuild_over_three_workers_goes_live_once_after_the_last_shard(
     emulator: ElasticsearchEmulator,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    trained_clip: Path,
 ) -> None:
     library = tmp_path / "library"
     make_library(library, 24)
     json_in_process(capsys, "index", str(library))
     [old] = emulator.aliases()[ALIAS]
+    # A rebuild with other models: the workers embed every picture again.
+    monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", str(trained_clip))
+    monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(trained_clip))
 
     code, out, err = run_in_process(capsys, "index", "--rebuild", "--prepare")
     assert code == 0, err
@@ -238,7 +243,7 @@ def test_a_rebuild_over_three_workers_goes_live_once_after_the_last_shard(
     assert old not in emulator.index_names()
     assert set(emulator.document_ids(name)) == _library_ids(library)
     status = json_in_process(capsys, "status")
-    assert status["count"] == 24
+    assert (status["count"], status["image_model"]) == (24, str(trained_clip))
     assert {s["index"] for s in status["shards"]} == {name}
     assert sum(s["written"] for s in status["shards"]) == 24
     code, out, _ = run_in_process(capsys, "status")
