@@ -321,3 +321,42 @@ def make_library_in_bucket(s3: S3Service, count: int) -> list[str]:
         for path, key in zip(paths, relative, strict=True):
             s3.put("pictures", f"library/{key}", path.read_bytes())
     return relative
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--shard", "1/2", "--watch"), "--watch cannot go with --shard"),
+        (("--shard", "1/2", "--rebuild"), "--shard cannot go with --rebuild or --replace"),
+        (("--shard", "1/2", "--replace"), "--shard cannot go with --rebuild or --replace"),
+        (("--into", "findimage-images-x"), "--into goes with --shard K/N"),
+        (("--prepare",), "--prepare goes with --rebuild"),
+        (("--swap", "x"), "--swap goes with --rebuild"),
+        (("--rebuild", "--prepare", "--swap", "x"), "--prepare and --swap are two steps"),
+    ],
+)
+def test_options_that_do_not_go_together_are_a_usage_error(
+    es_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    said: str,
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run_in_process(capsys, "index", *args)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_into_refuses_a_name_findimage_did_not_give(
+    es_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    library = tmp_path / "library"
+    make_library(library, 2)
+    json_in_process(capsys, "index", str(library))
+
+    code, _, err = run_in_process(
+        capsys, "index", str(library), "--shard", "1/2", "--into", "someone-elses-index"
+    )
+
+    assert code == 2
+    assert "is not a name findimage gives a new index" in err and err.count("\n") == 1
