@@ -360,3 +360,32 @@ def test_into_refuses_a_name_findimage_did_not_give(
 
     assert code == 2
     assert "is not a name findimage gives a new index" in err and err.count("\n") == 1
+
+
+def test_a_rebuild_over_workers_with_unchanged_models_copies_and_embeds_nothing(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    library = tmp_path / "library"
+    make_library(library, 6)
+    json_in_process(capsys, "index", str(library))
+    code, out, err = run_in_process(capsys, "index", "--rebuild", "--prepare")
+    assert code == 0, err
+    name = out.strip()
+    assert len(emulator.calls("POST", "/_reindex")) == 1
+
+    reports = [
+        json_in_process(capsys, "index", str(library), "--shard", f"{k}/2", "--into", name)
+        for k in (1, 2)
+    ]
+    code, out, err = run_in_process(capsys, "index", "--rebuild", "--swap", name)
+
+    assert code == 0, err
+    assert [(r["indexed"], r["deleted"]) for r in reports] == [(0, 0), (0, 0)]
+    assert sum(r["unchanged"] for r in reports) == 6
+    assert emulator.aliases()[ALIAS] == [name]
+    assert set(emulator.document_ids(name)) == _library_ids(library)
+    code, out, _ = run_in_process(capsys, "index", "--rebuild", "--swap", name)
+    assert (code, out.strip()) == (0, f"{name} was already live behind {ALIAS}.")
