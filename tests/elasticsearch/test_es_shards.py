@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from findimage.documents import document_id
+from findimage.stores.elasticsearch.versions import VersionedElasticsearch
 from indexer.shards import shard_of
 from tests.support.cli import FINDIMAGE, json_in_process, run_in_process
 from tests.support.es_emulator import ES_9, ElasticsearchEmulator
@@ -389,3 +390,24 @@ def test_a_rebuild_over_workers_with_unchanged_models_copies_and_embeds_nothing(
     assert set(emulator.document_ids(name)) == _library_ids(library)
     code, out, _ = run_in_process(capsys, "index", "--rebuild", "--swap", name)
     assert (code, out.strip()) == (0, f"{name} was already live behind {ALIAS}.")
+
+
+def test_a_progress_index_findimage_did_not_make_is_left_alone(
+    es_env: dict[str, str],
+    emulator: ElasticsearchEmulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = VersionedElasticsearch(emulator.url)
+    client.ensure_version(emulator.url, (8, 0))
+    client.indices.create(index=f"{ALIAS}-shards", mappings={"properties": {"x": {"type": "long"}}})
+    client.index(index=f"{ALIAS}-shards", id="theirs", document={"x": 1}, refresh=True)
+    library = tmp_path / "library"
+    make_library(library, 2)
+
+    code, _, err = run_in_process(capsys, "index", str(library), "--shard", "1/1")
+
+    assert code == 2
+    assert f"The Elasticsearch index {ALIAS}-shards was not created by findimage" in err
+    assert emulator.document_ids(f"{ALIAS}-shards") == ["theirs"]
+    client.close()
