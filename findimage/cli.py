@@ -89,6 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="Elasticsearch only: embed everything into a new index, then swap the alias to it "
         "(searches keep working meanwhile)",
     )
+    index.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="Elasticsearch only: be worker K of N, indexing (and deleting) only the pictures "
+        "of shard K; N workers K=1..N together do what one run does",
+    )
+    index.add_argument(
+        "--into",
+        metavar="NAME",
+        help="with --shard: write the new index NAME that `--rebuild --prepare` printed, "
+        "instead of the live one",
+    )
+    index.add_argument(
+        "--prepare",
+        action="store_true",
+        help="with --rebuild: only create the new index for --shard workers, and print its name",
+    )
+    index.add_argument(
+        "--swap",
+        metavar="NAME",
+        help="with --rebuild: put the prepared index NAME live once every shard reported done",
+    )
     index.add_argument("--json", action="store_true", help="print a JSON report, no progress bar")
     index.add_argument(
         "--watch",
@@ -196,10 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(
         _negative_values_attached(sys.argv[1:] if argv is None else argv)
     )
-    if args.command == "index" and args.watch:
-        others = [name for name in ("dry_run", "rebuild", "replace", "json") if getattr(args, name)]
-        if others:
-            args.usage_error(f"--watch cannot go with --{others[0].replace('_', '-')}")
+    if args.command == "index":
+        _check_index_options(args)
     if args.command == "search":
         given = [bool(args.text), args.image is not None, args.like is not None]
         if given.count(True) != 1:
@@ -287,26 +307,64 @@ def _reader_gone() -> int:
     return 128 + signal.SIGPIPE
 
 
+def _check_index_options(args: argparse.Namespace) -> None:
+    """Options of `findimage index` that cannot go together: a usage error naming them."""
+    if args.watch:
+        others = [
+            name
+            for name in ("dry_run", "rebuild", "replace", "json", "shard")
+            if getattr(args, name)
+        ]
+        if others:
+            args.usage_error(f"--watch cannot go with --{others[0].replace('_', '-')}")
+    for option in ("prepare", "swap"):
+        if getattr(args, option) and not args.rebuild:
+            args.usage_error(f"--{option} goes with --rebuild")
+    if args.prepare and args.swap:
+        args.usage_error("--prepare and --swap are two steps: run them one after the other")
+    if args.into and not args.shard:
+        args.usage_error("--into goes with --shard K/N")
+    if args.shard and (args.rebuild or args.replace):
+        args.usage_error(
+            "--shard cannot go with --rebuild or --replace: for a rebuild over workers, run "
+            "--rebuild --prepare, then --shard K/N --into NAME, then --rebuild --swap NAME"
+        )
+
+
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    from findimage.factory import build_indexer, build_store, index_target
+    from findimage.factory import build_indexer, build_store, index_target, sharded_target
     from findimage.presenters import report_output
     from findimage.skips import not_said_before
     from findimage.stores.base import check_model_names
     from indexer.scope import library_to_index, whole_library
+    from indexer.shards import parse_shard
 
     if args.watch:
         return _watch(args.path, settings)
+    if args.prepare or args.swap:
+        return _distributed_rebuild(args, settings)
+    shard = parse_shard(args.shard) if args.shard else None
     with closing(build_store(settings, repair=not args.dry_run)) as store:
         path = library_to_index(args.path, settings, store.library_root())
-        if args.rebuild:
+        if args.rebuild or args.into:
             path = whole_library(path, store.library_root(), args.replace, store.location_setting)
-        else:
+        elif shard is None:
             # Said at once, even on a run that turns out to need no model.
             check_model_names(store.models(), settings.image_model, settings.text_model)
-        with index_target(settings, store, args.rebuild) as target:
+        if shard is not None:
+            target, progress = sharded_target(settings, store, shard, args.into)
             report = build_indexer(settings, target).run(
-                path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
+                path,
+                dry_run=args.dry_run,
+                progress=not args.json,
+                shard=shard,
+                shard_progress=None if args.dry_run else progress,
             )
+        else:
+            with index_target(settings, store, args.rebuild) as target:
+                report = build_indexer(settings, target).run(
+                    path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
+                )
         library = store.library_root() or str(path)
     new_skips = None
     if not (args.json or args.dry_run):
@@ -314,6 +372,20 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         new_skips = not_said_before(report.skipped, settings.data_dir, library)
     print(report_output(report, args.json, new_skips))
     return EXIT_INCOMPLETE if report.incomplete else EXIT_OK
+
+
+def _distributed_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """`--rebuild --prepare` prints the new index's name; `--rebuild --swap NAME` puts it live."""
+    from findimage.factory import build_store, prepare_rebuild, swap_rebuild
+
+    with closing(build_store(settings)) as store:
+        if args.prepare:
+            print(prepare_rebuild(settings, store))
+        elif swap_rebuild(settings, store, args.swap):
+            print(f"{args.swap} is now live behind {settings.es_index}.")
+        else:
+            print(f"{args.swap} was already live behind {settings.es_index}.")
+    return EXIT_OK
 
 
 def _watch(given: Path | str | None, settings: Settings) -> int:

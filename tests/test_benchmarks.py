@@ -29,6 +29,7 @@ TINY_RUNS: dict[str, tuple[str, ...]] = {
     "bench_gpu": ("--seconds", "0.2"),
     "bench_indexing": ("--count", "3", "--image-model", "{model}", "--work", "{work}"),
     "bench_query": (*MODELS, "--sizes", "300", "--work", "{work}"),
+    "bench_shards": ("--count", "6", "--image-model", "{model}", "--work", "{work}"),
     "bench_startup": ("--pictures", "20", "--rounds", "1"),
     "bench_watch": ("--image-model", "{model}", "--work", "{work}"),
     # Runs no model: `like:` queries over random vectors, in Debian's headless chromium.
