@@ -131,8 +131,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_arguments(parser)
     parser.add_argument("--sizes", default="10000,100000", help="store sizes, comma-separated")
+    parser.add_argument(
+        "--repeats", type=int, help="timed calls per measurement (default 200; 40 with --quick)"
+    )
     args = parser.parse_args()
-    repeats = 40 if args.quick else 200
+    repeats = args.repeats or (40 if args.quick else 200)
     threads = len(os.sched_getaffinity(0))
     print(machine())
     cache = args.work / "model-cache"

@@ -28,7 +28,7 @@ TINY_RUNS: dict[str, tuple[str, ...]] = {
     # A tiny random-weight vision tower on the CPU (no GPU here); it loads no findimage model.
     "bench_gpu": ("--seconds", "0.2"),
     "bench_indexing": ("--count", "3", "--image-model", "{model}", "--work", "{work}"),
-    "bench_query": (*MODELS, "--sizes", "300", "--work", "{work}"),
+    "bench_query": (*MODELS, "--sizes", "300", "--repeats", "3", "--work", "{work}"),
     "bench_shards": ("--count", "6", "--image-model", "{model}", "--work", "{work}"),
     "bench_startup": ("--pictures", "20", "--rounds", "1"),
     "bench_watch": ("--image-model", "{model}", "--work", "{work}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -9,6 +10,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 # A busy machine slows the page; these are ceilings for a broken run, not expectations.
 WAIT_SECONDS = 120
+
+
+def waiting(browser: WebDriver) -> WebDriverWait:
+    """A wait whose condition is asked again when the page replaced an element between the
+    condition finding it and reading it (the results replace the heading and the grid whole);
+    Selenium's documented way for pages that re-render."""
+    return WebDriverWait(
+        browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,)
+    )
 
 
 def search(browser: WebDriver, url: str, text: str) -> None:
@@ -21,7 +31,7 @@ def search(browser: WebDriver, url: str, text: str) -> None:
 def cards(browser: WebDriver, count: int) -> list[str]:
     """The ids of the grid's results once there are `count` of them, read in one script so
     that a grid the page replaces meanwhile cannot leave the test holding removed elements."""
-    ids: list[str] = WebDriverWait(browser, WAIT_SECONDS).until(
+    ids: list[str] = waiting(browser).until(
         lambda b: b.execute_script(
             "const ids = [...document.querySelectorAll('#grid button.open')]"
             ".map(b => b.dataset.id);"
@@ -33,7 +43,7 @@ def cards(browser: WebDriver, count: int) -> list[str]:
 
 
 def thumbnails_painted(browser: WebDriver, first: int) -> None:
-    WebDriverWait(browser, WAIT_SECONDS).until(
+    waiting(browser).until(
         lambda b: b.execute_script(
             "return [...document.querySelectorAll('#grid img')].slice(0, arguments[0])"
             ".every(i => i.complete && i.naturalWidth > 0)",

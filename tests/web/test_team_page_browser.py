@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.browser import WAIT_SECONDS, cards, search, thumbnails_painted
+from tests.support.browser import cards, search, thumbnails_painted, waiting
 from tests.support.pictures import draw_shape, encode
 from tests.support.serve_process import ServeProcess
 from tests.support.slack_api import TEAM_ID, FakeSlack, SlackApiServer
@@ -52,7 +51,7 @@ def _sent_to_slack(slack: FakeSlack) -> int:
 
 
 def _on_the_page(browser: WebDriver, url: str) -> None:
-    WebDriverWait(browser, WAIT_SECONDS).until(
+    waiting(browser).until(
         lambda b: b.current_url.startswith(url + "/") and b.find_elements(By.ID, "q")
     )
 
@@ -97,7 +96,7 @@ def test_signing_out_ends_the_session_and_the_page_asks_to_sign_in_again(
     browser.get(url + "/")
     _on_the_page(browser, url)
     browser.find_element(By.CSS_SELECTOR, "#signout button").click()
-    WebDriverWait(browser, WAIT_SECONDS).until(lambda b: b.current_url == url + "/signedout")
+    waiting(browser).until(lambda b: b.current_url == url + "/signedout")
     assert browser.find_element(By.ID, "sentence").text == "You signed out."
     before = _sent_to_slack(slack)
     browser.get(url + "/")
@@ -117,7 +116,7 @@ def test_who_may_not_come_in_sees_one_sentence_and_no_library(
 ) -> None:
     slack.oidc.signing_in = person
     browser.get(url + "/")
-    shown = WebDriverWait(browser, WAIT_SECONDS).until(lambda b: b.find_elements(By.ID, "sentence"))
+    shown = waiting(browser).until(lambda b: b.find_elements(By.ID, "sentence"))
     assert [element.text for element in shown] == [sentence]
     assert not browser.find_elements(By.ID, "q")
     assert not browser.find_elements(By.CSS_SELECTOR, "#grid img")

@@ -13,9 +13,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.browser import WAIT_SECONDS, cards, search, thumbnails_painted
+from tests.support.browser import cards, search, thumbnails_painted, waiting
 from tests.support.pictures import draw_shape, encode, make_library
 from tests.support.web_page import WebProcess, index_library, web_environment, web_process
 
@@ -90,21 +89,15 @@ def test_a_next_page_arriving_after_a_new_search_is_not_mixed_into_it(
         window.scrollTo(0, document.body.scrollHeight);
         """
     )
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.execute_script("return window.heldPages.length") == 1
-    )
+    waiting(browser).until(lambda b: b.execute_script("return window.heldPages.length") == 1)
     box = browser.find_element(By.ID, "q")
     box.clear()
     box.send_keys("a blue square", Keys.ENTER)
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.execute_script("return window.handled") == 1
-    )
+    waiting(browser).until(lambda b: b.execute_script("return window.handled") == 1)
     assert "a blue square" in browser.find_element(By.ID, "heading").text
     new_ids = cards(browser, 50)
     browser.execute_script("window.heldPages[0]()")
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.execute_script("return window.handled") == 2
-    )
+    waiting(browser).until(lambda b: b.execute_script("return window.handled") == 2)
     assert cards(browser, 50) == new_ids
 
 
@@ -148,9 +141,7 @@ def test_a_bad_photo_is_one_sentence_on_the_page(
     chosen.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     browser.get(web.url + "/")
     browser.find_element(By.ID, "photo").send_keys(str(chosen))
-    alert = WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.find_elements(By.CSS_SELECTOR, "[role=alert]")
-    )
+    alert = waiting(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, "[role=alert]"))
     assert alert[0].text.startswith("That picture cannot be used")
 
 
@@ -160,14 +151,14 @@ def test_a_picture_opened_large_leads_to_more_like_it(
     search(browser, web.url, "a red circle")
     first = cards(browser, 50)[0]
     browser.find_element(By.CSS_SELECTOR, f"#grid button.open[data-id='{first}']").click()
-    dialog = WebDriverWait(browser, WAIT_SECONDS).until(
+    dialog = waiting(browser).until(
         lambda b: (
             b.find_element(By.ID, "viewer")
             if b.find_elements(By.CSS_SELECTOR, "#viewer[open] .like")
             else None
         )
     )
-    WebDriverWait(browser, WAIT_SECONDS).until(
+    waiting(browser).until(
         lambda b: b.execute_script(
             "const i = document.querySelector('#viewer img');"
             "return i.complete && i.naturalWidth > 0"
@@ -175,9 +166,7 @@ def test_a_picture_opened_large_leads_to_more_like_it(
     )
     assert dialog.find_element(By.CSS_SELECTOR, ".path").text
     dialog.find_element(By.CSS_SELECTOR, "a.like").click()
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: "like:" in b.find_element(By.ID, "heading").text
-    )
+    waiting(browser).until(lambda b: "like:" in b.find_element(By.ID, "heading").text)
     assert first not in cards(browser, 50)
 
 
@@ -222,7 +211,7 @@ def test_the_readmes_samples_answer_a_red_circle_with_the_red_circle(
         assert (first.get_attribute("alt") or "").startswith("red-circle.png")
         _shot(browser, tmp_path, "web-grid.png")
         first.click()
-        WebDriverWait(browser, WAIT_SECONDS).until(
+        waiting(browser).until(
             lambda b: b.execute_script(
                 "const i = document.querySelector('#viewer[open] img');"
                 "return i !== null && i.complete && i.naturalWidth > 0"
