@@ -98,7 +98,8 @@ class Indexer:
             entries = walk_library(scope.root, scope.folder, exclusions)
         else:
             library = ObjectStoreLibrary(scope.root, self._s3_endpoint_url)
-            entries = walk_objects(library, scope.folder, Exclusions.from_setting(self._exclude))
+            exclusions = Exclusions.for_objects(library, self._exclude)
+            entries = walk_objects(library, scope.folder, exclusions)
         for entry in entries:
             if isinstance(entry, WalkSkip):
                 skips.append(entry)
