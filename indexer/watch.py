@@ -24,6 +24,7 @@ from findimage.documents import IndexReport
 from findimage.errors import FindImageError
 from findimage.images import IMAGE_EXTENSIONS
 from findimage.raw import RAW_EXTENSIONS
+from findimage.terminal import printable, shortened
 from indexer.indexer import Indexer
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,8 @@ def burst_line(report: IndexReport, folder: str) -> str | None:
         return None
     where = f" in {folder}" if folder else ""
     line = f"Indexed {report.indexed}, removed {report.deleted}, skipped {len(report.skipped)}"
-    reasons = "; ".join(f"{skip.path}: {skip.reason}" for skip in report.skipped[:3])
+    reasons = "; ".join(
+        f"{shortened(printable(skip.path))}: {skip.reason}" for skip in report.skipped[:3]
+    )
     more = f" (+{len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
     return f"{line}{where}." + (f" Skipped {reasons}{more}." if reasons else "")
