@@ -101,8 +101,8 @@ class VectorStore(ABC):
     def writing(self) -> AbstractContextManager[None]:
         """Held by an indexing run for its whole duration, so two runs never write the same
         index at once; a store refuses a second writer with one sentence naming the first.
-        By default none: the embedded store has one; the Elasticsearch store has none yet
-        (a lock document with a lease would be its counterpart)."""
+        By default none: the embedded store holds a file lock, the Elasticsearch store a
+        lease document."""
         return nullcontext()
 
     def refresh(self) -> None:  # noqa: B027 - stores that show writes at once need nothing here

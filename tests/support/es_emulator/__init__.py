@@ -350,10 +350,18 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
         if action == "_doc" and len(path) == 3:
             if method == "GET":
                 return self._get_doc(name, path[2], params)
+            if method == "HEAD":
+                # Whether a document exists: 200 or 404, no body
+                # (https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-exists).
+                return self._get_doc(name, path[2], params)[0], None
             if method in {"PUT", "POST"}:
                 return self._index_doc(name, path[2], parse_json(body), params)
             if method == "DELETE":
                 return self._delete_doc(name, path[2], params)
+        if action == "_create" and len(path) == 3 and method in {"PUT", "POST"}:
+            # PUT /<index>/_create/<id>: index only if absent, else 409
+            # (https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-create).
+            return self._index_doc(name, path[2], parse_json(body), params, create_only=True)
         if action == "_count":
             return 200, self._count(name, parse_json(body))
         if action == "_search":

@@ -1,0 +1,117 @@
+"""One indexing run writes an Elasticsearch index at a time (issue 20, item 14): a lease
+document created with op_type=create, renewed with if_seq_no/if_primary_term, taken over
+once expired; one lease per shard for runs that each write one shard on purpose. Against
+the emulator, through the real client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from findimage.errors import BackendUnavailableError
+from findimage.settings import Settings
+from findimage.stores.elasticsearch.connection import connect
+from findimage.stores.elasticsearch.writer_lease import WriterLease, lease_id, leases_index
+from tests.support.cli import json_in_process, run_in_process
+from tests.support.pictures import make_library
+from tests.support.waiting import CEILING_SECONDS, wait_until
+
+ALIAS = "findimage-images"
+LEASES = leases_index(ALIAS)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "library"
+    make_library(root, 4)
+    return root
+
+
+def test_a_run_while_another_holds_the_lease_is_refused_and_writes_nothing(
+    es_settings: Settings,
+    es: Elasticsearch,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 4
+    (library / "trips" / "red-circle-0000.png").unlink(missing_ok=True)
+    make_library(library / "more", 2)
+    other = WriterLease(connect(es_settings), ALIAS)
+    with other.held():
+        code, out, err = run_in_process(capsys, "index", str(library))
+        assert code == 1 and out == ""
+        assert err == (
+            f"findimage: Another findimage run (pid {os.getpid()} on {socket.gethostname()}) "
+            f"is writing the Elasticsearch index {ALIAS}: wait for it to finish, then run "
+            f"again (its lease, renewed while it runs, expires at {err.split('expires at ')[1]}"
+        )
+        es.indices.refresh(index=ALIAS)
+        assert es.count(index=ALIAS)["count"] == 4  # nothing written
+    # Released at the end: the next run writes.
+    assert not es.exists(index=LEASES, id="writer-all")
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 2
+
+
+def test_an_expired_lease_is_taken_over_and_released_at_the_end(
+    es_env: dict[str, str], es: Elasticsearch, library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a killed run leaves: its lease, no longer renewed, past its expiry."""
+    es.indices.create(index=LEASES)
+    expired = int((time.time() - 1) * 1000)
+    es.index(index=LEASES, id="writer-all", document={"holder": "999 gone", "expires_at": expired})
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 4
+    assert not es.exists(index=LEASES, id="writer-all")
+
+
+def test_two_takeovers_of_one_expired_lease_only_one_wins(
+    es_settings: Settings, es: Elasticsearch
+) -> None:
+    es.indices.create(index=LEASES)
+    expired = int((time.time() - 1) * 1000)
+    es.index(index=LEASES, id="writer-all", document={"holder": "999 gone", "expires_at": expired})
+    first = WriterLease(connect(es_settings), ALIAS)
+    second = WriterLease(connect(es_settings), ALIAS)
+    # Both read the expired lease; the first conditional write wins, the second gets 409.
+    found = es.get(index=LEASES, id="writer-all")
+    first.acquire()
+    with pytest.raises(BackendUnavailableError, match="Another findimage run"):
+        second.acquire()
+    current = es.get(index=LEASES, id="writer-all")
+    assert current["_seq_no"] > found["_seq_no"]
+    first.release()
+    assert not es.exists(index=LEASES, id="writer-all")
+
+
+def test_each_shard_has_its_own_lease(es_settings: Settings, es: Elasticsearch) -> None:
+    assert lease_id() == "writer-all" and lease_id((1, 3)) == "writer-1-of-3"
+    one = WriterLease(connect(es_settings), ALIAS, shard=(1, 3))
+    two = WriterLease(connect(es_settings), ALIAS, shard=(2, 3))
+    with one.held(), two.held():
+        assert es.exists(index=LEASES, id="writer-1-of-3")
+        assert es.exists(index=LEASES, id="writer-2-of-3")
+        with pytest.raises(BackendUnavailableError, match="Another findimage run"):
+            WriterLease(connect(es_settings), ALIAS, shard=(1, 3)).acquire()
+    assert not es.exists(index=LEASES, id="writer-1-of-3")
+
+
+def test_a_lease_is_renewed_and_a_holder_whose_lease_was_taken_stops_writing(
+    es_settings: Settings, es: Elasticsearch
+) -> None:
+    lease = WriterLease(connect(es_settings), ALIAS, lease_seconds=0.6)
+    with lease.held():
+        first = es.get(index=LEASES, id="writer-all")
+        wait_until(
+            lambda: es.get(index=LEASES, id="writer-all")["_seq_no"] > first["_seq_no"],
+            CEILING_SECONDS,
+            "a renewal",
+        )
+        # Another run took it over (this one looked stalled).
+        es.index(index=LEASES, id="writer-all", document={"holder": "1 other", "expires_at": 0})
+        wait_until(lease.lost.is_set, CEILING_SECONDS, "the holder to see its lease lost")
+    # Not deleted: it is the other run's now.
+    assert es.get(index=LEASES, id="writer-all")["_source"]["holder"] == "1 other"
