@@ -115,3 +115,30 @@ def test_a_lease_is_renewed_and_a_holder_whose_lease_was_taken_stops_writing(
         wait_until(lease.lost.is_set, CEILING_SECONDS, "the holder to see its lease lost")
     # Not deleted: it is the other run's now.
     assert es.get(index=LEASES, id="writer-all")["_source"]["holder"] == "1 other"
+
+
+def test_a_lease_of_a_process_of_this_host_that_is_gone_is_taken_over_at_once(
+    es_env: dict[str, str], es: Elasticsearch, library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run killed with SIGKILL (or one that could not delete its lease during an outage)
+    on this host: the next run need not wait for the lease to expire."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    es.indices.create(index=LEASES)
+    later = int((time.time() + 3600) * 1000)
+    holder = f"{gone} {socket.gethostname()}"
+    es.index(index=LEASES, id="writer-all", document={"holder": holder, "expires_at": later})
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 4
+    # The same on another host is waited out.
+    es.index(
+        index=LEASES, id="writer-all", document={"holder": f"{gone} elsewhere", "expires_at": later}
+    )
+    code, _, err = run_in_process(capsys, "index", str(library))
+    assert code == 1 and f"(pid {gone} on elsewhere)" in err

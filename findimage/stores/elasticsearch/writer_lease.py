@@ -7,8 +7,9 @@ https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-index, op_
 holder renews it every third of the lease and deletes it at the end, each time only if the
 document is still the one it wrote (if_seq_no and if_primary_term:
 https://www.elastic.co/docs/reference/elasticsearch/rest-apis/optimistic-concurrency-control).
-A run that finds a lease past its expiry (its holder was killed, or lost the cluster) takes
-it over with the same conditional write, which only one of several contenders wins.
+A run that finds a lease past its expiry (its holder was killed, or lost the cluster), or
+held by a process of this host that no longer runs, takes it over with the same
+conditional write, which only one of several contenders wins.
 
 Runs that write one shard of a library each (several workers on purpose) hold one lease
 per shard (`writer-1-of-3`): pass `shard`. Expiry compares the holder's clock with the
@@ -46,6 +47,12 @@ _MAPPINGS = {
 }
 
 
+# The leases this process holds now: a lease in this process's name that is not among them
+# was left by an earlier run of the process that could not delete it (an outage).
+_held: set[tuple[str, str]] = set()
+_held_lock = threading.Lock()
+
+
 def leases_index(alias: str) -> str:
     return f"{alias}-{WRITERS_SUFFIX}"
 
@@ -78,6 +85,7 @@ class WriterLease:
         self._holder = f"{os.getpid()} {socket.gethostname()}"
         # The sequence number and primary term of the lease as this run last wrote it.
         self._written: tuple[int, int] | None = None
+        self._key = (self._alias, self._id)
         self._stop = threading.Event()
         # Set when another run took the lease over (this one stalled past its expiry).
         self.lost = threading.Event()
@@ -97,6 +105,11 @@ class WriterLease:
 
     def acquire(self) -> None:
         """Take the lease, or refuse with one sentence naming the run that holds it."""
+        self._take()
+        with _held_lock:
+            _held.add(self._key)
+
+    def _take(self) -> None:
         with translate_errors(self._connection, f"lock the index {self._alias} for writing"):
             self._make_index()
             try:
@@ -110,11 +123,12 @@ class WriterLease:
                 self._written = self._put(op_type="create")
                 return
             lease = found.get("_source", {})
+            holder = str(lease.get("holder", ""))
             expires_at = float(lease.get("expires_at", 0)) / 1000
-            if expires_at > self._clock():
-                raise self._refusal(str(lease.get("holder", "")), expires_at)
+            if expires_at > self._clock() and not self._stale(holder):
+                raise self._refusal(holder, expires_at)
             log.info(
-                "taking over the lease on %s of %s, expired at %s",
+                "taking over the lease on %s of %s (expiry %s, or its process is gone)",
                 self._alias,
                 lease.get("holder"),
                 _shown(expires_at),
@@ -127,7 +141,10 @@ class WriterLease:
                 raise self._refusal("another process", self._clock() + self._seconds) from None
 
     def release(self) -> None:
-        """Delete the lease if it is still this run's; a failure leaves it to expire."""
+        """Delete the lease if it is still this run's; a failure leaves it to expire (or to
+        the next run of this host, which sees this process gone)."""
+        with _held_lock:
+            _held.discard(self._key)
         if self._written is None or self.lost.is_set():
             return
         seq_no, term = self._written
@@ -181,6 +198,14 @@ class WriterLease:
             if error_type(exc) != "resource_already_exists_exception":
                 raise
 
+    def _stale(self, holder: str) -> bool:
+        """A lease that need not be waited out: its holder on this host is gone, or it is
+        this process, holding no such lease now (an earlier run here failed to delete it)."""
+        if holder == self._holder:
+            with _held_lock:
+                return self._key not in _held
+        return _gone(holder)
+
     def _refusal(self, holder: str, expires_at: float) -> BackendUnavailableError:
         parts = holder.split()
         who = f"pid {parts[0]} on {parts[1]}" if len(parts) == 2 else holder or "another process"
@@ -193,6 +218,22 @@ class WriterLease:
     @property
     def _client(self) -> Any:
         return self._connection.client
+
+
+def _gone(holder: str) -> bool:
+    """Whether the lease's holder was a process of this host that no longer runs (killed, or
+    it could not delete its lease during an outage): its lease need not be waited out. A
+    holder on another host, or a pid that runs (perhaps reused), is waited out."""
+    parts = holder.split()
+    if len(parts) != 2 or parts[1] != socket.gethostname() or not parts[0].isdigit():
+        return False
+    try:
+        os.kill(int(parts[0]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, under another user
+        return False
+    return False
 
 
 def _shown(timestamp: float) -> str:

@@ -163,9 +163,17 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
             self._stall.clear()
             self._release.set()
 
-    def index_names(self) -> list[str]:
+    def index_names(self, hidden: bool = False) -> list[str]:
+        """The indices, as `GET _all` or `*` lists them: hidden ones (`index.hidden`, such as
+        findimage's writer leases) only when asked, as expand_wildcards leaves them out by
+        default (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/
+        api-conventions, "Hidden data streams and indices")."""
         with self._lock:
-            return sorted(self._indices)
+            return sorted(
+                name
+                for name, index in self._indices.items()
+                if hidden or str(index.settings["index"].get("hidden", "false")).lower() != "true"
+            )
 
     def aliases(self) -> dict[str, list[str]]:
         with self._lock:
