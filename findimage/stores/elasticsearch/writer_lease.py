@@ -50,7 +50,7 @@ _MAPPINGS = {
 # The leases this process holds now: a lease in this process's name that is not among them
 # was left by an earlier run of the process that could not delete it (an outage).
 _held: set[tuple[str, str]] = set()
-_held_lock = threading.Lock()
+_held_lock = threading.RLock()
 
 
 def leases_index(alias: str) -> str:
@@ -105,8 +105,10 @@ class WriterLease:
 
     def acquire(self) -> None:
         """Take the lease, or refuse with one sentence naming the run that holds it."""
-        self._take()
+        # Under the process's lock: two threads of one process taking the same lease would
+        # otherwise each take the other's for an earlier run's stale one.
         with _held_lock:
+            self._take()
             _held.add(self._key)
 
     def _take(self) -> None:

@@ -37,6 +37,7 @@ from tests.support.es_emulator.common import (
     ES_9_1,
     VERSIONS,
     EsError,
+    Index,
     Json,
     bad_request,
     parse_json,
@@ -169,11 +170,7 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
         default (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/
         api-conventions, "Hidden data streams and indices")."""
         with self._lock:
-            return sorted(
-                name
-                for name, index in self._indices.items()
-                if hidden or str(index.settings["index"].get("hidden", "false")).lower() != "true"
-            )
+            return sorted(name for name, index in self._indices.items() if hidden or _shown(index))
 
     def aliases(self) -> dict[str, list[str]]:
         with self._lock:
@@ -184,10 +181,16 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
             return {alias: sorted(names) for alias, names in result.items()}
 
     def stored_paths(self) -> list[str]:
-        """The `path` of every document in every index, refreshed or not: what a test sees
-        from outside, not an API of Elasticsearch's."""
+        """The `path` of every document in every index (hidden ones left out, as
+        `index_names` does), refreshed or not: what a test sees from outside, not an API of
+        Elasticsearch's."""
         with self._lock:
-            return [doc["path"] for index in self._indices.values() for doc in index.docs.values()]
+            return [
+                doc["path"]
+                for index in self._indices.values()
+                if _shown(index)
+                for doc in index.docs.values()
+            ]
 
     def mapping(self, name: str) -> Json:
         with self._lock:
@@ -394,6 +397,11 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
             },
             "tagline": "You Know, for Search",
         }
+
+
+def _shown(index: Index) -> bool:
+    """Not a hidden index (`index.hidden`), which wildcards leave out by default."""
+    return str(index.settings["index"].get("hidden", "false")).lower() != "true"
 
 
 def _handler_for(emulator: ElasticsearchEmulator) -> type[BaseHTTPRequestHandler]:
