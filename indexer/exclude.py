@@ -4,7 +4,7 @@ gitignore's syntax (through pathspec, which implements it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import pathspec
@@ -50,11 +50,20 @@ class Exclusions:
         return cls.from_setting(patterns, lines)
 
     @classmethod
-    def for_objects(cls, library: ObjectStoreLibrary, patterns: Iterable[str]) -> Exclusions:
+    def for_objects(
+        cls,
+        library: ObjectStoreLibrary,
+        patterns: Iterable[str],
+        listed: Collection[str] | None = None,
+    ) -> Exclusions:
         """`patterns`, then the lines of the `.findimageignore` object at the library's
         prefix (s3://bucket/prefix/.findimageignore), read through the library as the
-        pictures are; a failure to read it other than its absence is the run's failure."""
+        pictures are; a failure to read it other than its absence is the run's failure.
+        `listed`, the whole library's listing when the run has it, spares the request when
+        there is no such object."""
         where = f"{library.location}/{IGNORE_FILE}"
+        if listed is not None and IGNORE_FILE not in listed:
+            return cls.from_setting(patterns)
         try:
             data = library.read(IGNORE_FILE, IGNORE_FILE_MAX_BYTES)
         except NotFoundError:

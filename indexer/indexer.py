@@ -98,8 +98,12 @@ class Indexer:
             entries = walk_library(scope.root, scope.folder, exclusions)
         else:
             library = ObjectStoreLibrary(scope.root, self._s3_endpoint_url)
-            exclusions = Exclusions.for_objects(library, self._exclude)
-            entries = walk_objects(library, scope.folder, exclusions)
+            # Listed before the ignore file is read: a refusal is then named by the listing's
+            # answer, which says why (a GET of a missing or forbidden object cannot).
+            listed = list(library.objects(scope.folder))
+            whole = None if scope.folder else {stored.relative_path for stored in listed}
+            exclusions = Exclusions.for_objects(library, self._exclude, whole)
+            entries = walk_objects(library, scope.folder, exclusions, listed)
         for entry in entries:
             if isinstance(entry, WalkSkip):
                 skips.append(entry)
