@@ -142,3 +142,36 @@ def test_a_lease_of_a_process_of_this_host_that_is_gone_is_taken_over_at_once(
     )
     code, _, err = run_in_process(capsys, "index", str(library))
     assert code == 1 and f"(pid {gone} on elsewhere)" in err
+
+
+def test_a_run_whose_lease_was_taken_over_writes_no_more(
+    es_settings: Settings,
+    es: Elasticsearch,
+    library: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that stalled past its lease (a long GC pause, a suspended laptop) while another
+    run took the lease over: its next bulk write is refused instead of mixing with the other's."""
+    from findimage.stores.elasticsearch import writer_lease
+    from findimage.stores.elasticsearch.store import ElasticsearchStore
+
+    assert json_in_process(capsys, "index", str(library))["indexed"] == 4
+    monkeypatch.setattr(writer_lease, "LEASE_SECONDS", 0.6)
+    store = ElasticsearchStore.from_settings(es_settings)
+    with store.writing():
+        assert store.delete(["no-such-picture"]) == []
+        es.index(index=LEASES, id="writer-all", document={"holder": "1 other", "expires_at": 0})
+
+        def refused() -> bool:
+            try:
+                store.delete(["no-such-picture"])
+            except BackendUnavailableError as exc:
+                assert "Another findimage run took over writing" in str(exc)
+                return True
+            return False
+
+        wait_until(refused, CEILING_SECONDS, "the stalled run to stop writing")
+    store.close()
+    es.indices.refresh(index=ALIAS)
+    assert es.count(index=ALIAS)["count"] == 4

@@ -73,14 +73,14 @@ class WriterLease:
         connection: Connection,
         alias: str,
         shard: tuple[int, int] | None = None,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self._connection = connection
         self._alias = alias
         self._index = leases_index(alias)
         self._id = lease_id(shard)
-        self._seconds = lease_seconds
+        self._seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
         self._clock = clock
         self._holder = f"{os.getpid()} {socket.gethostname()}"
         # The sequence number and primary term of the lease as this run last wrote it.
