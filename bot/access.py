@@ -47,11 +47,6 @@ class AccessPolicy:
         return not self.channels or channel_id in self.channels
 
 
-def parse_ids(value: str) -> frozenset[str]:
-    """`U1, U2 ,U3` -> {"U1", "U2", "U3"}; blanks are ignored."""
-    return frozenset(part.strip() for part in value.split(",") if part.strip())
-
-
 def access_middleware(
     policy: AccessPolicy, workers: AnswerWorkers
 ) -> Callable[..., BoltResponse | None]:

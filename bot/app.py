@@ -22,14 +22,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.access import AccessPolicy, access_middleware, parse_ids
+from bot.access import AccessPolicy, access_middleware
 from bot.answers import Answers
 from bot.blocks import MAX_RESULTS_PER_MESSAGE
 from bot.deduplication import AnsweredOnce, once_per_event
 from bot.delivery import Outbox, outbox_middleware, quiet_sdk_connection_errors
 from bot.dependencies import SlackDependencies
 from bot.files import SlackFiles
-from bot.http import QuietLog, SlackHttpServer, signed_only
+from bot.http import HEALTH_PATH, MAX_BODY_BYTES, QuietLog, Readiness, SlackHttpServer, signed_only
 from bot.previews import (
     PREVIEW_PATH_PREFIX,
     NoPreviews,
@@ -46,7 +46,7 @@ from bot.workers import AnswerWorkers
 from findimage.errors import BackendUnavailableError, ConfigError
 from findimage.library import open_library
 from findimage.search import SearchService
-from findimage.settings import Settings
+from findimage.settings import Settings, parse_ids
 from findimage.terminal import printable
 from handlers import register_listeners
 
@@ -215,8 +215,16 @@ def preview_signer(settings: Settings) -> PreviewSigner:
     return PreviewSigner(settings.preview_secret.get_secret_value(), settings.preview_ttl_seconds)
 
 
-def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) -> Callable:
-    """One WSGI app for `/slack/events` (when `app` is given) and the signed `/images/<id>`."""
+def build_wsgi_app(
+    settings: Settings,
+    service: SearchService,
+    app: App | None,
+    page: Callable | None = None,
+    readiness: Readiness | None = None,
+) -> Callable:
+    """One WSGI app for `/slack/events` (when `app` is given), the signed `/images/<id>`,
+    `/healthz` (when `readiness` is given: 200 once the models are loaded, 503 before), and
+    every other path to `page` when given (404 without it)."""
     previews = None
     if settings.public_base_url and settings.library is not None:
 
@@ -244,6 +252,10 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
             return events_handler(environ, start_response)
         if previews and path.startswith(PREVIEW_PATH_PREFIX):
             return previews(environ, start_response)
+        if readiness is not None and path == HEALTH_PATH:
+            return readiness(environ, start_response)
+        if page is not None:
+            return page(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found\n"]
 
@@ -251,10 +263,12 @@ def build_wsgi_app(settings: Settings, service: SearchService, app: App | None) 
 
 
 def make_http_server(
-    wsgi_app: Callable, host: str, port: int, settings: Settings
+    wsgi_app: Callable, host: str, port: int, settings: Settings, max_body: int = MAX_BODY_BYTES
 ) -> SlackHttpServer:
     try:
-        return SlackHttpServer(wsgi_app, host, port, settings.http_threads, settings.http_backlog)
+        return SlackHttpServer(
+            wsgi_app, host, port, settings.http_threads, settings.http_backlog, max_body
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
@@ -268,9 +282,10 @@ def make_http_server(
         raise
 
 
-def warm_up(service: SearchService) -> threading.Thread:
+def warm_up(service: SearchService, readiness: Readiness | None = None) -> threading.Thread:
     """Load both models in the background, so the first answers need not wait for them;
-    requests arriving meanwhile are acked at once and answered when the models are ready."""
+    requests arriving meanwhile are acked at once and answered when the models are ready.
+    `readiness` is told how it went."""
 
     def load() -> None:
         try:
@@ -278,22 +293,27 @@ def warm_up(service: SearchService) -> threading.Thread:
             log.info("models loaded")
         except Exception as exc:
             log.warning("loading the models at start failed (answers will say why): %s", exc)
+            if readiness is not None:
+                readiness.failed()
+            return
+        if readiness is not None:
+            readiness.loaded()
 
     thread = threading.Thread(target=load, name="warm-up", daemon=True)
     thread.start()
     return thread
 
 
-class _Stop(BaseException):
-    """Raised in the main thread by SIGTERM or SIGINT to leave the server loop.
-
-    A BaseException, like KeyboardInterrupt: waitress catches Exception around its socket
-    work, and would log and swallow a stop that lands there.
-    """
-
-
-def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> None:
+def serve(
+    settings: Settings,
+    service: SearchService,
+    host: str = "0.0.0.0",
+    page: Callable | None = None,
+) -> None:
     """Run until SIGTERM or Ctrl-C: Socket Mode with SLACK_APP_TOKEN, HTTP mode otherwise.
+
+    `page`: a WSGI app answering every path the bot does not (the team's search page, made
+    by the composition root behind its own sign-in), served by the same HTTP server.
 
     On a stop, no new request is taken and the answers already under way are finished
     (for up to FINDIMAGE_SHUTDOWN_GRACE_SECONDS) before returning.
@@ -306,38 +326,55 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
         raise ConfigError("SLACK_APP_TOKEN is empty: copy the app-level token from the Slack app.")
     # The port is taken before anything starts, so a busy one is the only line printed.
     server: SlackHttpServer | None = None
+    # The page takes photos as large as the indexer reads; the bot's own requests stay
+    # bounded by signed_only's limit whatever the server's is.
+    max_body = max(MAX_BODY_BYTES, settings.max_file_bytes + 64 * 1024) if page else MAX_BODY_BYTES
+    readiness = Readiness()
     if app_token is None:
         server = make_http_server(
-            build_wsgi_app(settings, service, app), host, settings.port, settings
+            build_wsgi_app(settings, service, app, page, readiness),
+            host,
+            settings.port,
+            settings,
+            max_body,
         )
-    elif settings.public_base_url:
-        # Socket Mode needs no public URL for Slack, but signed previews still do.
+    elif settings.public_base_url or page is not None:
+        # Socket Mode needs no public URL for Slack, but signed previews and the page do.
         server = make_http_server(
-            build_wsgi_app(settings, service, None), host, settings.port, settings
+            build_wsgi_app(settings, service, None, page, readiness),
+            host,
+            settings.port,
+            settings,
+            max_body,
         )
     stopping = threading.Event()
     previous_handlers = _on_stop_signals(stopping)
     socket_mode = None
     warming: threading.Thread | None = None
     try:
+        # The server runs in its own thread and the main thread only waits: a stop signal
+        # then sets an event instead of raising inside waitress's socket work, which catches
+        # and logs exceptions there (a stop raised mid-write was swallowed).
+        if server is not None:
+            server.start()
         if app_token is not None:
-            if server is not None:
-                threading.Thread(target=server.serve_forever, daemon=True).start()
             # Connected first: a refused token or socket is the one line printed.
             socket_mode = socket_mode_connect(app, app_token)
-            warming = warm_up(service)
-            _say(f"connected to Slack in Socket Mode; {previews_from(settings)}; Ctrl-C stops.")
-            stopping.wait()
+            warming = warm_up(service, readiness)
+            _say(
+                f"connected to Slack in Socket Mode; {previews_from(settings)}; "
+                f"{page_at(settings, page)}Ctrl-C stops."
+            )
         else:
             assert server is not None
-            warming = warm_up(service)
+            warming = warm_up(service, readiness)
             _say(
                 f"listening for Slack on http://{host}:{server.port}{EVENTS_PATH}; "
-                f"{previews_from(settings)}; Ctrl-C stops."
+                f"{previews_from(settings)}; {page_at(settings, page)}Ctrl-C stops."
             )
-            server.serve_forever()
-    except (_Stop, KeyboardInterrupt):
-        pass
+        stopping.wait()
+    except KeyboardInterrupt:
+        pass  # serve() run from a thread other than the main one has no handlers of its own
     finally:
         if socket_mode is not None:
             socket_mode.close()
@@ -359,6 +396,13 @@ def serve(settings: Settings, service: SearchService, host: str = "0.0.0.0") -> 
     _say("stopped." if finished else "stopped before every answer was sent (see the log).")
 
 
+def page_at(settings: Settings, page: Callable | None) -> str:
+    """Where the team's search page is, for the start-up line ("" when it is not served)."""
+    if page is None:
+        return ""
+    return f"the search page at {(settings.public_base_url or '').rstrip('/')}/; "
+
+
 def previews_from(settings: Settings) -> str:
     """Where the pictures the answers show come from, for the start-up line."""
     if settings.library is None:
@@ -374,7 +418,6 @@ def _on_stop_signals(stopping: threading.Event) -> dict[int, Any]:
 
     def stop(signum: int, frame: object) -> None:
         stopping.set()
-        raise _Stop
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 

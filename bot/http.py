@@ -53,21 +53,40 @@ class SlackHttpServer:
             max_request_body_size=max_body,
             ident="findimage",
         )
+        self._loop: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self._server.effective_port)
 
     def serve_forever(self) -> None:
-        """Serve until `stop` or an exception (a signal handler's) ends the loop."""
+        """Serve in this thread until `stop` is called from another one."""
         self._server.run()
 
+    def start(self) -> None:
+        """Serve in a thread of its own until `stop`."""
+        self._loop = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        self._loop.start()
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening, close the connections, and let running requests finish."""
+        """Stop listening, close the connections, and let running requests finish.
+
+        The sockets are closed by the server's own loop thread (through waitress's trigger,
+        which runs a function there): closed from another thread, they vanish under the
+        loop's select() and it dies with "Bad file descriptor" instead of ending.
+        """
+        if self._loop is not None and self._loop.is_alive():
+            self._server.trigger.pull_trigger(self._close_sockets)
+            self._loop.join(timeout=timeout)
+        else:
+            self._close_sockets()
+        self._server.task_dispatcher.shutdown(timeout=timeout)
+
+    def _close_sockets(self) -> None:
+        # The listener and its trigger first, then every connection: an empty map ends the loop.
         self._server.close()
         for channel in list(self._server._map.values()):
             channel.handle_close()
-        self._server.task_dispatcher.shutdown(timeout=timeout)
 
 
 class QuietLog:
@@ -142,3 +161,54 @@ def _refuse(start_response: Callable, status: str) -> list[bytes]:
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
     )
     return [body]
+
+
+# What an orchestrator polls to learn whether this bot may be sent requests (the readiness
+# probe in deploy/kubernetes/bot.yaml). A probe succeeds on 200-399 and fails on anything else:
+# https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/
+HEALTH_PATH = "/healthz"
+
+
+class Readiness:
+    """Whether the bot is ready for requests: its models loaded and warmed.
+
+    Loading is at its start (`bot.app.warm_up`); until it is done, or when it failed, the
+    endpoint says 503, so a rolling update keeps sending Slack to the old pod until the new
+    one can answer, and a pod whose models cannot load takes no traffic (its log says why).
+    """
+
+    def __init__(self) -> None:
+        self._state = "loading the models"
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._state == "ready"
+
+    def loaded(self) -> None:
+        with self._lock:
+            self._state = "ready"
+
+    def failed(self) -> None:
+        # The reason goes to the log, not to whoever can reach the port.
+        with self._lock:
+            self._state = "the models failed to load (see the log)"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """The WSGI endpoint: 200 `ready`, or 503 with what is missing, in one line."""
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return _refuse(start_response, "405 Method Not Allowed")
+        with self._lock:
+            state = self._state
+        status = "200 OK" if state == "ready" else "503 Service Unavailable"
+        body = f"{state}\n".encode()
+        start_response(
+            status,
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]

@@ -16,16 +16,19 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from findimage.errors import ConfigError, FindImageError, ImageError
+from findimage.errors import BackendUnavailableError, ConfigError, FindImageError, ImageError
 from findimage.notices import notices
-from findimage.settings import Settings, load_settings
+from findimage.settings import Settings, load_settings, parse_ids
 from findimage.terminal import printable
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from findimage.documents import IndexReport, SearchHit
     from findimage.filters import Filters
     from findimage.query import PathKind, Term
     from findimage.search import SearchRequest, SearchService
+    from web.signin import SignIn
 
 log = logging.getLogger("findimage")
 
@@ -85,6 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Elasticsearch only: embed everything into a new index, then swap the alias to it "
         "(searches keep working meanwhile)",
+    )
+    index.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="Elasticsearch only: be worker K of N, indexing (and deleting) only the pictures "
+        "of shard K; N workers K=1..N together do what one run does",
+    )
+    index.add_argument(
+        "--into",
+        metavar="NAME",
+        help="with --shard: write the new index NAME that `--rebuild --prepare` printed, "
+        "instead of the live one",
+    )
+    index.add_argument(
+        "--prepare",
+        action="store_true",
+        help="with --rebuild: only create the new index for --shard workers, and print its name",
+    )
+    index.add_argument(
+        "--swap",
+        metavar="NAME",
+        help="with --rebuild: put the prepared index NAME live once every shard reported done",
     )
     index.add_argument("--json", action="store_true", help="print a JSON report, no progress bar")
     index.add_argument(
@@ -158,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[verbose],
         help="run the Slack bot",
         description="Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise "
-        "an HTTP server for /slack/events on FINDIMAGE_PORT. See docs/slack.md.",
+        "an HTTP server for /slack/events on FINDIMAGE_PORT. With SLACK_CLIENT_ID and "
+        "SLACK_CLIENT_SECRET, the same server shows the search page at / behind Sign in with "
+        "Slack. See docs/slack.md.",
     )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP address (default: 0.0.0.0)")
     serve.add_argument(
@@ -172,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "web",
         parents=[verbose],
         help="serve the search page in a browser",
-        description="Serve a search page on this computer: a grid of results, a photo "
-        "dropped or pasted, More like this, the folder, date and place filters. It listens "
-        "on 127.0.0.1 only (the page has no sign-in yet). Ctrl-C stops.",
+        description="Serve a search page: a grid of results, a photo dropped or pasted, "
+        "More like this, the folder, date and place filters. It listens on 127.0.0.1 only, "
+        "unless Sign in with Slack is set up (docs/slack.md). Ctrl-C stops.",
     )
     web.add_argument("--host", help="address to listen on (default: FINDIMAGE_WEB_HOST, 127.0.0.1)")
     web.add_argument(
@@ -191,10 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(
         _negative_values_attached(sys.argv[1:] if argv is None else argv)
     )
-    if args.command == "index" and args.watch:
-        others = [name for name in ("dry_run", "rebuild", "replace", "json") if getattr(args, name)]
-        if others:
-            args.usage_error(f"--watch cannot go with --{others[0].replace('_', '-')}")
+    if args.command == "index":
+        _check_index_options(args)
     if args.command == "search":
         given = [bool(args.text), args.image is not None, args.like is not None]
         if given.count(True) != 1:
@@ -282,26 +307,64 @@ def _reader_gone() -> int:
     return 128 + signal.SIGPIPE
 
 
+def _check_index_options(args: argparse.Namespace) -> None:
+    """Options of `findimage index` that cannot go together: a usage error naming them."""
+    if args.watch:
+        others = [
+            name
+            for name in ("dry_run", "rebuild", "replace", "json", "shard")
+            if getattr(args, name)
+        ]
+        if others:
+            args.usage_error(f"--watch cannot go with --{others[0].replace('_', '-')}")
+    for option in ("prepare", "swap"):
+        if getattr(args, option) and not args.rebuild:
+            args.usage_error(f"--{option} goes with --rebuild")
+    if args.prepare and args.swap:
+        args.usage_error("--prepare and --swap are two steps: run them one after the other")
+    if args.into and not args.shard:
+        args.usage_error("--into goes with --shard K/N")
+    if args.shard and (args.rebuild or args.replace):
+        args.usage_error(
+            "--shard cannot go with --rebuild or --replace: for a rebuild over workers, run "
+            "--rebuild --prepare, then --shard K/N --into NAME, then --rebuild --swap NAME"
+        )
+
+
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    from findimage.factory import build_indexer, build_store, index_target
+    from findimage.factory import build_indexer, build_store, index_target, sharded_target
     from findimage.presenters import report_output
     from findimage.skips import not_said_before
     from findimage.stores.base import check_model_names
     from indexer.scope import library_to_index, whole_library
+    from indexer.shards import parse_shard
 
     if args.watch:
         return _watch(args.path, settings)
+    if args.prepare or args.swap:
+        return _distributed_rebuild(args, settings)
+    shard = parse_shard(args.shard) if args.shard else None
     with closing(build_store(settings, repair=not args.dry_run)) as store:
         path = library_to_index(args.path, settings, store.library_root())
-        if args.rebuild:
+        if args.rebuild or args.into:
             path = whole_library(path, store.library_root(), args.replace, store.location_setting)
-        else:
+        elif shard is None:
             # Said at once, even on a run that turns out to need no model.
             check_model_names(store.models(), settings.image_model, settings.text_model)
-        with index_target(settings, store, args.rebuild) as target:
+        if shard is not None:
+            target, progress = sharded_target(settings, store, shard, args.into)
             report = build_indexer(settings, target).run(
-                path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
+                path,
+                dry_run=args.dry_run,
+                progress=not args.json,
+                shard=shard,
+                shard_progress=None if args.dry_run else progress,
             )
+        else:
+            with index_target(settings, store, args.rebuild) as target:
+                report = build_indexer(settings, target).run(
+                    path, dry_run=args.dry_run, progress=not args.json, replace=args.replace
+                )
         library = store.library_root() or str(path)
     new_skips = None
     if not (args.json or args.dry_run):
@@ -309,6 +372,20 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         new_skips = not_said_before(report.skipped, settings.data_dir, library)
     print(report_output(report, args.json, new_skips))
     return EXIT_INCOMPLETE if report.incomplete else EXIT_OK
+
+
+def _distributed_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """`--rebuild --prepare` prints the new index's name; `--rebuild --swap NAME` puts it live."""
+    from findimage.factory import build_store, prepare_rebuild, swap_rebuild
+
+    with closing(build_store(settings)) as store:
+        if args.prepare:
+            print(prepare_rebuild(settings, store))
+        elif swap_rebuild(settings, store, args.swap):
+            print(f"{args.swap} is now live behind {settings.es_index}.")
+        else:
+            print(f"{args.swap} was already live behind {settings.es_index}.")
+    return EXIT_OK
 
 
 def _watch(given: Path | str | None, settings: Settings) -> int:
@@ -553,6 +630,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import serve
     from findimage.factory import build_search_service
 
+    # Refused before the index is opened or a model loaded.
+    sign_in = _sign_in(settings)
     # The bot runs unattended and loads its models in the background: what a terminal
     # command would say about a slow load is an INFO log record here (shown with -v).
     notices.handlers.clear()
@@ -562,8 +641,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if problem := service.text_model_problem():
             log.warning("%s", problem)
         settings = _previewed_library(settings, service)
+        # The team's page only behind Sign in with Slack: without it, `/` stays a 404.
+        page = _page(settings, service, None, sign_in) if sign_in else None
         with _watching_beside(settings) if args.watch else nullcontext():
-            serve(settings, service, host=args.host)
+            serve(settings, service, host=args.host, page=page)
     return EXIT_OK
 
 
@@ -571,31 +652,20 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
     import webbrowser
 
     from findimage.factory import build_search_service
-    from findimage.library import open_library
-    from findimage.thumbnails import ThumbnailCache
-    from web.app import WebDependencies, create_app
     from web.server import WebServer, host_names, require_loopback
 
     host = args.host or settings.web_host
     port = settings.web_port if args.port is None else args.port
-    # Refused before the index is opened or a model loaded.
-    require_loopback(host)
+    # Refused before the index is opened or a model loaded: another address than loopback
+    # only behind Sign in with Slack.
+    sign_in = _sign_in(settings)
+    if sign_in is None:
+        require_loopback(host)
     with build_search_service(settings) as service:
-        root = settings.library or service.library_root()
-        library = open_library(root, settings.s3_endpoint_url) if root else None
-        thumbnails = (
-            ThumbnailCache(settings.data_dir / "thumbnails", library, settings.max_file_bytes)
-            if library is not None
-            else None
+        names = None if sign_in else host_names(host)
+        server = WebServer(
+            _page(settings, service, names, sign_in), host, port, signed_in=sign_in is not None
         )
-        dependencies = WebDependencies(
-            service=service,
-            library=library,
-            thumbnails=thumbnails,
-            max_file_bytes=settings.max_file_bytes,
-            host_names=host_names(host),
-        )
-        server = WebServer(create_app(dependencies), host, port)
         print(f"findimage web: {server.url} (Ctrl-C stops)", flush=True)
         if args.open:
             webbrowser.open(server.url)
@@ -606,6 +676,97 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             server.close()
     return EXIT_OK
+
+
+def _page(
+    settings: Settings,
+    service: SearchService,
+    names: frozenset[str] | None,
+    sign_in: SignIn | None,
+) -> Flask:
+    """The search page's WSGI app on the library the index records (or the setting's), with
+    its thumbnail cache in the data dir."""
+    from findimage.library import open_library
+    from findimage.thumbnails import ThumbnailCache
+    from web.app import WebDependencies, create_app
+
+    root = settings.library or service.library_root()
+    library = open_library(root, settings.s3_endpoint_url) if root else None
+    thumbnails = (
+        ThumbnailCache(settings.data_dir / "thumbnails", library, settings.max_file_bytes)
+        if library is not None
+        else None
+    )
+    dependencies = WebDependencies(
+        service=service,
+        library=library,
+        thumbnails=thumbnails,
+        max_file_bytes=settings.max_file_bytes,
+        host_names=names,
+    )
+    return create_app(dependencies, sign_in)
+
+
+def _sign_in(settings: Settings) -> SignIn | None:
+    """Sign in with Slack for the page when SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set,
+    else None; what else it needs missing is one sentence."""
+    from web.signin import SignIn, SignInConfig
+
+    client_id = (settings.slack_client_id or "").strip()
+    secret = settings.slack_client_secret
+    client_secret = secret.get_secret_value().strip() if secret is not None else ""
+    if not client_id and not client_secret:
+        return None
+    if not client_id or not client_secret:
+        missing = "SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID"
+        raise ConfigError(
+            f"Sign in with Slack needs {missing} too: copy it from the Slack app's Basic "
+            "Information page."
+        )
+    if not settings.public_base_url:
+        raise ConfigError(
+            "Sign in with Slack needs FINDIMAGE_PUBLIC_BASE_URL: the address people open the "
+            "page at, where Slack sends them back."
+        )
+    config = SignInConfig(
+        client_id=client_id,
+        client_secret=client_secret,
+        public_url=settings.public_base_url,
+        team_id=_team_id(settings),
+        allowed_users=parse_ids(settings.allowed_users),
+        slack_api_url=settings.slack_api_url,
+    )
+    return SignIn(config)
+
+
+def _team_id(settings: Settings) -> str:
+    """The workspace whose members may sign in: FINDIMAGE_SLACK_TEAM_ID, else the bot token's
+    (auth.test)."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import build_web_client
+
+    if settings.slack_team_id and settings.slack_team_id.strip():
+        return settings.slack_team_id.strip()
+    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        raise ConfigError(
+            "Sign in with Slack needs the team's workspace: set FINDIMAGE_SLACK_TEAM_ID "
+            "(or SLACK_BOT_TOKEN, to ask Slack)."
+        )
+    try:
+        answer = build_web_client(settings).auth_test()
+    except SlackApiError as exc:
+        log.debug("auth.test failed: %s", exc)
+        raise ConfigError(
+            "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
+        ) from None
+    except OSError as exc:
+        log.debug("auth.test could not reach Slack: %s", exc)
+        raise BackendUnavailableError(
+            "Slack cannot be reached: check this machine's network and proxy settings "
+            "(and FINDIMAGE_SLACK_API_URL)."
+        ) from None
+    return str(answer["team_id"])
 
 
 def _previewed_library(settings: Settings, service: SearchService) -> Settings:

@@ -141,6 +141,27 @@ class StoreStatus:
     location: str
     # The absolute folder the index was built from; result paths are relative to it.
     library_root: str | None = None
+    # What the workers of `findimage index --shard K/N` last reported (Elasticsearch only).
+    shards: tuple[ShardReport, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """What one shard's worker last said about its run into `index` (the alias, or a
+    rebuild's new index): pictures written in its current run, and whether it finished."""
+
+    index: str
+    shard: int
+    shards: int
+    image_model: str
+    text_model: str
+    written: int
+    done: bool
+    updated_at: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.shard}/{self.shards}"
 
 
 @dataclass(frozen=True)

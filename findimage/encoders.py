@@ -30,7 +30,9 @@ from findimage.inference.export import (
     Tower,
     ensure_exported,
     export_folder,
+    probe_pictures,
 )
+from findimage.inference.half import keep_half_if_it_agrees
 from findimage.inference.preprocess import ImageSpec, TextTokenizer
 from findimage.inference.runtime import OnnxSession
 from findimage.notices import announced_if_slow, notices
@@ -122,10 +124,13 @@ class ClipEncoder:
     Returns L2-normalized float32 rows. `setting` names the environment variable that
     points at this model, for the message shown when it cannot be loaded. `threads`, when
     given, is PyTorch's intra-op thread count (process-wide: PyTorch has one pool).
+
+    With `half` (FINDIMAGE_DEVICE=cuda, findimage/inference/half.py), the image tower runs at
+    fp16 on `device` when its vectors agree with the CPU's fp32, checked at load; `precision`
+    then says which ran.
     """
 
     engine = "torch"
-    precision = "fp32"
 
     def __init__(
         self,
@@ -134,10 +139,13 @@ class ClipEncoder:
         device: str = "auto",
         batch_size: int = 32,
         threads: int | None = None,
+        half: bool = False,
     ):
         self.model_name = model_name
+        self._precision = "fp32"
         self._setting = setting
         self._device = None if device == "auto" else device
+        self._half = half
         self._batch_size = batch_size
         self._threads = threads
         self._model: SentenceTransformer | None = None
@@ -149,6 +157,13 @@ class ClipEncoder:
         if dims is None:
             dims = self.encode_texts(["dimension probe"]).shape[1]
         return int(dims)
+
+    @property
+    def precision(self) -> str:
+        """fp32, or with `half` the precision the check at load chose (loads)."""
+        if self._half:
+            self._load()
+        return self._precision
 
     @property
     def input_side(self) -> int:
@@ -199,7 +214,11 @@ class ClipEncoder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.asarray(vectors, dtype=np.float32)
+        rows = np.asarray(vectors, dtype=np.float32)
+        if self._precision == "fp16":
+            # Normalized at fp16 inside the model: again at fp32, as every other engine's.
+            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return rows
 
     def _load(self) -> SentenceTransformer:
         if self._model is not None:
@@ -214,10 +233,52 @@ class ClipEncoder:
                     torch.set_num_threads(self._threads)
                 kind = "text" if self._setting == "FINDIMAGE_TEXT_MODEL" else "image"
                 with announced_if_slow(f"Loading the {kind} model ({self.model_name}) ..."):
-                    self._model = load_sentence_transformer(
-                        self.model_name, self._setting, self._device, files_cached
-                    )
+                    if not self._half:
+                        self._model = load_sentence_transformer(
+                            self.model_name, self._setting, self._device, files_cached
+                        )
+                    else:
+                        model = load_sentence_transformer(
+                            self.model_name, self._setting, "cpu", files_cached
+                        )
+                        self._precision = self._settle_half(model)
+                        self._model = model
         return self._model
+
+    def _settle_half(self, model: SentenceTransformer) -> str:
+        """Move the model, loaded at fp32 on the CPU, to the GPU with its image tower at fp16
+        if the probe pictures' vectors agree with the CPU's; the precision that runs."""
+        tower = _image_tower(model)
+        if not tower:
+            log.info("%s has no CLIP image tower to run at fp16; fp32 it is", self.model_name)
+            model.to(self._device)
+            return "fp32"
+        pictures = probe_pictures(image_input_side(model))
+
+        def encode() -> np.ndarray:
+            return np.asarray(
+                model.encode(pictures, normalize_embeddings=True, convert_to_numpy=True),
+                dtype=np.float32,
+            )
+
+        reference = encode()
+        model.to(self._device)
+        for module in tower:
+            module.half()
+
+        def to_fp32() -> None:
+            for module in tower:
+                module.float()
+
+        return keep_half_if_it_agrees(reference, encode, to_fp32, self.model_name)
+
+
+def _image_tower(model: SentenceTransformer) -> list:
+    """The modules of a CLIP model's image tower (transformers' CLIPModel: the vision
+    transformer and its projection), or [] for another layout."""
+    inner = getattr(model[0], "model", None)
+    parts = [getattr(inner, name, None) for name in ("vision_model", "visual_projection")]
+    return parts if all(part is not None for part in parts) else []
 
 
 def _max_text_tokens(model: SentenceTransformer) -> int | None:

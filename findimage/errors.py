@@ -49,3 +49,7 @@ class NotFoundError(FindImageError):
 
 class BackendUnavailableError(FindImageError):
     """The vector store cannot be reached or is not in a usable state."""
+
+
+class ShardsNotDoneError(FindImageError):
+    """A rebuild spread over workers cannot go live yet: a shard has not reported done."""

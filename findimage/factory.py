@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from findimage.documents import IndexReport, ModelInfo
 from findimage.encoders import ClipEncoder, OnnxEncoder, TextEncoder
 from findimage.errors import ConfigError
+from findimage.inference.half import Placement, placement
 from findimage.search import SearchService, TextSearch
 from findimage.settings import Settings
-from findimage.stores.base import VectorStore
+from findimage.stores.base import VectorStore, check_model_names
 from indexer.indexer import Indexer
+from indexer.shards import Shard, ShardProgress
 from indexer.watch import LibraryWatcher, WatchSettings
+
+if TYPE_CHECKING:
+    from findimage.stores.elasticsearch.store import ElasticsearchStore
 
 Encoder = ClipEncoder | OnnxEncoder
 
@@ -44,12 +50,14 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             raise ConfigError(
                 "FINDIMAGE_PRECISION=int8 needs FINDIMAGE_ENGINE=onnx: PyTorch runs fp32 only."
             )
+        where = device_placement(settings)
         image = ClipEncoder(
             settings.image_model,
             "FINDIMAGE_IMAGE_MODEL",
             settings.device,
-            settings.batch_size,
+            torch_batch(settings),
             threads,
+            half=where.half,
         )
         if settings.text_model == settings.image_model:
             return image, image
@@ -57,7 +65,7 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             settings.text_model,
             "FINDIMAGE_TEXT_MODEL",
             settings.device,
-            settings.batch_size,
+            torch_batch(settings),
             threads,
         )
         return image, text
@@ -84,6 +92,22 @@ def build_encoders(settings: Settings) -> tuple[Encoder, Encoder]:
             threads,
         ),
     )
+
+
+def device_placement(settings: Settings) -> Placement:
+    """FINDIMAGE_DEVICE, checked against the GPUs PyTorch sees (imported only for cuda)."""
+
+    def cuda_available() -> bool:
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    return placement(settings.device, cuda_available)
+
+
+def torch_batch(settings: Settings) -> int:
+    """Pictures per PyTorch batch: a GPU takes far larger ones than a CPU gains from."""
+    return settings.cuda_batch_size if settings.device == "cuda" else settings.batch_size
 
 
 def build_search_service(settings: Settings, store: VectorStore | None = None) -> SearchService:
@@ -154,18 +178,64 @@ def index_target(
     return rebuilding(store, settings.image_model, settings.text_model)
 
 
+def _elasticsearch(store: VectorStore, what: str) -> ElasticsearchStore:
+    from findimage.stores.elasticsearch.store import ElasticsearchStore
+
+    if not isinstance(store, ElasticsearchStore):
+        raise ConfigError(
+            f"{what} is for FINDIMAGE_BACKEND=elasticsearch: the embedded index is one SQLite "
+            "file with one writer, so run `findimage index` without it."
+        )
+    return store
+
+
+def sharded_target(
+    settings: Settings, store: VectorStore, shard: Shard, into: str | None
+) -> tuple[VectorStore, ShardProgress]:
+    """Where shard worker `shard` writes (the live index, or the prepared index `into`), and
+    the progress document it keeps there."""
+    from findimage.stores.elasticsearch.progress import ShardProgressDocument
+    from findimage.stores.elasticsearch.rebuild import Rebuild
+
+    live = _elasticsearch(store, "--shard")
+    target = live
+    if into is not None:
+        target = Rebuild(live, settings.image_model, settings.text_model).prepared(into)
+    check_model_names(target.models(), settings.image_model, settings.text_model)
+    progress = ShardProgressDocument(
+        live.connection,
+        live.alias,
+        target.target,
+        shard.number,
+        shard.count,
+        (settings.image_model, settings.text_model),
+    )
+    return target, progress
+
+
+def prepare_rebuild(settings: Settings, store: VectorStore) -> str:
+    """Create the new index of a rebuild spread over workers; its name."""
+    from findimage.stores.elasticsearch.rebuild import Rebuild
+
+    live = _elasticsearch(store, "--rebuild --prepare")
+    models = _model_info(*build_encoders(settings))
+    return Rebuild(live, settings.image_model, settings.text_model).prepare(models)
+
+
+def swap_rebuild(settings: Settings, store: VectorStore, name: str) -> bool:
+    """Put the prepared index `name` live once every shard is done; False if it was already."""
+    from findimage.stores.elasticsearch.rebuild import Rebuild
+
+    live = _elasticsearch(store, "--rebuild --swap")
+    return Rebuild(live, settings.image_model, settings.text_model).swap(name)
+
+
 def build_indexer(settings: Settings, store: VectorStore) -> Indexer:
     image_encoder, text_encoder = build_encoders(settings)
     return Indexer(
         store=store,
         image_encoder=image_encoder,
-        models=lambda: ModelInfo(
-            image_model=image_encoder.model_name,
-            text_model=text_encoder.model_name,
-            dims=image_encoder.dims,
-            engine=image_encoder.engine,
-            precision=image_encoder.precision,
-        ),
+        models=lambda: _model_info(image_encoder, text_encoder),
         batch_size=_indexer_batch(settings),
         decode_workers=settings.decode_threads,
         max_file_bytes=settings.max_file_bytes,
@@ -182,5 +252,15 @@ def _indexer_batch(settings: Settings) -> int:
     decoded picture to the last (measured, BENCHMARKS.md).
     """
     if settings.engine == "torch":
-        return settings.batch_size
+        return torch_batch(settings)
     return min(settings.batch_size, 4 * settings.compute_threads)
+
+
+def _model_info(image_encoder: Encoder, text_encoder: Encoder) -> ModelInfo:
+    return ModelInfo(
+        image_model=image_encoder.model_name,
+        text_model=text_encoder.model_name,
+        dims=image_encoder.dims,
+        engine=image_encoder.engine,
+        precision=image_encoder.precision,
+    )

@@ -53,6 +53,17 @@ def status_dict(
     }
     if text_vectors is not None:
         data.update(text_vectors=text_vectors, text_model_problem=text_model_problem)
+    if status.shards:
+        data["shards"] = [
+            {
+                "index": report.index,
+                "shard": report.label,
+                "written": report.written,
+                "done": report.done,
+                "updated_at": _iso(report.updated_at),
+            }
+            for report in status.shards
+        ]
     return data
 
 
@@ -91,10 +102,20 @@ def no_pictures_in_folder(folder: str) -> str:
 def status_output(data: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return to_json(data)
-    return "\n".join(
+    lines = [
         f"{key.replace('_', ' ')}: {printable(str(value)) if value is not None else '-'}"
         for key, value in data.items()
-    )
+        if key != "shards"
+    ]
+    for shard in data.get("shards", []):
+        state = (
+            "done" if shard["done"] else f"running or stopped (last report {shard['updated_at']})"
+        )
+        lines.append(
+            f"shard {shard['shard']} into {printable(shard['index'])}: "
+            f"{shard['written']} written in its current run, {state}"
+        )
+    return "\n".join(lines)
 
 
 def report_output(

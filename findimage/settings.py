@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # index (FINDIMAGE_DATA_DIR) of that user.
     model_cache: Path | None = None
     batch_size: int = Field(default=32, ge=1, le=1024)
+    # With FINDIMAGE_DEVICE=cuda: pictures per batch on the GPU, which runs a large batch in
+    # little more time than a small one (bench/bench_gpu.py measures 32 to 256).
+    cuda_batch_size: int = Field(default=256, ge=1, le=4096)
     # Threads reading and decoding pictures while the engine runs; default: one per core
     # (measured best beside an engine using every core, BENCHMARKS.md).
     decode_workers: int | None = Field(default=None, ge=1, le=64)
@@ -138,9 +141,20 @@ class Settings(BaseSettings):
     allowed_users: str = ""
     allowed_channels: str = ""
 
-    # The search page (`findimage web`): loopback only until it has a sign-in.
+    # The search page (`findimage web`): loopback only unless Sign in with Slack is set up.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port, printed at start
+    # Sign in with Slack for the page (docs/slack.md): the app's client id and secret, under
+    # Slack's names, and the workspace whose members may sign in (default: the bot token's,
+    # from auth.test).
+    slack_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_CLIENT_ID", "slack_client_id")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "slack_client_secret"),
+    )
+    slack_team_id: str | None = None
 
     @field_validator("slack_api_url")
     @classmethod
@@ -224,6 +238,12 @@ class Settings(BaseSettings):
                 f"The library {self.library} is not a folder: check FINDIMAGE_LIBRARY."
             )
         return self.library
+
+
+def parse_ids(value: str) -> frozenset[str]:
+    """A list of Slack ids as FINDIMAGE_ALLOWED_USERS holds it: `U1, U2 ,U3` -> {"U1", "U2",
+    "U3"}; blanks are ignored. The bot and the team page read the same lists."""
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -35,6 +35,7 @@ from indexer.pipeline import (
     prepare_in_threads,
 )
 from indexer.scope import Scope, library_scope
+from indexer.shards import Shard, ShardProgress
 from indexer.walk import LibraryFile, WalkSkip, walk_library, walk_objects
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,18 @@ class Indexer:
         # Whether a run already read the index's models through this store: the next run
         # (a watch burst) reads them again, as another process may have rebuilt the index.
         self._has_run = False
+        # The run's sharded progress, and its preparer (to read a picture whose vector to
+        # reuse was deleted meanwhile).
+        self._shard_progress: ShardProgress | None = None
+        self._preparer: FilePreparer | None = None
 
-    def plan(self, scope: Scope) -> IndexPlan:
-        """Compare the files under the scope with the index, reading no picture."""
+    def plan(self, scope: Scope, shard: Shard | None = None) -> IndexPlan:
+        """Compare the files under the scope with the index, reading no picture.
+
+        With a `shard`, only its pictures are candidates and only its missing pictures are
+        gone; `indexed` still holds the whole index, so a picture renamed from another
+        shard's path reuses its vector by content.
+        """
         # Writes of a run that was killed before its final refresh become visible first, so
         # they are not embedded again.
         self._store.refresh()
@@ -106,7 +116,11 @@ class Indexer:
             entries = walk_objects(library, scope.folder, exclusions, listed)
         for entry in entries:
             if isinstance(entry, WalkSkip):
-                skips.append(entry)
+                # An unreadable place keeps every shard from deleting what lies under it.
+                if shard is None or entry.unknown or shard.holds(entry.relative_path):
+                    skips.append(entry)
+                continue
+            if shard is not None and not shard.holds(entry.relative_path):
                 continue
             doc_id = document_id(entry.relative_path)
             seen.add(doc_id)
@@ -122,12 +136,21 @@ class Indexer:
         gone = {
             doc_id: fp
             for doc_id, fp in indexed.items()
-            if doc_id not in seen and fp.path.startswith(prefix) and not _under(fp.path, unknown)
+            if doc_id not in seen
+            and fp.path.startswith(prefix)
+            and not _under(fp.path, unknown)
+            and (shard is None or shard.holds(fp.path))
         }
         return IndexPlan(indexed, candidates, unchanged, gone, skips)
 
     def run(
-        self, path: Path | str, dry_run: bool = False, progress: bool = True, replace: bool = False
+        self,
+        path: Path | str,
+        dry_run: bool = False,
+        progress: bool = True,
+        replace: bool = False,
+        shard: Shard | None = None,
+        shard_progress: ShardProgress | None = None,
     ) -> IndexReport:
         """Bring the index in line with the library at `path` (a folder or an s3:// URL), or
         with the folder `path` in it.
@@ -137,18 +160,30 @@ class Indexer:
         before it reads the recorded library to its last write, so two runs (a --replace
         among them) never interleave. The models the index records are read again at the
         start of each run after the first, and every run checks them before its first write.
+        A `shard` run covers only that shard's pictures (indexer/shards.py) and tells
+        `shard_progress` what it wrote, and when it is done.
         """
         if self._has_run:
             self._store.reload()
         self._has_run = True
-        with nullcontext() if dry_run else self._store.writing():
-            return self._run(path, dry_run, progress, replace)
+        # Shard workers write the same index at once on purpose: one lease per shard.
+        part = None if shard is None else (shard.number, shard.count)
+        with nullcontext() if dry_run else self._store.writing(part):
+            return self._run(path, dry_run, progress, replace, shard, shard_progress)
 
-    def _run(self, path: Path | str, dry_run: bool, progress: bool, replace: bool) -> IndexReport:
+    def _run(
+        self,
+        path: Path | str,
+        dry_run: bool,
+        progress: bool,
+        replace: bool,
+        shard: Shard | None,
+        shard_progress: ShardProgress | None,
+    ) -> IndexReport:
         scope = library_scope(
             path, self._store.library_root(), replace, self._store.location_setting
         )
-        plan = self.plan(scope)
+        plan = self.plan(scope, shard)
         report = IndexReport(
             unchanged=plan.unchanged,
             skipped=[Skipped(skip.relative_path, skip.reason) for skip in plan.walk_skips],
@@ -160,7 +195,10 @@ class Indexer:
             report.to_delete = sorted(fp.path for fp in plan.gone.values())
             return report
         self._root, self._models_pending = scope.root, True
+        self._shard_progress = shard_progress
         self._record_root()
+        if shard_progress is not None:
+            shard_progress.started()
         try:
             self._write_all(plan, report, progress)
         except BaseException:
@@ -168,10 +206,14 @@ class Indexer:
             self._refresh_quietly()
             raise
         self._store.refresh()
+        # Done only once every write is searchable: a swap may follow at once.
+        if shard_progress is not None:
+            shard_progress.finished()
         return report
 
     def _write_all(self, plan: IndexPlan, report: IndexReport, progress: bool) -> None:
         preparer = FilePreparer(plan.indexed, document_id, self._max_file_bytes, self._encoder)
+        self._preparer = preparer
         lookahead = self._batch_size * 2 + self._workers
         batch: list[Prepared] = []
         # Entries of files that now hold no usable picture: they leave with the gone ones.
@@ -228,6 +270,7 @@ class Indexer:
         now = datetime.now(UTC)
         items: list[tuple[ImageDocument, np.ndarray]] = []
         unchanged: set[str] = set()
+        vanished: list[LibraryFile] = []
         # The vectors to reuse, in one request for the whole batch.
         reused = self._store.get_many(
             [
@@ -248,13 +291,23 @@ class Indexer:
                 case Unchanged(file, _, doc_id) | Copied(file, _, doc_id):
                     found = reused.get(doc_id)
                     if found is None:
-                        report.skipped.append(Skipped(file.relative_path, "vanished from index"))
+                        # Deleted since the plan (another shard's worker removed the old path
+                        # of a renamed picture): the picture is read and embedded instead.
+                        vanished.append(file)
                         continue
                     document = _moved(found[0], file, now)
                     items.append((document, found[1]))
                     if isinstance(prepared, Unchanged):
                         unchanged.add(document.id)
         decoded = [p for p in batch if isinstance(p, Decoded)]
+        assert self._preparer is not None
+        for again in map(self._preparer.decoded, vanished):
+            if isinstance(again, Decoded):
+                decoded.append(again)
+            else:
+                assert isinstance(again, Failed)
+                report.skipped.append(Skipped(again.file.relative_path, again.reason))
+                report.incomplete = report.incomplete or again.unknown
         for prepared, vector in self._encode(decoded, report):
             items.append((_new_document(prepared, now), vector))
         return lambda: self._write(items, unchanged, report)
@@ -267,6 +320,8 @@ class Indexer:
     ) -> None:
         # Only what the store confirms counts: a failed write is reported, never counted.
         failed = {failure.doc_id: failure.reason for failure in self._store.upsert(items)}
+        if self._shard_progress is not None:
+            self._shard_progress.wrote(len(items) - len(failed))
         for document, _ in items:
             if document.id in failed:
                 log.warning("could not write %s: %s", document.path, failed[document.id])

@@ -86,8 +86,18 @@ class FilePreparer:
 
     def __call__(self, file: LibraryFile) -> Prepared:
         """Whatever one file raises, that file alone fails, with its reason."""
+        return self._guarded(file, reuse=True)
+
+    def decoded(self, file: LibraryFile) -> Decoded | Failed:
+        """The file read and decoded for the encoder, reusing no indexed vector: the one to
+        reuse was deleted after the plan (by another shard's worker)."""
+        prepared = self._guarded(file, reuse=False)
+        assert isinstance(prepared, Decoded | Failed)
+        return prepared
+
+    def _guarded(self, file: LibraryFile, reuse: bool) -> Prepared:
         try:
-            return self._prepare(file)
+            return self._prepare(file, reuse)
         except FindImageError:
             # Only the model's own failure gets here (it could not load): that stops the run.
             raise
@@ -95,7 +105,7 @@ class FilePreparer:
             log.info("unexpected failure reading %s", file.relative_path, exc_info=True)
             return Failed(file, f"cannot be read ({type(exc).__name__}: {exc})", unknown=True)
 
-    def _prepare(self, file: LibraryFile) -> Prepared:
+    def _prepare(self, file: LibraryFile, reuse: bool) -> Prepared:
         try:
             data = file.read_bytes(self._max_file_bytes)
         except ImageError as exc:
@@ -109,9 +119,9 @@ class FilePreparer:
         sha256 = hashlib.sha256(data).hexdigest()
         doc_id = self._id_of(file.relative_path)
         known = self._indexed.get(doc_id)
-        if known is not None and known.sha256 == sha256:
+        if reuse and known is not None and known.sha256 == sha256:
             return Unchanged(file, sha256, doc_id)
-        source_id = self._id_by_sha.get(sha256)
+        source_id = self._id_by_sha.get(sha256) if reuse else None
         if source_id is not None:
             return Copied(file, sha256, source_id)
         try:

@@ -25,8 +25,11 @@ TINY_RUNS: dict[str, tuple[str, ...]] = {
     "bench_agreement": ("--image-model", "{model}", "--text-model", "{text}", "--work", "{work}"),
     "bench_bot_memory": (*MODELS, "--work", "{work}"),
     "bench_embedded_search": ("--count", "500", "--dims", "32", "--repeats", "3"),
+    # A tiny random-weight vision tower on the CPU (no GPU here); it loads no findimage model.
+    "bench_gpu": ("--seconds", "0.2"),
     "bench_indexing": ("--count", "3", "--image-model", "{model}", "--work", "{work}"),
     "bench_query": (*MODELS, "--sizes", "300", "--work", "{work}"),
+    "bench_shards": ("--count", "6", "--image-model", "{model}", "--work", "{work}"),
     "bench_startup": ("--pictures", "20", "--rounds", "1"),
     "bench_watch": ("--image-model", "{model}", "--work", "{work}"),
     # Runs no model: `like:` queries over random vectors, in Debian's headless chromium.

@@ -26,6 +26,7 @@ def _limited() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT_BYTES, LIMIT_BYTES))
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_sentence_and_the_next_run_completes(
     tmp_path: Path, findimage_env: dict[str, str]
 ) -> None:

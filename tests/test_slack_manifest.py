@@ -8,6 +8,7 @@ import yaml
 
 from bot.app import EVENT_SCOPES, WEB_API_SCOPES, required_scopes
 from bot.blocks import COMMAND
+from web.signin import CALLBACK_PATH, SCOPES
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 
@@ -45,3 +46,11 @@ def test_the_manifest_declares_the_command_home_tab_interactivity_and_socket_mod
     assert features["app_home"]["messages_tab_read_only_enabled"] is False
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
+
+
+def test_the_manifest_asks_for_sign_in_with_slacks_scopes_and_the_pages_redirect_url() -> None:
+    oauth = load_manifest()["oauth_config"]
+
+    assert oauth["scopes"]["user"] == SCOPES.split() == ["openid", "profile"]
+    [redirect] = oauth["redirect_urls"]
+    assert redirect.startswith("https://") and redirect.endswith(CALLBACK_PATH)

@@ -24,12 +24,14 @@ from findimage.library import Library, OutsideLibraryError
 from findimage.search import SearchService
 from findimage.thumbnails import ThumbnailCache
 from web.searching import PAGE_SIZE, WebQuery, run_search
+from web.signin import SignIn
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 320
 LARGE_SIDE = 1280
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
 # A photo sent from the page: the largest Slack accepts is 1 GB, but a query photo is read
 # whole into memory, so the page takes what the indexer takes (FINDIMAGE_MAX_FILE_MB).
 
@@ -38,31 +40,60 @@ CSRF_HEADER = "X-CSRF-Token"
 class WebDependencies:
     """What the page needs: the search service, the library for originals and thumbnails,
     and the names it answers to (a request's Host header must name one of them, with the
-    port it came in on)."""
+    port it came in on; None behind Sign in with Slack, see create_app)."""
 
     service: SearchService
     library: Library | None
     thumbnails: ThumbnailCache | None
     max_file_bytes: int
-    host_names: frozenset[str]
+    host_names: frozenset[str] | None
 
 
-def create_app(dependencies: WebDependencies) -> Flask:
+def create_app(dependencies: WebDependencies, sign_in: SignIn | None = None) -> Flask:
+    """The page; behind `sign_in` when given (the team page of `serve`, or `web` on an
+    address other than loopback), open to whoever reaches it otherwise (loopback only)."""
     app = Flask(__name__)
     # Photos are read whole: refuse larger bodies before reading them (Werkzeug answers 413).
     app.config["MAX_CONTENT_LENGTH"] = dependencies.max_file_bytes + 64 * 1024
-    csrf_token = secrets.token_urlsafe(32)
+    page_token = secrets.token_urlsafe(32)
     service = dependencies.service
     app.jinja_env.globals["shown_size"] = shown_size
     app.jinja_env.globals["picture_date"] = picture_date
+
+    def csrf_token() -> str:
+        return sign_in.csrf_token() if sign_in else page_token
 
     @app.before_request
     def refuse_other_hosts() -> None:
         # A page on 127.0.0.1 is still reachable from any web site through DNS rebinding (a
         # name that resolves to 127.0.0.1): answering only our own Host names stops that.
+        # Behind sign-in there is no such list (a proxy in front names the host as it likes):
+        # a rebinding site gets no session cookie, its requests only the way to sign in.
+        if dependencies.host_names is None:
+            return
         name, _, port = request.host.lower().rpartition(":")
         if name not in dependencies.host_names or port != request.environ.get("SERVER_PORT"):
             abort(400)
+
+    if sign_in is not None:
+        sign_in.install(app)
+
+    @app.before_request
+    def require_csrf_token() -> None:
+        """Every POST carries the page's token, in a header (the page's script) or a form
+        field (the sign-out button): another site's form cannot know it."""
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token().encode()):
+            abort(403)
+
+    @app.context_processor
+    def signed_in() -> dict[str, Any]:
+        return {
+            "csrf_token": csrf_token(),
+            "signed_in": sign_in.signed_in() if sign_in else None,
+        }
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -78,7 +109,7 @@ def create_app(dependencies: WebDependencies) -> Flask:
     @app.get("/")
     def page() -> str:
         query = WebQuery.from_form(request.args)
-        context: dict[str, Any] = {"query": query, "csrf_token": csrf_token}
+        context: dict[str, Any] = {"query": query}
         if query.text:
             try:
                 context["results"] = _results_context(service, query, None)
@@ -93,9 +124,6 @@ def create_app(dependencies: WebDependencies) -> Flask:
 
     @app.post("/results/photo")
     def photo_results() -> tuple[str, int]:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), csrf_token.encode()):
-            abort(403)
         upload = request.files.get("photo")
         if upload is None:
             return render_template("problem.html", sentence="Choose a photo to search with."), 400

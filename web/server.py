@@ -20,13 +20,14 @@ logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 WEB_THREADS = 8
 
 NO_SIGN_IN = (
-    "The web page has no sign-in yet, so it only listens on this computer: use --host "
-    "127.0.0.1 (the default), and reach it from elsewhere through an SSH tunnel."
+    "Without Sign in with Slack the web page only listens on this computer: use --host "
+    "127.0.0.1 (the default), or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (docs/slack.md)."
 )
 
 
 def require_loopback(host: str) -> None:
-    """Refuse any address but this computer's own: the page has no sign-in."""
+    """Refuse any address but this computer's own: without sign-in, whoever reaches the page
+    may search the library."""
     if host == "localhost":
         return
     try:
@@ -44,8 +45,10 @@ def host_names(host: str) -> frozenset[str]:
 
 
 class WebServer:
-    def __init__(self, wsgi_app: Callable, host: str, port: int):
-        require_loopback(host)
+    def __init__(self, wsgi_app: Callable, host: str, port: int, signed_in: bool = False):
+        """`signed_in`: the app is behind Sign in with Slack, and may listen anywhere."""
+        if not signed_in:
+            require_loopback(host)
         try:
             self._server: BaseWSGIServer = create_server(
                 wsgi_app, host=host, port=port, threads=WEB_THREADS, ident="findimage"

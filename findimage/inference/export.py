@@ -346,7 +346,7 @@ def _export(model: SentenceTransformer, folder: Path, tower: Tower, precision: P
     if tower == "image":
         spec = _image_spec(model)
         spec.save(folder / "image_spec.json")
-        probes = _probe_pictures(spec.input_side)
+        probes = probe_pictures(spec.input_side)
         example = {"pixel_values": torch.from_numpy(np.stack([spec.pixels(p) for p in probes[:2]]))}
         batch = torch.export.Dim("batch")
         dynamic = {"pixel_values": {0: batch}}
@@ -511,7 +511,7 @@ def _agreement(model: SentenceTransformer, folder: Path, tower: Tower) -> float:
     session = OnnxSession(folder / MODEL_FILE, threads=None)
     if tower == "image":
         spec = ImageSpec.load(folder / "image_spec.json")
-        probes = _probe_pictures(spec.input_side)
+        probes = probe_pictures(spec.input_side)
         exported = session.run({"pixel_values": np.stack([spec.pixels(p) for p in probes])})
         reference = model.encode(probes, normalize_embeddings=True, convert_to_numpy=True)
     else:
@@ -529,7 +529,7 @@ def _agreement(model: SentenceTransformer, folder: Path, tower: Tower) -> float:
     return float(np.min(np.sum(exported * np.asarray(reference, np.float32), axis=1)))
 
 
-def _probe_pictures(side: int) -> list[Image.Image]:
+def probe_pictures(side: int) -> list[Image.Image]:
     """Pictures with edges, gradients, flat areas and noise, in both orientations."""
     rng = np.random.default_rng(7)
     pictures = []

@@ -98,9 +98,11 @@ class VectorStore(ABC):
                 found[doc_id] = item
         return found
 
-    def writing(self) -> AbstractContextManager[None]:
+    def writing(self, shard: tuple[int, int] | None = None) -> AbstractContextManager[None]:
         """Held by an indexing run for its whole duration, so two runs never write the same
         index at once; a store refuses a second writer with one sentence naming the first.
+        A run writing shard (K, N) of the library holds the lock of that shard only, beside
+        the other shards' workers (Elasticsearch; the embedded store has no shards).
         By default none: the embedded store holds a file lock, the Elasticsearch store a
         lease document."""
         return nullcontext()
@@ -141,8 +143,8 @@ def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
         raise ModelMismatchError(
             f"The index was built by the {recorded.engine} {recorded.precision} image engine, "
             f"but the settings say {configured.engine} {configured.precision}: set "
-            f"FINDIMAGE_ENGINE={recorded.engine} and FINDIMAGE_PRECISION={recorded.precision} "
-            "back, or rebuild the index with the new engine."
+            f"{_engine_settings(recorded, configured)} back, or rebuild the index with the new "
+            "engine."
         )
     raise ModelMismatchError(
         "The index was built with image model "
@@ -151,6 +153,15 @@ def check_models(recorded: ModelInfo | None, configured: ModelInfo) -> None:
         f"({configured.dims} dims). Set FINDIMAGE_IMAGE_MODEL and FINDIMAGE_TEXT_MODEL back, "
         "or rebuild the index with the new models."
     )
+
+
+def _engine_settings(recorded: ModelInfo, configured: ModelInfo) -> str:
+    """The settings that run the recorded engine again. fp16 is not a FINDIMAGE_PRECISION:
+    it is what FINDIMAGE_DEVICE=cuda runs (findimage/inference/half.py)."""
+    if recorded.precision == "fp16":
+        return "FINDIMAGE_ENGINE=torch and FINDIMAGE_DEVICE=cuda"
+    named = f"FINDIMAGE_ENGINE={recorded.engine} and FINDIMAGE_PRECISION={recorded.precision}"
+    return f"FINDIMAGE_DEVICE=cpu, {named}" if configured.precision == "fp16" else named
 
 
 def check_model_names(recorded: ModelInfo | None, image_model: str, text_model: str) -> None:

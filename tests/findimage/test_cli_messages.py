@@ -135,6 +135,7 @@ def test_ctrl_c_stops_a_watcher_with_one_line(library: Path, findimage_env: dict
     assert after == ["findimage: stopped watching.\n"]
 
 
+@pytest.mark.slow
 def test_the_int8_fall_back_is_said_once_per_process(
     library: Path,
     capsys: pytest.CaptureFixture[str],

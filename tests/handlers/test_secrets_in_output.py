@@ -68,6 +68,7 @@ def cluster() -> Iterator[ElasticsearchEmulator]:
         yield running
 
 
+@pytest.mark.slow
 def test_cli_runs_against_a_cluster_never_print_its_password(
     cluster: ElasticsearchEmulator,
     slack_library: IndexedLibrary,
@@ -129,6 +130,7 @@ def test_a_refused_bot_token_is_one_sentence_without_the_token(
     assert not leaked(done.stdout + done.stderr)
 
 
+@pytest.mark.slow
 def test_a_serving_bot_never_logs_or_sends_its_secrets(
     slack_library: IndexedLibrary, fake_slack: FakeSlack, trained_clip: Path, tmp_path: Path
 ) -> None:

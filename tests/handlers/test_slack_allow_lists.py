@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bot.access import REFUSAL, AccessPolicy, parse_ids
+from bot.access import REFUSAL, AccessPolicy
+from findimage.settings import parse_ids
 from tests.support.pictures import draw_shape, encode
 from tests.support.slack_answers import DM, answer_at, ask, button, home_opened
 from tests.support.slack_api import FakeSlack

@@ -4,7 +4,6 @@ valid, unexpired signature for that very picture."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ def endpoint(
         max_file_bytes=settings.max_file_bytes,
     )
     server = make_http_server(build_wsgi_app(settings, service, None), "127.0.0.1", 0, settings)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.start()
     ids = {doc.path: doc.id for doc in _documents(data_dir, store)}
     yield Endpoint(f"http://127.0.0.1:{server.port}", root, outside, data_dir, ids)
     server.stop()

@@ -81,6 +81,7 @@ def serve_process(
             process.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_serve_prints_one_line_serves_fifty_connections_at_once_and_stops_on_ctrl_c(
     serve_process: ServeProcess,
 ) -> None:

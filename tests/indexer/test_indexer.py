@@ -17,6 +17,7 @@ from findimage.settings import Settings
 from findimage.stores.embedded import EmbeddedStore
 from indexer.indexer import Indexer
 from indexer.scope import LibraryMismatchError
+from indexer.shards import Shard, shard_of
 from tests.support.pictures import draw_shape, encode, exif_jpeg, make_library, save
 
 
@@ -365,3 +366,57 @@ def test_a_picture_the_model_fails_on_is_skipped_and_its_batch_still_indexed(
     ]
     assert report.indexed == 24
     assert _paths(store) == sorted(set(_relative(library)) - {"choke.png"})
+
+
+def test_a_picture_renamed_across_shards_is_embedded_when_its_old_entry_went_meanwhile(
+    indexer: Indexer,
+    store: EmbeddedStore,
+    library: Path,
+    encoder: CountingEncoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Worker 2 plans to reuse the vector of a picture renamed out of shard 1; worker 1
+    deletes the old entry before worker 2 reads it. The picture is embedded, not skipped."""
+    indexer.run(library, progress=False)
+    source = sorted(library.glob("*.png"))[0]
+    old = source.name
+    new = next(
+        name
+        for name in (f"renamed-{n}.png" for n in range(100))
+        if shard_of(name, 2) != shard_of(old, 2)
+    )
+    vector = store.get(document_id(old))[1]
+    source.rename(library / new)
+    encoder.encoded = 0
+    read = store.get_many
+
+    def other_worker_deletes_first(doc_ids: Sequence[str]) -> dict:
+        store.delete(list(doc_ids))
+        return read(doc_ids)
+
+    monkeypatch.setattr(store, "get_many", other_worker_deletes_first)
+
+    report = indexer.run(library, progress=False, shard=Shard(shard_of(new, 2), 2))
+
+    assert (report.indexed, report.deleted, report.skipped) == (1, 0, [])
+    assert encoder.encoded == 1
+    np.testing.assert_allclose(store.get(document_id(new))[1], vector, atol=1e-5)
+
+
+def test_a_shard_run_deletes_only_its_own_missing_pictures(
+    indexer: Indexer, store: EmbeddedStore, library: Path
+) -> None:
+    indexer.run(library, progress=False)
+    for picture in library.rglob("*.*"):
+        picture.unlink()
+    gone = _relative_paths_indexed(store)
+    first = indexer.run(library, progress=False, shard=Shard(1, 2))
+    assert first.deleted == sum(shard_of(path, 2) == 1 for path in gone)
+    assert all(shard_of(path, 2) == 2 for path in _relative_paths_indexed(store))
+    second = indexer.run(library, progress=False, shard=Shard(2, 2))
+    assert first.deleted + second.deleted == len(gone)
+    assert store.count() == 0
+
+
+def _relative_paths_indexed(store: EmbeddedStore) -> list[str]:
+    return [fp.path for fp in store.fingerprints().values()]

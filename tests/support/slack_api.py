@@ -8,6 +8,9 @@ Failures are emulated too: 429 with Retry-After (`rate_limit`), 5xx (`server_err
 of Slack unreachable (`down`), and the whole server stopped and restarted on the same port
 (`SlackApiServer.stop` / `restart`).
 
+Sign in with Slack (the team page's OpenID Connect endpoints) is answered by `FakeSlack.oidc`,
+tests/support/slack_oidc.py, which cites Slack's documentation for each behaviour.
+
 Not emulated, because the bot never relies on them: per-tier rate-limit windows (tests
 choose which calls get a 429), pagination, Enterprise Grid, and message editing.
 """
@@ -29,6 +32,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import requests
 
 from tests.support.block_kit import message_errors, view_errors
+from tests.support.slack_oidc import SlackOidc
 from tests.support.waiting import CEILING_SECONDS
 
 BOT_TOKEN = "xoxb-fake"
@@ -36,6 +40,7 @@ APP_TOKEN = "xapp-fake"
 BOT_USER_ID = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM_ID = "T0000001"
+OIDC_METHODS = {"openid.connect.token", "openid.connect.userInfo"}
 JSON_FIELDS = {"blocks", "files", "view", "attachments"}
 SIGN_IN_PAGE = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
 # What Slack has been seen to send as a download's Content-Type: the file's own mimetype, or a
@@ -130,6 +135,8 @@ class FakeSlack:
     response_uses: dict[str, list[float]] = field(default_factory=dict)
     # Where apps.connections.open sends Socket Mode clients (a local websocket server).
     socket_url: str = ""
+    # Sign in with Slack: the app's client, its Redirect URLs, who signs in next.
+    oidc: SlackOidc = field(default_factory=lambda: SlackOidc(TEAM_ID))
     _condition: threading.Condition = field(default_factory=threading.Condition)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -161,6 +168,7 @@ class FakeSlack:
             self.retry_after = 1
             self.server_errors.clear()
             self.down.clear()
+            self.oidc.reset()
 
     def add_file(
         self, name: str, content: bytes, mimetype: str = "image/png", **extra: Any
@@ -258,6 +266,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif segments[0] == "signin":
             fake.record(Recorded("signin", parts.path, {}, headers))
             self._send(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
+        elif parts.path == "/openid/connect/authorize":
+            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+            fake.record(Recorded("authorize", parts.path, query, headers))
+            status, where = fake.oidc.authorize(query)
+            if status == 302:
+                self._redirect(where)
+            else:
+                self._send(status, where.encode(), "text/plain")
+        elif parts.path == "/openid/connect/keys":
+            fake.record(Recorded("keys", parts.path, {}, headers))
+            self._send_json(fake.oidc.keys())
         else:
             self._send(404, b"not found", "text/plain")
 
@@ -338,6 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(refusal, status, extra)
             return
         fake.record(Recorded(method, parts.path, params, headers, body))
+        if method in OIDC_METHODS:
+            self._send_json(_oidc_answer(fake, method, params, headers))
+            return
         if method in fake.rate_limited_once:
             # RATE_LIMITED above: HTTP 429 with a Retry-After header.
             fake.rate_limited_once.discard(method)
@@ -413,6 +435,17 @@ def _params(query: str, content_type: str, body: bytes) -> dict[str, Any]:
         if isinstance(params[key], str):
             params[key] = json.loads(params[key])
     return params
+
+
+def _oidc_answer(
+    fake: FakeSlack, method: str, params: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """The client's credentials (the token method) or the person's access token (userInfo)
+    authenticate these, never the bot token."""
+    authorization = headers.get("Authorization", "")
+    if method == "openid.connect.token":
+        return fake.oidc.token(fake.url, params, authorization)
+    return fake.oidc.userinfo(authorization, params)
 
 
 def _authenticated_answer(

@@ -148,7 +148,7 @@ def bot_servers(
         workers = build_workers(settings)
         app = create_app(settings, service, client=client, workers=workers)
         routes["app"] = build_wsgi_app(settings, service, app)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server.start()
         servers.append(server)
         bot = Bot(url, settings, service, SlackSender(url + EVENTS_PATH), workers)
         cache[key] = bot

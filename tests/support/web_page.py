@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -79,7 +80,7 @@ def web_process(env: dict[str, str], cwd: Path, *args: str) -> Iterator[WebProce
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
-        if not first.startswith("findimage web: http://127.0.0.1:"):
+        if not first.startswith("findimage web: http://"):
             process.wait(timeout=120)
             pump.join(timeout=60)
             raise AssertionError(f"findimage web did not start: {first}{_rest(lines)}")
@@ -96,3 +97,29 @@ def _rest(lines: queue.Queue[str]) -> str:
     while not lines.empty():
         printed.append(lines.get())
     return "".join(printed)
+
+
+def web_environment(tmp: Path, model: Path, model_cache: Path) -> dict[str, str]:
+    """This process's environment without its findimage and Slack settings, for `model`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINDIMAGE_", "SLACK_"))}
+    env.update(
+        FINDIMAGE_IMAGE_MODEL=str(model),
+        FINDIMAGE_TEXT_MODEL=str(model),
+        FINDIMAGE_DATA_DIR=str(tmp / "data"),
+        FINDIMAGE_MODEL_CACHE=str(model_cache),
+        FINDIMAGE_DEVICE="cpu",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+def index_library(library: Path, env: dict[str, str], cwd: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "findimage.cli", "index", str(library)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr

@@ -6,76 +6,23 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.support.browser import WAIT_SECONDS, cards, search, thumbnails_painted
 from tests.support.pictures import draw_shape, encode, make_library
-from tests.support.web_page import WebProcess, web_process
+from tests.support.web_page import WebProcess, index_library, web_environment, web_process
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# A busy machine slows the page; these are ceilings for a broken run, not expectations.
-WAIT_SECONDS = 120
 SCREENSHOTS = os.environ.get("FINDIMAGE_SCREENSHOTS_DIR")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        missing = "Debian's chromium and chromium-driver are not installed (apt-get install)"
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    # Selenium Manager would otherwise look for a driver online and send usage statistics.
-    os.environ["SE_AVOID_STATS"] = "true"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1280,900")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _environment(tmp: Path, model: Path, model_cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINDIMAGE_", "SLACK_"))}
-    env.update(
-        FINDIMAGE_IMAGE_MODEL=str(model),
-        FINDIMAGE_TEXT_MODEL=str(model),
-        FINDIMAGE_DATA_DIR=str(tmp / "data"),
-        FINDIMAGE_MODEL_CACHE=str(model_cache),
-        FINDIMAGE_DEVICE="cpu",
-        HF_HUB_OFFLINE="1",
-    )
-    return env
-
-
-def _index(library: Path, env: dict[str, str], cwd: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "findimage.cli", "index", str(library)],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -88,38 +35,10 @@ def web(
     for index, path in enumerate(paths):
         start = 1577836800 if index % 2 else 1704067200  # 2020-01-01, 2024-01-01 UTC
         os.utime(path, (start + 2_592_000, start + 2_592_000))
-    env = _environment(tmp, tiny_clip, model_cache)
-    _index(tmp / "library", env, tmp)
+    env = web_environment(tmp, tiny_clip, model_cache)
+    index_library(tmp / "library", env, tmp)
     with web_process(env, tmp) as served:
         yield served
-
-
-def _search(browser: WebDriver, url: str, text: str) -> None:
-    browser.get(url + "/")
-    box = browser.find_element(By.ID, "q")
-    box.clear()
-    box.send_keys(text, Keys.ENTER)
-
-
-def _cards(browser: WebDriver, count: int) -> list[str]:
-    """The ids of the grid's results once there are `count` of them."""
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#grid button.open")) == count
-    )
-    return [
-        button.get_attribute("data-id") or ""
-        for button in browser.find_elements(By.CSS_SELECTOR, "#grid button.open")
-    ]
-
-
-def _thumbnails_painted(browser: WebDriver, first: int) -> None:
-    WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda b: b.execute_script(
-            "return [...document.querySelectorAll('#grid img')].slice(0, arguments[0])"
-            ".every(i => i.complete && i.naturalWidth > 0)",
-            first,
-        )
-    )
 
 
 def _shot(browser: WebDriver, tmp_path: Path, name: str) -> None:
@@ -132,20 +51,61 @@ def _shot(browser: WebDriver, tmp_path: Path, name: str) -> None:
 def test_a_query_shows_a_grid_whose_thumbnails_load(
     browser: WebDriver, web: WebProcess, tmp_path: Path
 ) -> None:
-    _search(browser, web.url, "a red circle")
-    ids = _cards(browser, 50)
-    _thumbnails_painted(browser, 8)
+    search(browser, web.url, "a red circle")
+    ids = cards(browser, 50)
+    thumbnails_painted(browser, 8)
     assert browser.find_element(By.ID, "heading").text == "Pictures for “a red circle”"
     assert browser.current_url.endswith("/?q=a+red+circle")
     assert len(set(ids)) == 50
 
 
 def test_scrolling_loads_the_next_page_without_repeats(browser: WebDriver, web: WebProcess) -> None:
-    _search(browser, web.url, "a red circle")
-    _cards(browser, 50)
+    search(browser, web.url, "a red circle")
+    cards(browser, 50)
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-    ids = _cards(browser, 60)
+    ids = cards(browser, 60)
     assert len(set(ids)) == 60
+
+
+def test_a_next_page_arriving_after_a_new_search_is_not_mixed_into_it(
+    browser: WebDriver, web: WebProcess
+) -> None:
+    """The person scrolls (page 2 is asked for), then searches again before it arrives: the
+    late page 2 of the old search must not be appended to the new grid."""
+    search(browser, web.url, "a red circle")
+    cards(browser, 50)
+    # The browser's network is the far edge: every next-page answer is held until released.
+    # The page's `show` is counted (not replaced) so the test knows when an answer was handled.
+    browser.execute_script(
+        """
+        const realFetch = window.fetch;
+        window.heldPages = [];
+        window.fetch = (url, options) => {
+          if (!String(url).includes("offset=")) return realFetch(url, options);
+          return new Promise(go => window.heldPages.push(() => go(realFetch(url, options))));
+        };
+        const realShow = window.show;
+        window.handled = 0;
+        window.show = async (...args) => { await realShow(...args); window.handled += 1; };
+        window.scrollTo(0, document.body.scrollHeight);
+        """
+    )
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script("return window.heldPages.length") == 1
+    )
+    box = browser.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("a blue square", Keys.ENTER)
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script("return window.handled") == 1
+    )
+    assert "a blue square" in browser.find_element(By.ID, "heading").text
+    new_ids = cards(browser, 50)
+    browser.execute_script("window.heldPages[0]()")
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: b.execute_script("return window.handled") == 2
+    )
+    assert cards(browser, 50) == new_ids
 
 
 def test_a_dropped_photo_comes_first_then_pictures_like_it(
@@ -163,7 +123,7 @@ def test_a_dropped_photo_comes_first_then_pictures_like_it(
         """,
         photo,
     )
-    _cards(browser, 50)
+    cards(browser, 50)
     first = browser.find_element(By.CSS_SELECTOR, "#grid li:first-child")
     assert "own" in (first.get_attribute("class") or "")
     assert first.find_element(By.TAG_NAME, "img").get_attribute("alt") == "Your photo"
@@ -177,7 +137,7 @@ def test_a_photo_chosen_with_the_file_picker_is_searched(
     chosen.write_bytes(encode(draw_shape("blue", "square"), "PNG"))
     browser.get(web.url + "/")
     browser.find_element(By.ID, "photo").send_keys(str(chosen))
-    _cards(browser, 50)
+    cards(browser, 50)
     assert browser.find_element(By.ID, "heading").text == "Pictures like your photo"
 
 
@@ -197,9 +157,9 @@ def test_a_bad_photo_is_one_sentence_on_the_page(
 def test_a_picture_opened_large_leads_to_more_like_it(
     browser: WebDriver, web: WebProcess, tmp_path: Path
 ) -> None:
-    _search(browser, web.url, "a red circle")
-    first = _cards(browser, 50)[0]
-    browser.find_element(By.CSS_SELECTOR, "#grid button.open").click()
+    search(browser, web.url, "a red circle")
+    first = cards(browser, 50)[0]
+    browser.find_element(By.CSS_SELECTOR, f"#grid button.open[data-id='{first}']").click()
     dialog = WebDriverWait(browser, WAIT_SECONDS).until(
         lambda b: (
             b.find_element(By.ID, "viewer")
@@ -218,7 +178,7 @@ def test_a_picture_opened_large_leads_to_more_like_it(
     WebDriverWait(browser, WAIT_SECONDS).until(
         lambda b: "like:" in b.find_element(By.ID, "heading").text
     )
-    assert first not in _cards(browser, 50)
+    assert first not in cards(browser, 50)
 
 
 def test_the_date_filter_keeps_the_pictures_of_those_dates(
@@ -229,7 +189,7 @@ def test_the_date_filter_keeps_the_pictures_of_those_dates(
     browser.find_element(By.NAME, "after").send_keys("2024")
     box = browser.find_element(By.ID, "q")
     box.send_keys("a red circle", Keys.ENTER)
-    _cards(browser, 30)
+    cards(browser, 30)
     assert "after 2024-01-01" in browser.find_element(By.ID, "heading").text
 
 
@@ -238,8 +198,8 @@ def test_the_grid_folds_to_two_columns_at_a_phones_width(
 ) -> None:
     browser.set_window_size(390, 844)
     try:
-        _search(browser, web.url, "a red circle")
-        _cards(browser, 50)
+        search(browser, web.url, "a red circle")
+        cards(browser, 50)
         columns = browser.execute_script(
             "return getComputedStyle(document.getElementById('grid'))"
             ".gridTemplateColumns.split(' ').length"
@@ -252,12 +212,12 @@ def test_the_grid_folds_to_two_columns_at_a_phones_width(
 def test_the_readmes_samples_answer_a_red_circle_with_the_red_circle(
     browser: WebDriver, tmp_path: Path, trained_clip: Path, model_cache: Path
 ) -> None:
-    env = _environment(tmp_path, trained_clip, model_cache)
-    _index(ROOT / "samples", env, tmp_path)
+    env = web_environment(tmp_path, trained_clip, model_cache)
+    index_library(ROOT / "samples", env, tmp_path)
     with web_process(env, tmp_path) as served:
-        _search(browser, served.url, "a red circle")
-        _cards(browser, 6)
-        _thumbnails_painted(browser, 6)
+        search(browser, served.url, "a red circle")
+        cards(browser, 6)
+        thumbnails_painted(browser, 6)
         first = browser.find_element(By.CSS_SELECTOR, "#grid img")
         assert (first.get_attribute("alt") or "").startswith("red-circle.png")
         _shot(browser, tmp_path, "web-grid.png")

@@ -10,6 +10,9 @@ const viewer = document.getElementById("viewer");
 const viewerBody = document.getElementById("viewer-body");
 let photo = null; // the photo of the current search, kept to ask for its next pages
 let loading = false;
+// Each new search gets the next number; an answer that arrives for an older one (a next page
+// still in flight when the person searched again) is dropped instead of mixed in.
+let generation = 0;
 
 function formFields() {
   const fields = new URLSearchParams(new FormData(form));
@@ -17,8 +20,9 @@ function formFields() {
   return fields;
 }
 
-async function show(response, append) {
+async function show(response, append, asked) {
   const html = await response.text();
+  if (asked !== generation) return;
   if (!append) {
     answer.innerHTML = html;
     if (photo) showOwnCopy();
@@ -56,9 +60,10 @@ async function searchText(push) {
   const fields = formFields();
   if (!fields.get("q")) return;
   if (push) history.pushState(null, "", "/?" + fields.toString());
+  const asked = ++generation;
   loading = true;
   try {
-    await show(await fetch("/results?" + fields.toString()), false);
+    await show(await fetch("/results?" + fields.toString()), false, asked);
   } finally {
     loading = false;
   }
@@ -66,6 +71,7 @@ async function searchText(push) {
 
 async function searchPhoto(file, offset) {
   photo = file;
+  const asked = offset > 0 ? generation : ++generation;
   const body = new FormData(form);
   body.append("photo", file);
   body.set("offset", String(offset));
@@ -76,7 +82,7 @@ async function searchPhoto(file, offset) {
       body,
       headers: { "X-CSRF-Token": csrfToken },
     });
-    await show(response, offset > 0);
+    await show(response, offset > 0, asked);
   } finally {
     loading = false;
   }
@@ -94,9 +100,10 @@ function watchForMore() {
     if (photo) {
       await searchPhoto(photo, Number(following));
     } else {
+      const asked = generation;
       loading = true;
       try {
-        await show(await fetch(following), true);
+        await show(await fetch(following), true, asked);
       } finally {
         loading = false;
       }

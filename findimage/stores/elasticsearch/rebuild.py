@@ -32,7 +32,12 @@ from elasticsearch import ApiError
 from elasticsearch import NotFoundError as EsNotFoundError
 
 from findimage.documents import ModelInfo
-from findimage.errors import BackendUnavailableError, ConfigError, FindImageError
+from findimage.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    FindImageError,
+    ShardsNotDoneError,
+)
 from findimage.stores.elasticsearch.connection import translate_errors
 from findimage.stores.elasticsearch.indices import (
     BUILD_SETTINGS,
@@ -46,6 +51,7 @@ from findimage.stores.elasticsearch.mapping import (
     has_findimage_mark,
     not_created_by_findimage,
 )
+from findimage.stores.elasticsearch.progress import latest_run, shard_reports
 from findimage.stores.elasticsearch.store import ElasticsearchStore
 
 log = logging.getLogger(__name__)
@@ -115,6 +121,97 @@ class Rebuild:
             self._discard(fresh.target)
             raise
         self._delete_old(behind, fresh.target)
+
+    # --- a rebuild spread over workers: prepare, `--shard K/N --into NAME`, swap ---------------
+
+    def prepare(self, models: ModelInfo) -> str:
+        """Create the new index for workers to fill (a copy of the live one when its models
+        are the ones configured, as `run` makes) and return its name."""
+        found = self._behind_alias()
+        check_ours(self._alias, found)
+        recorded = self._recorded_models()
+        fresh = self._live.with_target(new_index_name(self._alias))
+        try:
+            same_models = (
+                recorded is not None and (recorded.image_model, recorded.text_model) == self._wanted
+            )
+            if recorded is not None and same_models and not lacks_filter_fields(found):
+                self._copy(recorded, fresh, sorted(found))
+            else:
+                fresh.record_models(models)
+        except BaseException:
+            self._discard(fresh.target)
+            raise
+        log.info("prepared %s for a rebuild of %s", fresh.target, self._alias)
+        return fresh.target
+
+    def prepared(self, name: str) -> ElasticsearchStore:
+        """A store on the prepared index `name`, for a worker's `--into NAME`: one findimage
+        made under this alias, that exists and is not live yet."""
+        fresh = self._prepared_store(name)
+        if name in self._behind_alias():
+            raise ConfigError(
+                f"The index {name} is already live behind {self._alias}: run the workers "
+                "without --into, or prepare a new rebuild with `findimage index --rebuild "
+                "--prepare`."
+            )
+        return fresh
+
+    def swap(self, name: str) -> bool:
+        """Put the prepared index `name` live behind the alias, once every shard of one
+        number of workers has reported done into it with its models; False when it is live
+        already (a swap run twice)."""
+        found = self._behind_alias()
+        check_ours(self._alias, found)
+        if name in found:
+            return False
+        fresh = self._prepared_store(name)
+        models = fresh.models()
+        assert models is not None
+        self._check_shards_done(name, (models.image_model, models.text_model))
+        behind = sorted(found)
+        self._make_live(fresh, behind)
+        self._delete_old(behind, name)
+        self._live.reload()
+        return True
+
+    def _prepared_store(self, name: str) -> ElasticsearchStore:
+        if not made_by_findimage(self._alias, name):
+            raise ConfigError(
+                f"{name} is not a name findimage gives a new index under {self._alias}: give "
+                "the name `findimage index --rebuild --prepare` printed."
+            )
+        fresh = self._live.with_target(name)
+        if fresh.models() is None:
+            raise ConfigError(
+                f"There is no prepared index {name}: run `findimage index --rebuild --prepare` "
+                "and give the name it prints."
+            )
+        return fresh
+
+    def _check_shards_done(self, name: str, models: tuple[str, str]) -> None:
+        reports = shard_reports(self._connection, self._alias, [name])
+        by_count: dict[int, dict[int, Any]] = {}
+        for report in reports:
+            if report.done and (report.image_model, report.text_model) == models:
+                by_count.setdefault(report.shards, {})[report.shard] = report
+        if any(len(done) == count for count, done in by_count.items()):
+            return
+        run = latest_run(reports)
+        if not run:
+            raise ShardsNotDoneError(
+                f"No worker has reported into {name} yet: run `findimage index --shard K/N "
+                f"--into {name}` for K = 1..N, then swap."
+            )
+        count = run[0].shards
+        done = by_count.get(count, {})
+        missing = [f"{k}/{count}" for k in range(1, count + 1) if k not in done]
+        raise ShardsNotDoneError(
+            f"The rebuild into {name} is not done: shard{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} {'have' if len(missing) > 1 else 'has'} not reported done; "
+            f"run `findimage index --shard K/{count} --into {name}` for "
+            f"{'them' if len(missing) > 1 else 'it'}, then swap again."
+        )
 
     def _behind_alias(self) -> dict[str, Any]:
         """The indices the alias leads to (or the index named like it), with their mappings."""

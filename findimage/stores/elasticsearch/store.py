@@ -24,6 +24,7 @@ from findimage.documents import (
     ImageDocument,
     ModelInfo,
     SearchHit,
+    ShardReport,
     StoreStatus,
     WriteFailure,
 )
@@ -61,6 +62,7 @@ from findimage.stores.elasticsearch.mapping import (
     to_fingerprint,
     to_source,
 )
+from findimage.stores.elasticsearch.progress import latest_run, shard_reports
 from findimage.stores.elasticsearch.writer_lease import WriterLease
 
 if TYPE_CHECKING:
@@ -543,7 +545,16 @@ class ElasticsearchStore(VectorStore):
             last_indexed_at=self._last_indexed_at() if models else None,
             location=location,
             library_root=self.library_root() if models else None,
+            shards=self._shard_reports(indices, leftovers),
         )
+
+    def _shard_reports(self, live: list[str], leftovers: list[str]) -> tuple[ShardReport, ...]:
+        """The latest sharded run into the alias, the live index and each unfinished rebuild."""
+        reports = shard_reports(self._connection, self._alias, [self._alias, *live, *leftovers])
+        latest: list[ShardReport] = []
+        for index in sorted({report.index for report in reports}):
+            latest += latest_run([report for report in reports if report.index == index])
+        return tuple(latest)
 
     def close(self) -> None:
         self._connection.close()

@@ -192,6 +192,12 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
                 for doc in index.docs.values()
             ]
 
+    def document_ids(self, name: str) -> list[str]:
+        """The ids of the documents in the concrete index `name`, refreshed or not: what a
+        test sees from outside, not an API of Elasticsearch's."""
+        with self._lock:
+            return sorted(self._indices[name].docs)
+
     def mapping(self, name: str) -> Json:
         with self._lock:
             return copy.deepcopy(self._resolve_one(name).mappings)
