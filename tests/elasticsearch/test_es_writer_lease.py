@@ -32,6 +32,12 @@ def library(tmp_path: Path) -> Path:
     return root
 
 
+def _made_by_findimage(es: Elasticsearch) -> None:
+    """The leases' index as a run makes it (findimage's `_meta` mark), before a test puts a
+    lease there by hand."""
+    es.indices.create(index=LEASES, mappings={"_meta": {"findimage": {"kind": "writer leases"}}})
+
+
 def test_a_run_while_another_holds_the_lease_is_refused_and_writes_nothing(
     es_settings: Settings,
     es: Elasticsearch,
@@ -61,7 +67,7 @@ def test_an_expired_lease_is_taken_over_and_released_at_the_end(
     es_env: dict[str, str], es: Elasticsearch, library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What a killed run leaves: its lease, no longer renewed, past its expiry."""
-    es.indices.create(index=LEASES)
+    _made_by_findimage(es)
     expired = int((time.time() - 1) * 1000)
     es.index(index=LEASES, id="writer-all", document={"holder": "999 gone", "expires_at": expired})
     assert json_in_process(capsys, "index", str(library))["indexed"] == 4
@@ -71,7 +77,7 @@ def test_an_expired_lease_is_taken_over_and_released_at_the_end(
 def test_two_takeovers_of_one_expired_lease_only_one_wins(
     es_settings: Settings, es: Elasticsearch
 ) -> None:
-    es.indices.create(index=LEASES)
+    _made_by_findimage(es)
     expired = int((time.time() - 1) * 1000)
     es.index(index=LEASES, id="writer-all", document={"holder": "999 gone", "expires_at": expired})
     first = WriterLease(connect(es_settings), ALIAS)
@@ -131,7 +137,7 @@ def test_a_lease_of_a_process_of_this_host_that_is_gone_is_taken_over_at_once(
         capture_output=True,
         text=True,
     ).stdout.strip()
-    es.indices.create(index=LEASES)
+    _made_by_findimage(es)
     later = int((time.time() + 3600) * 1000)
     holder = f"{gone} {socket.gethostname()}"
     es.index(index=LEASES, id="writer-all", document={"holder": holder, "expires_at": later})
@@ -175,3 +181,17 @@ def test_a_run_whose_lease_was_taken_over_writes_no_more(
     store.close()
     es.indices.refresh(index=ALIAS)
     assert es.count(index=ALIAS)["count"] == 4
+
+
+def test_a_writers_index_findimage_did_not_make_is_refused_and_left_as_it_was(
+    es_env: dict[str, str], es: Elasticsearch, library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    es.indices.create(index=LEASES, mappings={"properties": {"title": {"type": "keyword"}}})
+    es.index(index=LEASES, id="writer-all", document={"title": "theirs"}, refresh=True)
+    code, out, err = run_in_process(capsys, "index", str(library))
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"findimage: The Elasticsearch index {LEASES} was not created by findimage"
+    )
+    assert es.get(index=LEASES, id="writer-all")["_source"] == {"title": "theirs"}
+    assert not es.indices.exists_alias(name=ALIAS)

@@ -33,6 +33,11 @@ from elasticsearch import NotFoundError as EsNotFoundError
 
 from findimage.errors import BackendUnavailableError
 from findimage.stores.elasticsearch.connection import Connection, error_type, translate_errors
+from findimage.stores.elasticsearch.mapping import (
+    META_KEY,
+    has_findimage_mark,
+    not_created_by_findimage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,9 @@ WRITERS_SUFFIX = "writers"
 # The lease documents' fields; nothing searches them.
 _MAPPINGS = {
     "dynamic": False,
-    "_meta": {"findimage": "writer leases"},
+    # findimage's mark (as on its other indices), so that an index of that name made by
+    # something else is refused rather than written into.
+    "_meta": {META_KEY: {"kind": "writer leases"}},
     "properties": {"holder": {"type": "keyword"}, "expires_at": {"type": "long"}},
 }
 
@@ -187,8 +194,17 @@ class WriterLease:
         return int(answer["_seq_no"]), int(answer["_primary_term"])
 
     def _make_index(self) -> None:
-        """The leases' own index, made once; never one behind the alias."""
-        if self._client.indices.exists(index=self._index):
+        """The leases' own index, made once; never one behind the alias. One of that name
+        that findimage did not make is refused (a lease written there would change another
+        tool's data)."""
+        try:
+            found = self._client.indices.get_mapping(index=self._index).body
+        except EsNotFoundError:
+            found = None
+        if found is not None:
+            for body in found.values():
+                if not has_findimage_mark(body.get("mappings", {})):
+                    raise not_created_by_findimage(self._index)
             return
         try:
             self._client.indices.create(
