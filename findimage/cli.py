@@ -804,7 +804,9 @@ def _previewed_library(settings: Settings, service: SearchService) -> Settings:
 def _watching_beside(settings: Settings) -> Iterator[None]:
     """Watch mode on a thread of the bot's process, with its own store; stopped with the bot.
 
-    Its lines go to the log; a failure stops the watching, not the bot.
+    Its lines go to the log. A first run that fails (the store unreachable for a moment,
+    another run writing the index) is tried again with a back-off until it succeeds; the
+    watching starts after it. Nothing the watcher meets stops the bot.
     """
     from findimage.factory import build_store, build_watcher
     from indexer.scope import folder_to_watch, library_to_index
@@ -820,7 +822,7 @@ def _watching_beside(settings: Settings) -> Iterator[None]:
 
     def follow() -> None:
         try:
-            watcher.run()
+            watcher.run(retry_catch_up=True)
         except FindImageError as exc:
             log.error("watching %s stopped: %s", path, exc)
         except Exception:

@@ -12,7 +12,7 @@ from typing import Any
 from findimage.documents import IndexReport, SearchHit, Skipped, StoreStatus
 from findimage.filters import picture_date
 from findimage.library import joined
-from findimage.terminal import printable, results_table
+from findimage.terminal import printable, results_table, shortened
 
 
 def hit_dict(hit: SearchHit, root: str | None = None) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def report_output(
             f"Indexed {report.indexed}, unchanged {report.unchanged}, "
             f"removed {report.deleted}, skipped {len(report.skipped)}.",
             *(
-                f"  skipped {printable(skipped.path)}: {printable(skipped.reason)}"
+                f"  skipped {shortened(printable(skipped.path))}: {printable(skipped.reason)}"
                 for skipped in named
             ),
         ]

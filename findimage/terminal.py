@@ -58,6 +58,22 @@ def printable(text: str) -> str:
     )
 
 
+# A path in a line that names a skipped file is shown whole up to this many characters (as
+# shown, escapes included); a longer one (a folder nested past the system's 4,096 bytes)
+# keeps its first third and its end, the file's name, around "...". `--json` gives it whole.
+SHOWN_PATH_WIDTH = 240
+_CUT = "..."
+
+
+def shortened(text: str, width: int = SHOWN_PATH_WIDTH) -> str:
+    """`text` as it is when at most `width` characters, else cut to exactly `width`."""
+    if len(text) <= width:
+        return text
+    kept = width - len(_CUT)
+    head = kept // 3
+    return f"{text[:head]}{_CUT}{text[len(text) - (kept - head) :]}"
+
+
 def human_size(size: int) -> str:
     if size < 1024:
         return f"{size} B"

@@ -1,16 +1,20 @@
 """What the walk leaves out of the library: FINDIMAGE_EXCLUDE, and a `.findimageignore` file
-at the library's root, both in gitignore's syntax (through pathspec, which implements it)."""
+at the library's root (a folder's, or the object at an s3:// library's prefix), both in
+gitignore's syntax (through pathspec, which implements it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import pathspec
 
-from findimage.errors import ConfigError
+from findimage.errors import ConfigError, ImageError, NotFoundError
+from findimage.library import ObjectStoreLibrary
 
 IGNORE_FILE = ".findimageignore"
+# An ignore file is a few lines; one this large is not one.
+IGNORE_FILE_MAX_BYTES = 1024 * 1024
 
 
 class Exclusions:
@@ -43,6 +47,33 @@ class Exclusions:
                 f"Cannot read {ignore_file} ({exc.strerror or exc}): make it readable or "
                 "remove it, then run again."
             ) from exc
+        return cls.from_setting(patterns, lines)
+
+    @classmethod
+    def for_objects(
+        cls,
+        library: ObjectStoreLibrary,
+        patterns: Iterable[str],
+        listed: Collection[str] | None = None,
+    ) -> Exclusions:
+        """`patterns`, then the lines of the `.findimageignore` object at the library's
+        prefix (s3://bucket/prefix/.findimageignore), read through the library as the
+        pictures are; a failure to read it other than its absence is the run's failure.
+        `listed`, the whole library's listing when the run has it, spares the request when
+        there is no such object."""
+        where = f"{library.location}/{IGNORE_FILE}"
+        if listed is not None and IGNORE_FILE not in listed:
+            return cls.from_setting(patterns)
+        try:
+            data = library.read(IGNORE_FILE, IGNORE_FILE_MAX_BYTES)
+        except NotFoundError:
+            data = b""
+        except ImageError as exc:  # over the size above
+            raise ConfigError(
+                f"{where} is over {IGNORE_FILE_MAX_BYTES // 1024} KB, too large for an ignore "
+                "file: shorten it or remove it, then run again."
+            ) from exc
+        lines = data.decode("utf-8", errors="surrogateescape").splitlines()
         return cls.from_setting(patterns, lines)
 
     def excludes(self, relative_path: str, folder: bool) -> bool:

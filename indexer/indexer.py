@@ -108,7 +108,12 @@ class Indexer:
             entries = walk_library(scope.root, scope.folder, exclusions)
         else:
             library = ObjectStoreLibrary(scope.root, self._s3_endpoint_url)
-            entries = walk_objects(library, scope.folder, Exclusions.from_setting(self._exclude))
+            # Listed before the ignore file is read: a refusal is then named by the listing's
+            # answer, which says why (a GET of a missing or forbidden object cannot).
+            listed = list(library.objects(scope.folder))
+            whole = None if scope.folder else {stored.relative_path for stored in listed}
+            exclusions = Exclusions.for_objects(library, self._exclude, whole)
+            entries = walk_objects(library, scope.folder, exclusions, listed)
         for entry in entries:
             if isinstance(entry, WalkSkip):
                 # An unreadable place keeps every shard from deleting what lies under it.
@@ -161,7 +166,9 @@ class Indexer:
         if self._has_run:
             self._store.reload()
         self._has_run = True
-        with nullcontext() if dry_run else self._store.writing():
+        # Shard workers write the same index at once on purpose: one lease per shard.
+        part = None if shard is None else (shard.number, shard.count)
+        with nullcontext() if dry_run else self._store.writing(part):
             return self._run(path, dry_run, progress, replace, shard, shard_progress)
 
     def _run(

@@ -6,12 +6,12 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from findimage.images import IMAGE_EXTENSIONS, NOT_A_FILE, check_size, read_regular_file
-from findimage.library import ObjectStoreLibrary, shown_path
+from findimage.library import ObjectStoreLibrary, StoredObject, shown_path
 from findimage.raw import RAW_EXTENSIONS, RAW_EXTRA, raw_support
 from indexer.exclude import Exclusions
 
@@ -199,13 +199,17 @@ def _why(exc: BaseException) -> str:
 
 
 def walk_objects(
-    store: ObjectStoreLibrary, folder: str = "", exclusions: Exclusions | None = None
+    store: ObjectStoreLibrary,
+    folder: str = "",
+    exclusions: Exclusions | None = None,
+    listed: Iterable[StoredObject] | None = None,
 ) -> Iterator[LibraryFile | WalkSkip]:
     """Every picture under an object store's prefix (or its `folder`), as `walk_library`
     finds them in a folder: by extension, hidden names and exclusions left out, in key order.
-    The listing gives each object's size and LastModified, so planning reads no object."""
+    The listing (`listed`, when the caller made it already) gives each object's size and
+    LastModified, so planning reads no object."""
     exclusions = exclusions or Exclusions()
-    for stored in store.objects(folder):
+    for stored in store.objects(folder) if listed is None else listed:
         parts = stored.relative_path.split("/")
         suffix = Path(parts[-1]).suffix.lower()
         if any(part.startswith(".") for part in parts) or suffix not in IMAGE_EXTENSIONS:

@@ -24,6 +24,7 @@ from findimage.documents import IndexReport
 from findimage.errors import FindImageError
 from findimage.images import IMAGE_EXTENSIONS
 from findimage.raw import RAW_EXTENSIONS
+from findimage.terminal import printable, shortened
 from indexer.indexer import Indexer
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,18 @@ class LibraryWatcher:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, progress: bool = False) -> None:
+    def run(self, progress: bool = False, retry_catch_up: bool = False) -> None:
         """Catch up (with a progress bar if asked), then follow the library's changes;
-        returns once `stop` is called. A failure of the catch-up is raised; a later one,
-        whatever it is, is logged, the watcher waits (doubling each time a burst fails
-        again, up to a minute), and the next quiet spell runs a full rescan instead of
-        waiting for more changes."""
-        self._report(self._indexer.run(self._root, progress=progress), "")
+        returns once `stop` is called. A failure of the catch-up is raised, or with
+        `retry_catch_up` (a watcher nobody sits in front of: `serve --watch`) logged and
+        tried again with the bursts' back-off until it succeeds. A later failure, whatever
+        it is, is logged, the watcher waits (doubling each time a burst fails again, up to a
+        minute), and the next quiet spell runs a full rescan instead of waiting for more
+        changes."""
+        report = self._catch_up(progress, retry_catch_up)
+        if report is None:
+            return  # stopped before a catch-up succeeded
+        self._report(report, "")
         self.ready.set()
         try:
             self._follow()
@@ -125,6 +131,32 @@ class LibraryWatcher:
             # raise_interrupt=False logs "KeyboardInterrupt caught, stopping watch"); a burst
             # it cut short is caught up by the next start, as after any stop.
             return
+
+    def _catch_up(self, progress: bool, retry: bool) -> IndexReport | None:
+        """The full run that starts the watching; None when stopped while retrying it."""
+        while not self._stop.is_set():
+            try:
+                report = self._indexer.run(self._root, progress=progress)
+            except Exception as exc:
+                if not retry:
+                    raise
+                # One line per failure (the store unreachable for a moment, another run
+                # writing the index): the cause is the same each time, its traceback only
+                # at -vv.
+                reason = str(exc) if isinstance(exc, FindImageError) else repr(exc)
+                log.warning(
+                    "watching %s: the first run failed (%s); trying again in %.0f s",
+                    self._root,
+                    reason,
+                    self._retry_wait,
+                )
+                log.debug("the first run's failure", exc_info=True)
+                self._stop.wait(self._retry_wait)
+                self._retry_wait = min(self._retry_wait * 2, LONGEST_RETRY_SECONDS)
+                continue
+            self._retry_wait = FIRST_RETRY_SECONDS
+            return report
+        return None
 
     def _follow(self) -> None:
         """Index each burst of changes, and rescan after a quiet spell, until stopped."""
@@ -191,6 +223,8 @@ def burst_line(report: IndexReport, folder: str) -> str | None:
         return None
     where = f" in {folder}" if folder else ""
     line = f"Indexed {report.indexed}, removed {report.deleted}, skipped {len(report.skipped)}"
-    reasons = "; ".join(f"{skip.path}: {skip.reason}" for skip in report.skipped[:3])
+    reasons = "; ".join(
+        f"{shortened(printable(skip.path))}: {skip.reason}" for skip in report.skipped[:3]
+    )
     more = f" (+{len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
     return f"{line}{where}." + (f" Skipped {reasons}{more}." if reasons else "")

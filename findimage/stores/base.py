@@ -98,11 +98,13 @@ class VectorStore(ABC):
                 found[doc_id] = item
         return found
 
-    def writing(self) -> AbstractContextManager[None]:
+    def writing(self, shard: tuple[int, int] | None = None) -> AbstractContextManager[None]:
         """Held by an indexing run for its whole duration, so two runs never write the same
         index at once; a store refuses a second writer with one sentence naming the first.
-        By default none: the embedded store has one; the Elasticsearch store has none yet
-        (a lock document with a lease would be its counterpart)."""
+        A run writing shard (K, N) of the library holds the lock of that shard only, beside
+        the other shards' workers (Elasticsearch; the embedded store has no shards).
+        By default none: the embedded store holds a file lock, the Elasticsearch store a
+        lease document."""
         return nullcontext()
 
     def refresh(self) -> None:  # noqa: B027 - stores that show writes at once need nothing here

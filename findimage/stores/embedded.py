@@ -393,7 +393,7 @@ class EmbeddedStore(VectorStore):
         db.execute("COMMIT")
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, shard: tuple[int, int] | None = None) -> Iterator[None]:
         """An exclusive lock on `index.lock` beside the index for the run's whole duration.
 
         flock, not SQLite's own locks: a run reads (the recorded library, what is indexed)

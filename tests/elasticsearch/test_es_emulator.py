@@ -470,3 +470,34 @@ def test_reindex_copies_the_matching_documents_vectors_included(es: Elasticsearc
     assert es.count(index="copy")["count"] == 1
     [doc] = es.mget(index="copy", ids=["2"])["docs"]
     assert doc["found"]
+
+
+def test_create_refuses_an_existing_document_and_seq_no_guards_writes(es: Elasticsearch) -> None:
+    """op_type=create and _create answer 409 for a document that exists; a write or delete
+    with if_seq_no/if_primary_term that are not the document's last ones answers 409
+    (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/
+    optimistic-concurrency-control)."""
+    from elasticsearch import ConflictError
+
+    es.indices.create(index="leases")
+    made = es.create(index="leases", id="a", document={"n": 1})
+    assert made["result"] == "created"
+    with pytest.raises(ConflictError):
+        es.create(index="leases", id="a", document={"n": 2})
+    with pytest.raises(ConflictError):
+        es.index(index="leases", id="a", document={"n": 2}, op_type="create")
+    got = es.get(index="leases", id="a")
+    assert (got["_seq_no"], got["_primary_term"]) == (made["_seq_no"], made["_primary_term"])
+    changed = es.index(
+        index="leases", id="a", document={"n": 3}, if_seq_no=got["_seq_no"], if_primary_term=1
+    )
+    assert changed["_seq_no"] > got["_seq_no"]
+    with pytest.raises(ConflictError):  # the old sequence number again
+        es.index(
+            index="leases", id="a", document={"n": 4}, if_seq_no=got["_seq_no"], if_primary_term=1
+        )
+    with pytest.raises(ConflictError):
+        es.delete(index="leases", id="a", if_seq_no=got["_seq_no"], if_primary_term=1)
+    es.delete(index="leases", id="a", if_seq_no=changed["_seq_no"], if_primary_term=1)
+    with pytest.raises(ConflictError):  # no document at all
+        es.index(index="leases", id="a", document={"n": 5}, if_seq_no=0, if_primary_term=1)

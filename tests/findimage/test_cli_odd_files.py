@@ -131,3 +131,34 @@ def test_index_replace_beside_a_running_writer_is_refused_naming_it(
     # Once it is done, the same command goes through.
     report = json_in_process(capsys, "index", str(other), "--replace")
     assert report["indexed"] + report["unchanged"] == 3
+
+
+def test_libraws_message_for_a_truncated_raw_stays_off_stderr(
+    tmp_path: Path, library: Path, findimage_env: dict[str, str]
+) -> None:
+    """LibRaw prints "Unexpected end of file" on the C-level stderr, below Python; a child
+    process shows what a terminal would (capsys sees only Python's sys.stderr)."""
+    pytest.importorskip("rawpy", reason="the raw extra is not installed")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*FINDIMAGE, *args],
+            env={**os.environ, **findimage_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    first = run("index", str(library))  # the model exported, its notice said, before the RAW
+    assert first.returncode == 0, first.stderr
+    (library / "card.dng").write_bytes(truncated_dng())
+    done = run("index", str(library))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    skipped = [line for line in done.stdout.splitlines() if "card.dng" in line]
+    assert len(skipped) == 1 and "damaged or truncated" in skipped[0], done.stdout
+    query = run("search", "--image", str(library / "card.dng"))
+    assert query.returncode == 2
+    assert query.stderr.startswith(f"findimage: The picture {library / 'card.dng'} cannot be used")
+    assert len(query.stderr.splitlines()) == 1, query.stderr

@@ -263,3 +263,20 @@ def test_a_wrong_secret_an_unknown_key_and_a_bad_bucket_name_each_name_their_cau
             "findimage: Team_Pictures! is not a valid bucket name (S3 bucket names are 3 to 63 "
             "lowercase letters, digits, dots and hyphens): check the s3:// location.\n",
         )
+
+
+def test_an_ignore_file_at_the_prefix_keeps_its_objects_out_and_removes_them_when_added(
+    bucket_library: S3Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`.findimageignore` at s3://bucket/prefix/ is read as a folder library's is (gitignore
+    syntax); pictures it names that were indexed before leave the index. Before: ignored."""
+    bucket_library.put(BUCKET, f"{PREFIX}/trips/draft.tmp.jpg", _jpeg(7))
+    # The same name outside the prefix is not this library's ignore file.
+    bucket_library.put(BUCKET, ".findimageignore", b"trips/\n", "text/plain")
+    assert json_in_process(capsys, "index")["indexed"] == 7
+    bucket_library.put(BUCKET, f"{PREFIX}/.findimageignore", b"office/\n*.tmp.jpg\n", "text/plain")
+    report = json_in_process(capsys, "index")
+    assert (report["indexed"], report["deleted"], report["unchanged"]) == (0, 4, 3)
+    assert json_in_process(capsys, "status")["count"] == 3
+    bucket_library.client().delete_object(Bucket=BUCKET, Key=f"{PREFIX}/.findimageignore")
+    assert json_in_process(capsys, "index")["indexed"] == 4

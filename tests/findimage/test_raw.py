@@ -147,3 +147,47 @@ def test_a_real_raw_sample_decodes_through_libraw() -> None:
     decoded = decode_image(data, MAX_BYTES)
 
     assert min(decoded.image.size) >= 224
+
+
+def test_libraws_messages_from_decodes_on_several_threads_are_logged_and_stderr_restored(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The decode pipeline runs RAW decodes side by side: LibRaw's C-level messages leave
+    stderr for the DEBUG log, another thread's line written meanwhile still reaches stderr,
+    and fd 2 is the same file afterwards (two decodes restoring each other's copy would
+    lose it)."""
+    pytest.importorskip("rawpy", reason="the raw extra is not installed")
+    import threading
+
+    from findimage.errors import ImageError
+    from tests.support.raw_files import truncated_dng
+
+    before = os.fstat(2)
+    data = truncated_dng()
+    start = threading.Barrier(5)
+    failures: list[str] = []
+
+    def decode() -> None:
+        start.wait()
+        try:
+            decode_image(data, MAX_BYTES)
+        except ImageError as exc:
+            failures.append(str(exc))
+
+    def say() -> None:
+        start.wait()
+        os.write(2, b"another thread's line\n")
+
+    threads = [threading.Thread(target=decode) for _ in range(4)]
+    threads.append(threading.Thread(target=say))
+    with caplog.at_level("DEBUG", logger="findimage.raw"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    assert len(failures) == 4 and all("damaged or truncated" in f for f in failures)
+    assert capfd.readouterr().err == "another thread's line\n"
+    logged = [r.getMessage() for r in caplog.records if r.name == "findimage.raw"]
+    assert logged == ["LibRaw: unknown file: Unexpected end of file"] * 4

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,6 +63,7 @@ from findimage.stores.elasticsearch.mapping import (
     to_source,
 )
 from findimage.stores.elasticsearch.progress import latest_run, shard_reports
+from findimage.stores.elasticsearch.writer_lease import WriterLease
 
 if TYPE_CHECKING:
     from findimage.stores.elasticsearch.versions import VersionedElasticsearch
@@ -105,6 +107,8 @@ class ElasticsearchStore(VectorStore):
         self._models_index: str | None = None
         # That index's mapped fields, which date and place filters need.
         self._properties: dict[str, Any] = {}
+        # The writer lease of the indexing run under way through this store, if any.
+        self._lease: WriterLease | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ElasticsearchStore:
@@ -281,6 +285,19 @@ class ElasticsearchStore(VectorStore):
         actions = ({"_op_type": "delete", "_index": self._target, "_id": i} for i in ids)
         return self._bulk(actions, "delete from the index")
 
+    @contextmanager
+    def writing(self, shard: tuple[int, int] | None = None) -> Iterator[None]:
+        """The alias's writer lease (writer_lease.py) for the run's whole duration: a second
+        run is refused with one sentence naming the first. With `shard` (K, N), the lease
+        of that shard only, for runs that each write one shard of the library on purpose."""
+        lease = WriterLease(self._connection, self._alias, shard)
+        with lease.held():
+            self._lease = lease
+            try:
+                yield
+            finally:
+                self._lease = None
+
     def refresh(self) -> None:
         """Make every write so far searchable: once per indexing run, not once per batch."""
         if self.models() is None:
@@ -289,6 +306,11 @@ class ElasticsearchStore(VectorStore):
             self._client.indices.refresh(index=self._target)
 
     def _bulk(self, actions: Iterable[dict[str, Any]], action: str) -> list[WriteFailure]:
+        if self._lease is not None and self._lease.lost.is_set():
+            raise BackendUnavailableError(
+                f"Another findimage run took over writing the Elasticsearch index {self._alias} "
+                "while this one was stalled: run again once it is done."
+            )
         failures: list[WriteFailure] = []
         with translate_errors(self._connection, action):
             for ok, result in helpers.streaming_bulk(

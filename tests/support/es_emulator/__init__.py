@@ -37,6 +37,7 @@ from tests.support.es_emulator.common import (
     ES_9_1,
     VERSIONS,
     EsError,
+    Index,
     Json,
     bad_request,
     parse_json,
@@ -163,9 +164,13 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
             self._stall.clear()
             self._release.set()
 
-    def index_names(self) -> list[str]:
+    def index_names(self, hidden: bool = False) -> list[str]:
+        """The indices, as `GET _all` or `*` lists them: hidden ones (`index.hidden`, such as
+        findimage's writer leases) only when asked, as expand_wildcards leaves them out by
+        default (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/
+        api-conventions, "Hidden data streams and indices")."""
         with self._lock:
-            return sorted(self._indices)
+            return sorted(name for name, index in self._indices.items() if hidden or _shown(index))
 
     def aliases(self) -> dict[str, list[str]]:
         with self._lock:
@@ -176,10 +181,16 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
             return {alias: sorted(names) for alias, names in result.items()}
 
     def stored_paths(self) -> list[str]:
-        """The `path` of every document in every index, refreshed or not: what a test sees
-        from outside, not an API of Elasticsearch's."""
+        """The `path` of every document in every index (hidden ones left out, as
+        `index_names` does), refreshed or not: what a test sees from outside, not an API of
+        Elasticsearch's."""
         with self._lock:
-            return [doc["path"] for index in self._indices.values() for doc in index.docs.values()]
+            return [
+                doc["path"]
+                for index in self._indices.values()
+                if _shown(index)
+                for doc in index.docs.values()
+            ]
 
     def document_ids(self, name: str) -> list[str]:
         """The ids of the documents in the concrete index `name`, refreshed or not: what a
@@ -356,10 +367,18 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
         if action == "_doc" and len(path) == 3:
             if method == "GET":
                 return self._get_doc(name, path[2], params)
+            if method == "HEAD":
+                # Whether a document exists: 200 or 404, no body
+                # (https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-exists).
+                return self._get_doc(name, path[2], params)[0], None
             if method in {"PUT", "POST"}:
                 return self._index_doc(name, path[2], parse_json(body), params)
             if method == "DELETE":
                 return self._delete_doc(name, path[2], params)
+        if action == "_create" and len(path) == 3 and method in {"PUT", "POST"}:
+            # PUT /<index>/_create/<id>: index only if absent, else 409
+            # (https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-create).
+            return self._index_doc(name, path[2], parse_json(body), params, create_only=True)
         if action == "_count":
             return 200, self._count(name, parse_json(body))
         if action == "_search":
@@ -384,6 +403,11 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
             },
             "tagline": "You Know, for Search",
         }
+
+
+def _shown(index: Index) -> bool:
+    """Not a hidden index (`index.hidden`), which wildcards leave out by default."""
+    return str(index.settings["index"].get("hidden", "false")).lower() != "true"
 
 
 def _handler_for(emulator: ElasticsearchEmulator) -> type[BaseHTTPRequestHandler]:

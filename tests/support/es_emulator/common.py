@@ -68,6 +68,11 @@ class Index:
     docs: dict[str, Json] = field(default_factory=dict)
     searchable: dict[str, Json] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    # Each document's _seq_no: one counter for the index's one shard, raised by every write
+    # and delete (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/
+    # optimistic-concurrency-control). The primary term stays 1: no shard ever fails over.
+    seq_nos: dict[str, int] = field(default_factory=dict)
+    next_seq_no: int = 0
 
     def properties(self) -> Json:
         return self.mappings.setdefault("properties", {})

@@ -148,16 +148,26 @@ class DocumentsMixin(EmulatorState):
         return status
 
     def _store_doc(
-        self, index: Index, doc_id: str | None, source: Json, create_only: bool
+        self,
+        index: Index,
+        doc_id: str | None,
+        source: Json,
+        create_only: bool,
+        params: dict[str, str] | None = None,
     ) -> tuple[int, Json]:
         if doc_id is None:
             doc_id = f"auto-{len(index.versions) + 1}"
         if create_only and doc_id in index.docs:
+            # op_type=create (or _create): "If the document already exists, the request
+            # fails" with 409 (https://www.elastic.co/docs/api/doc/elasticsearch/operation/
+            # operation-index, op_type).
             raise EsError(
                 409,
                 "version_conflict_engine_exception",
-                f"[{doc_id}]: version conflict, document already exists",
+                f"[{doc_id}]: version conflict, document already exists (current version "
+                f"[{index.versions[doc_id]}])",
             )
+        _check_sequence(index, doc_id, params or {})
         self._check_source(index, source)
         created = doc_id not in index.docs
         index.docs[doc_id] = copy.deepcopy(source)
@@ -167,6 +177,7 @@ class DocumentsMixin(EmulatorState):
             "_id": doc_id,
             "_version": index.versions[doc_id],
             "result": "created" if created else "updated",
+            **_sequenced(index, doc_id),
         }
 
     def _check_source(self, index: Index, source: Json) -> None:
@@ -213,7 +224,10 @@ class DocumentsMixin(EmulatorState):
                     f"[1:1] failed to parse field [{field_name}] of type [keyword]",
                 )
 
-    def _remove_doc(self, index: Index, doc_id: str) -> tuple[int, Json]:
+    def _remove_doc(
+        self, index: Index, doc_id: str, params: dict[str, str] | None = None
+    ) -> tuple[int, Json]:
+        _check_sequence(index, doc_id, params or {})
         found = index.docs.pop(doc_id, None) is not None
         index.versions[doc_id] = index.versions.get(doc_id, 0) + 1
         return (200 if found else 404), {
@@ -221,20 +235,29 @@ class DocumentsMixin(EmulatorState):
             "_id": doc_id,
             "_version": index.versions[doc_id],
             "result": "deleted" if found else "not_found",
+            **_sequenced(index, doc_id),
         }
 
     def _index_doc(
-        self, name: str, doc_id: str, source: Json, params: dict[str, str]
+        self,
+        name: str,
+        doc_id: str,
+        source: Json,
+        params: dict[str, str],
+        create_only: bool = False,
     ) -> tuple[int, Json]:
+        """PUT /<index>/_doc/<id> (op_type=create refuses an existing document, as PUT
+        /<index>/_create/<id> does), with if_seq_no and if_primary_term checked."""
         index = self._resolve_write(name)
-        status, result = self._store_doc(index, doc_id, source, False)
+        create_only = create_only or params.get("op_type") == "create"
+        status, result = self._store_doc(index, doc_id, source, create_only, params)
         if params.get("refresh") in {"true", "", "wait_for"}:
             self._refresh([index.name])
         return status, result
 
     def _delete_doc(self, name: str, doc_id: str, params: dict[str, str]) -> tuple[int, Json]:
         index = self._resolve_write(name)
-        status, result = self._remove_doc(index, doc_id)
+        status, result = self._remove_doc(index, doc_id, params)
         if params.get("refresh") in {"true", "", "wait_for"}:
             self._refresh([index.name])
         return status, result
@@ -263,7 +286,7 @@ class DocumentsMixin(EmulatorState):
             "_index": index.name,
             "_id": doc_id,
             "_version": index.versions[doc_id],
-            "_seq_no": 0,
+            "_seq_no": index.seq_nos.get(doc_id, 0),
             "_primary_term": 1,
             "found": True,
         }
@@ -405,3 +428,32 @@ def _json_line(line: str, number: int) -> Any:
 
 def _item_error(op: str, index: str | None, doc_id: str | None, status: int, error: Json) -> Json:
     return {op: {"_index": index, "_id": doc_id, "status": status, "error": error}}
+
+
+def _check_sequence(index: Index, doc_id: str, params: dict[str, str]) -> None:
+    """if_seq_no and if_primary_term: the write applies only if the document's last change
+    has that sequence number and primary term, else 409 version_conflict_engine_exception
+    (https://www.elastic.co/docs/reference/elasticsearch/rest-apis/
+    optimistic-concurrency-control; the reasons are InternalEngine's)."""
+    if "if_seq_no" not in params and "if_primary_term" not in params:
+        return
+    wanted, term = int(params.get("if_seq_no", -2)), int(params.get("if_primary_term", 0))
+    required = f"[{doc_id}]: version conflict, required seqNo [{wanted}], primary term [{term}]"
+    if doc_id not in index.docs:
+        raise EsError(
+            409, "version_conflict_engine_exception", f"{required}. but no document was found"
+        )
+    current = index.seq_nos.get(doc_id, 0)
+    if (current, 1) != (wanted, term):
+        raise EsError(
+            409,
+            "version_conflict_engine_exception",
+            f"{required}. current document has seqNo [{current}] and primary term [1]",
+        )
+
+
+def _sequenced(index: Index, doc_id: str) -> Json:
+    """The next sequence number, given to this write or delete."""
+    index.seq_nos[doc_id] = index.next_seq_no
+    index.next_seq_no += 1
+    return {"_seq_no": index.seq_nos[doc_id], "_primary_term": 1}
