@@ -8,12 +8,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from findimage.documents import document_id
 from findimage.stores.elasticsearch.versions import VersionedElasticsearch
@@ -411,3 +413,47 @@ def test_a_progress_index_findimage_did_not_make_is_left_alone(
     assert f"The Elasticsearch index {ALIAS}-shards was not created by findimage" in err
     assert emulator.document_ids(f"{ALIAS}-shards") == ["theirs"]
     client.close()
+
+
+@pytest.mark.slow
+def test_the_kubernetes_jobs_own_command_in_each_pod_splits_the_library_exactly(
+    es_env: dict[str, str], emulator: ElasticsearchEmulator, tmp_path: Path
+) -> None:
+    """deploy/kubernetes/indexer-job.yaml's container command, exactly as written, run by a
+    real /bin/sh once per completion index at the same time, each with the real `findimage`:
+    together they index the library once (what the Job does on a cluster)."""
+    manifest = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "indexer-job.yaml"
+    [job] = [d for d in yaml.safe_load_all(manifest.read_text()) if d and d["kind"] == "Job"]
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    shards = next(e["value"] for e in container["env"] if e["name"] == "SHARDS")
+    findimage = Path(sys.executable).parent / "findimage"  # the console script pip installed
+    assert findimage.exists()
+    library = tmp_path / "library"
+    make_library(library, 40)
+    pods = [
+        subprocess.Popen(
+            container["command"],
+            env={
+                **es_env,
+                "PATH": f"{findimage.parent}{os.pathsep}{os.environ['PATH']}",
+                # Set by the Job controller in each pod of an Indexed Job
+                # (https://kubernetes.io/docs/concepts/workloads/controllers/job/#completion-mode).
+                "JOB_COMPLETION_INDEX": str(index),
+                "SHARDS": shards,
+                # The ConfigMap's library, mounted at /library in the pod.
+                "FINDIMAGE_LIBRARY": str(library),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(job["spec"]["completions"])
+    ]
+    for pod in pods:
+        _, err = pod.communicate(timeout=CEILING_SECONDS)
+        assert pod.returncode == 0, err
+
+    assert _indexed_ids(emulator, ALIAS) == _library_ids(library)
+    written = _bulk_actions(emulator, "index", ALIAS)
+    assert set(written) == _library_ids(library)
+    assert set(written.values()) == {1}, "a document was written twice"
