@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -42,6 +42,9 @@ class WatchSettings:
 
 # Back-off after a failed burst: the first wait, and the longest one.
 FIRST_RETRY_SECONDS = 1.0
+# How long a wait for changes lasts before it reports none: the first one tells that the
+# subscription is live, and the quiet spells' rescans are timed on the clock, not on it.
+SUBSCRIBED_CHECK_MS = 1000
 LONGEST_RETRY_SECONDS = 60.0
 
 
@@ -119,18 +122,27 @@ class LibraryWatcher:
         it is, is logged, the watcher waits (doubling each time a burst fails again, up to a
         minute), and the next quiet spell runs a full rescan instead of waiting for more
         changes."""
-        report = self._catch_up(progress, retry_catch_up)
-        if report is None:
-            return  # stopped before a catch-up succeeded
-        self._report(report, "")
-        self.ready.set()
+        changes = self._changes()
         try:
-            self._follow()
-        except KeyboardInterrupt:
-            # Ctrl-C is how a watcher at a terminal is stopped, quietly (watchfiles' own
-            # raise_interrupt=False logs "KeyboardInterrupt caught, stopping watch"); a burst
-            # it cut short is caught up by the next start, as after any stop.
-            return
+            # Subscribed before the catch-up: a picture added while it runs, or just after,
+            # is announced to the subscription and indexed by the first burst. Subscribing
+            # after it left a gap whose pictures waited for the next rescan (300 s).
+            if next(changes, None) is None:
+                return  # stopped while subscribing
+            report = self._catch_up(progress, retry_catch_up)
+            if report is None:
+                return  # stopped before a catch-up succeeded
+            self._report(report, "")
+            self.ready.set()
+            try:
+                self._follow(changes)
+            except KeyboardInterrupt:
+                # Ctrl-C is how a watcher at a terminal is stopped, quietly (watchfiles' own
+                # raise_interrupt=False logs "KeyboardInterrupt caught, stopping watch"); a
+                # burst it cut short is caught up by the next start, as after any stop.
+                return
+        finally:
+            changes.close()
 
     def _catch_up(self, progress: bool, retry: bool) -> IndexReport | None:
         """The full run that starts the watching; None when stopped while retrying it."""
@@ -158,21 +170,26 @@ class LibraryWatcher:
             return report
         return None
 
-    def _follow(self) -> None:
-        """Index each burst of changes, and rescan after a quiet spell, until stopped."""
-        last_run = time.monotonic()
-        rescan_due = False
-        for changes in watch(
+    def _changes(self) -> Generator[set[tuple[Change, str]], None, None]:
+        """The library's changes, a set per burst; an empty set each second without any, so
+        that the subscription is known to be live soon after the first `next`."""
+        return watch(
             self._root,
             watch_filter=self._filter,
             debounce=self._settings.debounce_ms,
             stop_event=self._stop,
-            rust_timeout=int(min(self._settings.rescan_seconds, 60) * 1000),
+            rust_timeout=SUBSCRIBED_CHECK_MS,
             yield_on_timeout=True,
             force_polling=self._settings.polling,
             poll_delay_ms=self._settings.poll_delay_ms,
             raise_interrupt=True,
-        ):
+        )
+
+    def _follow(self, bursts: Iterator[set[tuple[Change, str]]]) -> None:
+        """Index each burst of changes, and rescan after a quiet spell, until stopped."""
+        last_run = time.monotonic()
+        rescan_due = False
+        for changes in bursts:
             if changes:
                 folder = changed_folder(self._root, (path for _, path in changes))
             elif rescan_due or time.monotonic() - last_run >= self._settings.rescan_seconds:

@@ -179,3 +179,40 @@ def test_a_failed_burst_is_logged_and_the_watcher_goes_on(
         thread.join(CEILING_SECONDS)
         store.close()
     assert not thread.is_alive()
+
+
+def test_a_picture_added_right_after_the_catch_up_is_indexed_without_a_rescan(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The moment between the catch-up run and the watching: the report of the catch-up (the
+    far edge: what the command prints) drops a picture in. The subscription is live before
+    the catch-up, so a burst indexes it; the rescan that would catch it is an hour away."""
+    library = tmp_path / "library"
+    make_library(library, 3)
+    store = build_store(settings)
+
+    def report(done: IndexReport, folder: str) -> None:
+        if folder == "" and not (library / "gap.png").exists():
+            save(new_picture(6), library / "gap.png")
+
+    watcher = LibraryWatcher(
+        build_indexer(settings, store),
+        library,
+        WatchSettings(debounce_ms=200, rescan_seconds=3600),
+        report,
+        ignore=[settings.data_dir],
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        assert watcher.ready.wait(CEILING_SECONDS)
+        wait_until(
+            lambda: "gap.png" in {fp.path for fp in store.fingerprints().values()},
+            CEILING_SECONDS,
+            "the picture added between the catch-up and the watching",
+        )
+    finally:
+        watcher.stop()
+        thread.join(CEILING_SECONDS)
+        store.close()
+    assert not thread.is_alive()
