@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ from PIL import Image
 from findimage.documents import ModelInfo, document_id
 from findimage.encoders import ClipEncoder
 from findimage.errors import ConfigError, IndexEmptyError, ModelMismatchError, NotFoundError
+from findimage.filters import Filters
 from findimage.images import DECODE_MIN_SIDE, UNREADABLE, decode_image
 from findimage.search import PictureError, SearchService
 from findimage.stores.embedded import EmbeddedStore
@@ -166,6 +169,35 @@ def test_like_stays_inside_the_folder_asked_for(tmp_path: Path) -> None:
     store.close()
 
 
+def test_an_index_of_one_picture_searched_in_an_empty_folder_is_not_called_empty(
+    tmp_path: Path,
+) -> None:
+    """Only an index of no pictures is empty: one picture, outside the folder asked for,
+    gives no hits and no "index is empty" sentence."""
+    store = EmbeddedStore(tmp_path)
+    store.upsert([(make_document("x/a.jpg"), _unit(1))])
+    request = like_request(document_id("x/a.jpg"), k=3, folder="y")
+    assert _service_over(store).search(request).hits == []
+    store.close()
+
+
+def test_like_keeps_only_the_pictures_the_filters_keep(tmp_path: Path) -> None:
+    """The request's filters reach the store on the vector path (picture, like, combined and
+    local text searches all take it), not only the folder."""
+    store = EmbeddedStore(tmp_path)
+    store.upsert(
+        [
+            (make_document("a.jpg", taken_at=datetime(2024, 6, 1)), _unit(1)),
+            (make_document("nearest.jpg", taken_at=datetime(2023, 6, 1)), _unit(1, 0.1)),
+            (make_document("further.jpg", taken_at=datetime(2024, 7, 1)), _unit(1, 1)),
+        ]
+    )
+    request = like_request(document_id("a.jpg"), k=2, filters=Filters(after=datetime(2024, 1, 1)))
+    hits = _service_over(store).search(request).hits
+    assert [hit.document.path for hit in hits] == ["further.jpg"]
+    store.close()
+
+
 def test_a_long_query_is_fitted_once_and_the_outcome_says_it_was_cut(
     tmp_path: Path, tiny_clip: Path
 ) -> None:
@@ -187,6 +219,40 @@ def test_a_long_query_is_fitted_once_and_the_outcome_says_it_was_cut(
         f"the description was too long for the text model ({fitted.max_tokens} tokens at "
         f"most), so I searched for “{fitted.text}”."
     )
+    assert [hit.document.path for hit in outcome.hits] == ["red.png"]
+    store.close()
+
+
+class _SelfTruncatingTextEncoder:
+    """A text model that cuts long texts on its own side, as Elasticsearch's does: it has no
+    `fit_text`, so the service cannot say what it read."""
+
+    def __init__(self, inner: ClipEncoder):
+        self.model_name = inner.model_name
+        self._inner = inner
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        # Its own side reads what fits its length, unseen by the service.
+        return self._inner.encode_texts([self._inner.fit_text(text).text for text in texts])
+
+
+def test_a_text_model_that_cuts_on_its_own_side_gets_the_text_as_typed_and_no_cut_note(
+    tmp_path: Path, tiny_clip: Path
+) -> None:
+    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
+    store = EmbeddedStore(tmp_path)
+    store.upsert([(make_document("red.png"), encoder.encode_texts(["red"])[0])])
+    _service_over(store, encoder)  # records the models, as an index would
+    unused = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    service = SearchService(
+        store, unused, _SelfTruncatingTextEncoder(encoder), max_file_bytes=1024 * 1024
+    )
+    long_query = " ".join(["a red circle"] * 30)
+
+    outcome = service.search(text_request(long_query, k=1))
+
+    assert outcome.description == long_query
+    assert outcome.cut_note is None
     assert [hit.document.path for hit in outcome.hits] == ["red.png"]
     store.close()
 

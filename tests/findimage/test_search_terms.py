@@ -81,6 +81,17 @@ def test_a_difference_and_a_weight_move_the_query_where_the_arithmetic_says(
     assert _paths(service, f"2:like:{north} + like:{east}") == ["far-north-east.jpg"]
 
 
+def test_a_term_alone_with_a_weight_ranks_as_it_does_without_one(
+    service: SearchService,
+) -> None:
+    """A weight scales a term against the others; alone, it leaves the ranking as it was
+    (a weighted term alone goes through the weighted sum, an unweighted one does not)."""
+    east = _id("east.jpg")
+    unweighted = _paths(service, f"like:{east}", k=5)
+    assert _paths(service, f"2:like:{east}", k=5) == unweighted
+    assert _paths(service, f"0.5:like:{east}", k=5) == unweighted
+
+
 def test_like_takes_the_start_of_an_id(service: SearchService) -> None:
     hits = service.search(like_request(_id("up.jpg")[:6], k=2)).hits
     assert hits and all(hit.document.path != "up.jpg" for hit in hits)

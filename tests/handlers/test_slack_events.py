@@ -291,6 +291,21 @@ def test_a_redelivered_event_is_handled_once_by_its_event_id(
     assert len(fake_slack.calls("chat.postMessage")) == 1
 
 
+def test_two_events_with_their_own_event_ids_are_each_handled(
+    photo_bot: Bot, fake_slack: FakeSlack
+) -> None:
+    """The event-id check keys on the id itself: two DMs, each its own event, both answered
+    (a key without the id would take the second for a redelivery of the first)."""
+    first = message_event("D0000556", text="hello")
+    second = message_event("D0000557", text="hello again")
+    for event, event_id in ((first, "Ev0FIRST"), (second, "Ev0SECOND")):
+        assert photo_bot.sender.event(event, event_id=event_id).status_code == 200
+
+    photo_bot.finish_work()
+    answered = [call.params["channel"] for call in fake_slack.calls("chat.postMessage")]
+    assert sorted(answered) == ["D0000556", "D0000557"]
+
+
 def test_one_photo_announced_by_two_events_is_answered_once(
     photo_bot: Bot, fake_slack: FakeSlack
 ) -> None:

@@ -5,6 +5,7 @@ The fixtures that hand these out are in tests/handlers/conftest.py.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -125,7 +126,11 @@ def bot_servers(
 
     def start(previews: str = "url", service: SearchService | None = None, **overrides: Any) -> Bot:
         key = (previews, id(service), tuple(sorted(overrides.items())))
-        if key in cache:
+        # Under mutmut (it sets MUTANT_UNDER_TEST) each test builds its own bot: mutmut links
+        # a test to the functions it calls, so a bot built once for the session would tie
+        # create_app and the middlewares to the first test alone, and their mutants would
+        # never meet the tests that kill them (the redelivery test, for one).
+        if key in cache and "MUTANT_UNDER_TEST" not in os.environ:
             return cache[key]
         routes: dict[str, Callable] = {"app": _not_ready}
         settings = bot_settings(trained_clip, library.root, library.data_dir, **overrides)
