@@ -17,6 +17,8 @@ from slack_sdk.signature import SignatureVerifier
 from waitress import create_server
 from waitress.server import BaseWSGIServer
 
+from findimage.serving import ServerThread
+
 log = logging.getLogger(__name__)
 
 # The largest request Slack sends the bot: an interaction payload carrying a whole view (a
@@ -53,40 +55,19 @@ class SlackHttpServer:
             max_request_body_size=max_body,
             ident="findimage",
         )
-        self._loop: threading.Thread | None = None
+        self._thread = ServerThread(self._server, "http")
 
     @property
     def port(self) -> int:
         return int(self._server.effective_port)
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until `stop` is called from another one."""
-        self._server.run()
-
     def start(self) -> None:
         """Serve in a thread of its own until `stop`."""
-        self._loop = threading.Thread(target=self.serve_forever, name="http", daemon=True)
-        self._loop.start()
+        self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop listening, close the connections, and let running requests finish.
-
-        The sockets are closed by the server's own loop thread (through waitress's trigger,
-        which runs a function there): closed from another thread, they vanish under the
-        loop's select() and it dies with "Bad file descriptor" instead of ending.
-        """
-        if self._loop is not None and self._loop.is_alive():
-            self._server.trigger.pull_trigger(self._close_sockets)
-            self._loop.join(timeout=timeout)
-        else:
-            self._close_sockets()
-        self._server.task_dispatcher.shutdown(timeout=timeout)
-
-    def _close_sockets(self) -> None:
-        # The listener and its trigger first, then every connection: an empty map ends the loop.
-        self._server.close()
-        for channel in list(self._server._map.values()):
-            channel.handle_close()
+        """Stop listening, close the connections, and let running requests finish."""
+        self._thread.stop(timeout)
 
 
 class QuietLog:

@@ -11,6 +11,7 @@ from waitress import create_server
 from waitress.server import BaseWSGIServer
 
 from findimage.errors import ConfigError
+from findimage.serving import ServerThread
 
 log = logging.getLogger(__name__)
 # Waitress warns whenever a request waits for a thread: a grid asks for 50 thumbnails at once,
@@ -61,6 +62,7 @@ class WebServer:
                 ) from None
             raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
         self.host = host
+        self._thread = ServerThread(self._server, "web")
 
     @property
     def port(self) -> int:
@@ -72,7 +74,12 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def serve_forever(self) -> None:
+        """Serve in this thread until Ctrl-C."""
         self._server.run()
 
-    def close(self) -> None:
-        self._server.close()
+    def start(self) -> None:
+        """Serve in a thread of its own until `close`."""
+        self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._thread.stop(timeout)

@@ -39,13 +39,11 @@ def served_page(settings: Settings) -> Iterator[str]:
             host_names=host_names("127.0.0.1"),
         )
         server = WebServer(create_app(dependencies), "127.0.0.1", 0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        server.start()
         try:
             yield server.url.rstrip("/")
         finally:
-            server.close()
-            thread.join(timeout=30)
+            server.close(timeout=30)
 
 
 @dataclass
