@@ -17,6 +17,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -51,6 +52,13 @@ from findimage.terminal import printable
 from handlers import register_listeners
 
 log = logging.getLogger(__name__)
+
+# The sentences for auth.test's two failures, at start-up and when sign-in asks for the team.
+TOKEN_REFUSED = "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
+SLACK_UNREACHABLE = (
+    "Slack cannot be reached: check this machine's network and proxy settings "
+    "(and FINDIMAGE_SLACK_API_URL)."
+)
 
 EVENTS_PATH = "/slack/events"
 
@@ -95,6 +103,19 @@ def build_web_client(settings: Settings) -> WebClient:
         base_url=settings.slack_api_url,
         retry_handlers=web_client_retry_handlers(),
     )
+
+
+def workspace_team_id(settings: Settings) -> str:
+    """The id of the workspace the bot token belongs to (auth.test), for Sign in with Slack."""
+    try:
+        answer = build_web_client(settings).auth_test()
+    except SlackApiError as exc:
+        log.debug("auth.test failed: %s", exc)
+        raise ConfigError(TOKEN_REFUSED) from None
+    except OSError as exc:
+        log.debug("auth.test could not reach Slack: %s", exc)
+        raise BackendUnavailableError(SLACK_UNREACHABLE) from None
+    return str(answer["team_id"])
 
 
 def web_client_retry_handlers() -> list:
@@ -151,15 +172,10 @@ def create_app(
     except BoltError as exc:
         # The sentence below is the whole story; the details only at -v.
         log.debug("auth.test failed: %s", exc)
-        raise ConfigError(
-            "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
-        ) from None
+        raise ConfigError(TOKEN_REFUSED) from None
     except OSError as exc:
         log.debug("auth.test could not reach Slack at %s: %s", client.base_url, exc)
-        raise BackendUnavailableError(
-            "Slack cannot be reached: check this machine's network and proxy settings "
-            "(and FINDIMAGE_SLACK_API_URL)."
-        ) from None
+        raise BackendUnavailableError(SLACK_UNREACHABLE) from None
     # First, so that every answer, a refusal too, goes through the outbox and names its request.
     app.use(outbox_middleware(outbox or build_outbox(settings)))
     app.use(once_per_signature(SeenSignatures()))

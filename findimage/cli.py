@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from findimage.errors import BackendUnavailableError, ConfigError, FindImageError, ImageError
+from findimage.errors import ConfigError, FindImageError, ImageError
 from findimage.notices import notices
 from findimage.settings import Settings, load_settings, parse_ids
 from findimage.terminal import printable
@@ -742,9 +742,7 @@ def _sign_in(settings: Settings) -> SignIn | None:
 def _team_id(settings: Settings) -> str:
     """The workspace whose members may sign in: FINDIMAGE_SLACK_TEAM_ID, else the bot token's
     (auth.test)."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import build_web_client
+    from bot.app import workspace_team_id
 
     if settings.slack_team_id and settings.slack_team_id.strip():
         return settings.slack_team_id.strip()
@@ -753,20 +751,7 @@ def _team_id(settings: Settings) -> str:
             "Sign in with Slack needs the team's workspace: set FINDIMAGE_SLACK_TEAM_ID "
             "(or SLACK_BOT_TOKEN, to ask Slack)."
         )
-    try:
-        answer = build_web_client(settings).auth_test()
-    except SlackApiError as exc:
-        log.debug("auth.test failed: %s", exc)
-        raise ConfigError(
-            "Slack refused SLACK_BOT_TOKEN: copy the bot token again from the Slack app."
-        ) from None
-    except OSError as exc:
-        log.debug("auth.test could not reach Slack: %s", exc)
-        raise BackendUnavailableError(
-            "Slack cannot be reached: check this machine's network and proxy settings "
-            "(and FINDIMAGE_SLACK_API_URL)."
-        ) from None
-    return str(answer["team_id"])
+    return workspace_team_id(settings)
 
 
 def _previewed_library(settings: Settings, service: SearchService) -> Settings:
