@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -16,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import FINDIMAGE, findimage_json
+from tests.support.cli import findimage_json
 from tests.support.es_emulator import ElasticsearchEmulator
+from tests.support.forked_cli import ForkingCli
 from tests.support.pictures import make_library
 
 KILLS = 20
@@ -102,28 +101,25 @@ def test_twenty_sigkills_then_a_full_run_leave_every_good_picture_once(
     }
     chance = random.Random(12)
     kills = 0
-    for _ in range(KILLS):
-        before = index.count()
-        # Kill after a random amount of progress: 1 to 3 more committed batches.
-        target = before + 2 * chance.randint(1, 3)
-        child = subprocess.Popen(
-            [*FINDIMAGE, "index", str(library)],
-            env={**os.environ, **env},
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while index.count() < target and child.poll() is None:
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.01)  # polling the condition (rows committed), not waiting for time
-        if child.poll() is None:
-            child.send_signal(signal.SIGKILL)
-            kills += 1
-        child.wait(timeout=30)
-        index.check()
-        if index.count() == len(pictures):
-            break
+    # Each run a forked child of one process that imported findimage once (the imports are
+    # most of a fresh interpreter's start): the real command line, killed for real.
+    with ForkingCli(env={**os.environ, **env}, cwd=tmp_path) as forking:
+        for _ in range(KILLS):
+            before = index.count()
+            # Kill after a random amount of progress: 1 to 3 more committed batches.
+            target = before + 2 * chance.randint(1, 3)
+            child = forking.start(["index", str(library)])
+            deadline = time.monotonic() + 120
+            while index.count() < target and child.poll() is None:
+                assert time.monotonic() < deadline, "no progress"
+                time.sleep(0.01)  # polling the condition (rows committed), not waiting for time
+            if child.poll() is None:
+                child.kill()
+                kills += 1
+            child.wait(timeout=30)
+            index.check()
+            if index.count() == len(pictures):
+                break
     assert kills >= KILLS * 3 // 4, f"only {kills} kills landed mid-run"
 
     report = findimage_json("index", str(library), env=env, cwd=tmp_path)

@@ -94,7 +94,10 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_as_sigpipe_would(
     child.stdout.close()  # the reader is gone before the child writes a byte
     err = child.stderr.read()
     assert child.wait(timeout=300) == 128 + signal.SIGPIPE
-    assert err == ""
+    # Nothing about the pipe. The run that finds the text model not yet exported in the
+    # suite's shared cache (whichever test comes first, in random order) says it prepares it.
+    preparing = "Preparing the text model"
+    assert [line for line in err.splitlines() if not line.startswith(preparing)] == []
 
 
 @pytest.mark.parametrize(
