@@ -238,7 +238,7 @@ def test_a_server_that_is_not_elasticsearch_is_named_as_such() -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), NotElasticsearch)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         with pytest.raises(ConfigError, match="is not Elasticsearch"):

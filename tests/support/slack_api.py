@@ -613,4 +613,5 @@ class SlackApiServer:
 
     def _serve(self) -> None:
         assert self._server is not None
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # `shutdown()` waits for the loop's next poll: 0.5 s by default.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()

@@ -112,7 +112,8 @@ class ElasticsearchEmulator(IndicesMixin, DocumentsMixin, SearchMixin, MlMixin):
         self._port = server.server_address[1]
         self._server = server
         self._release.clear()
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # `shutdown()` waits for the loop's next poll: 0.5 s by default, at every test's end.
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
         return self
 
