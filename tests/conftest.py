@@ -29,6 +29,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min(8, 2 * len(os.sched_getaffinity(0)))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow trials first, in the order they were given (random under pytest-randomly,
+    whose shuffle runs before this): xdist hands each worker the next test as it finishes
+    one, so a trial of a minute dealt out near the end ran on alone while the other workers
+    sat idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_real_user_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The default data dir is the user data folder, and the default model cache the user

@@ -133,6 +133,7 @@ def backend(
         yield cluster
 
 
+@pytest.mark.slow
 def test_a_thousand_files_with_one_in_ten_bad_are_indexed_good_once_and_bad_listed(
     tmp_path: Path,
     backend: ElasticsearchEmulator | None,

@@ -133,6 +133,7 @@ def _load_from_hub(endpoint: str, tmp_path: Path) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_unreachable_hub_is_reported_without_retrying(tmp_path: Path) -> None:
     # Port 9 on loopback has no listener: the connection is refused at once, as offline.
     # Left to itself the hub client would go through its retry schedule for each file
@@ -158,6 +159,7 @@ def blackholed_port() -> Iterator[int]:
             yield port
 
 
+@pytest.mark.slow
 def test_a_hub_that_never_answers_is_reported_in_seconds_not_minutes(
     tmp_path: Path, blackholed_port: int
 ) -> None:

@@ -71,6 +71,7 @@ def answers(fake: FakeSlack, prefix: str, count: int, timeout: float) -> list[di
     return [recorded.params for recorded in found]
 
 
+@pytest.mark.slow
 def test_fifty_commands_right_after_start_are_all_answered_with_results(
     fresh_serve: ServeProcess, fake_slack: FakeSlack
 ) -> None:

@@ -101,6 +101,7 @@ def thread_answer(slack: FakeSlack, thread_ts: str) -> list[dict]:
     return [recorded.params for recorded in found]
 
 
+@pytest.mark.slow
 def test_requests_acked_while_slack_is_unreachable_are_answered_once_it_is_back(
     slack_server: SlackApiServer, slack: FakeSlack, bot_process: ServeProcess
 ) -> None:

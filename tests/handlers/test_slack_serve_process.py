@@ -105,6 +105,7 @@ def test_serve_prints_one_line_serves_fifty_connections_at_once_and_stops_on_ctr
     assert rest == "findimage: stopped.\n"
 
 
+@pytest.mark.slow
 def test_commands_and_clicks_right_after_start_are_acked_in_time_and_answered_once(
     serve_process: ServeProcess, fake_slack: FakeSlack, slack_library: IndexedLibrary
 ) -> None:

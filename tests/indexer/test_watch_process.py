@@ -74,6 +74,9 @@ def test_a_killed_watcher_started_again_loses_nothing(
     expected.discard("incoming/000.png")
 
     process, lines = _start(library, findimage_env)
+    # Its catch-up run's line: from here Ctrl-C stops a watcher (exit 0). Before it, Ctrl-C
+    # interrupts an indexing run (exit 130), even one whose last rows are already written.
+    _wait_for_line(lines, "Indexed ")
     wait_until(
         lambda: set(indexed_paths(data_dir)) == expected, CEILING_SECONDS, "every picture, once"
     )
