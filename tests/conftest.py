@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from findimage.encoders import OnnxEncoder
 from findimage.settings import Settings, load_settings
 from tests.support.shared import made_once
 from tests.support.tiny_clip import save_tiny_clip
@@ -69,23 +68,10 @@ def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path) -> Path:
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Exported models shared by the whole run: each export takes seconds. The export itself
-    locks each model's folder (findimage/inference/export.py), so workers may share it.
-
-    The tiny CLIP's two towers at the default precision are exported before any test runs:
-    otherwise whichever test came first in the (random) order saw the one-time "Preparing
-    the text model ..." line among its output, and a test asserting a quiet stderr failed
-    by turns."""
-
-    def export_tiny_clip(folder: Path) -> None:
-        for tower, setting in (
-            ("image", "FINDIMAGE_IMAGE_MODEL"),
-            ("text", "FINDIMAGE_TEXT_MODEL"),
-        ):
-            OnnxEncoder(str(tiny_clip), setting, tower, "int8", folder, threads=1).load()
-
-    return made_once(tmp_path_factory, "model-cache", export_tiny_clip)
+    locks each model's folder (findimage/inference/export.py), so workers may share it."""
+    return made_once(tmp_path_factory, "model-cache", lambda folder: None)
 
 
 @pytest.fixture
