@@ -74,9 +74,7 @@ def test_a_killed_watcher_started_again_loses_nothing(
     expected.discard("incoming/000.png")
 
     process, lines = _start(library, findimage_env)
-    # Its catch-up run's line: from here Ctrl-C stops a watcher (exit 0). Before it, Ctrl-C
-    # interrupts an indexing run (exit 130), even one whose last rows are already written.
-    _wait_for_line(lines, "Indexed ")
+    _wait_for_line(lines, "Indexed ")  # its catch-up run's line
     wait_until(
         lambda: set(indexed_paths(data_dir)) == expected, CEILING_SECONDS, "every picture, once"
     )
@@ -86,9 +84,16 @@ def test_a_killed_watcher_started_again_loses_nothing(
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     process.send_signal(signal.SIGINT)
-    assert process.wait(CEILING_SECONDS) == 0
+    code = process.wait(CEILING_SECONDS)
     said = []
     while not lines.empty():
         said.append(lines.get())
-    assert "findimage: stopped watching.\n" in said
+    # Ctrl-C between runs stops the watcher; one that lands in a run (twice in about ten
+    # suite runs, after the catch-up's line, under load) interrupts that run, whose rest the
+    # next start does. Either way one line, no traceback.
+    last_line = {
+        0: "findimage: stopped watching.\n",
+        130: "findimage: interrupted; run the same command again to carry on.\n",
+    }
+    assert code in last_line and last_line[code] in said, (code, said)
     assert not any("Traceback" in line for line in said)
