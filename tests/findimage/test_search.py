@@ -198,14 +198,23 @@ def test_like_keeps_only_the_pictures_the_filters_keep(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_long_query_is_fitted_once_and_the_outcome_says_it_was_cut(
+def _one_red_picture(
     tmp_path: Path, tiny_clip: Path
-) -> None:
+) -> tuple[ClipEncoder, EmbeddedStore, ClipEncoder]:
+    """A store holding "red.png" (its vector the text "red"), with the models recorded as an
+    index would; the text encoder, the store and an image encoder that is never loaded."""
     encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
     store = EmbeddedStore(tmp_path)
     store.upsert([(make_document("red.png"), encoder.encode_texts(["red"])[0])])
-    _service_over(store, encoder)  # records the models, as an index would
+    _service_over(store, encoder)
     unused = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    return encoder, store, unused
+
+
+def test_a_long_query_is_fitted_once_and_the_outcome_says_it_was_cut(
+    tmp_path: Path, tiny_clip: Path
+) -> None:
+    encoder, store, unused = _one_red_picture(tmp_path, tiny_clip)
     counting = CountingTextEncoder(encoder)
     service = SearchService(store, unused, counting, max_file_bytes=1024 * 1024)
     long_query = " ".join(["a red circle"] * 30)
@@ -239,11 +248,7 @@ class _SelfTruncatingTextEncoder:
 def test_a_text_model_that_cuts_on_its_own_side_gets_the_text_as_typed_and_no_cut_note(
     tmp_path: Path, tiny_clip: Path
 ) -> None:
-    encoder = ClipEncoder(str(tiny_clip), "FINDIMAGE_TEXT_MODEL", device="cpu")
-    store = EmbeddedStore(tmp_path)
-    store.upsert([(make_document("red.png"), encoder.encode_texts(["red"])[0])])
-    _service_over(store, encoder)  # records the models, as an index would
-    unused = ClipEncoder("/models/never-loaded", "FINDIMAGE_IMAGE_MODEL", device="cpu")
+    encoder, store, unused = _one_red_picture(tmp_path, tiny_clip)
     service = SearchService(
         store, unused, _SelfTruncatingTextEncoder(encoder), max_file_bytes=1024 * 1024
     )
