@@ -25,6 +25,9 @@ from tests.support.slack_api import BOT_TOKEN, FakeSlack, SlackApiServer
 from tests.support.slack_bot import IndexedLibrary
 from tests.support.slack_requests import SIGNING_SECRET, mention_event, message_event
 
+# Every test here talks to one real `findimage serve` process, about 20 s to start alone.
+pytestmark = pytest.mark.slow
+
 # How long Slack stays unreachable in the outage test: the scenario's length (issue 21's
 # trial), not a wait for anything.
 OUTAGE_SECONDS = 10
@@ -101,7 +104,6 @@ def thread_answer(slack: FakeSlack, thread_ts: str) -> list[dict]:
     return [recorded.params for recorded in found]
 
 
-@pytest.mark.slow
 def test_requests_acked_while_slack_is_unreachable_are_answered_once_it_is_back(
     slack_server: SlackApiServer, slack: FakeSlack, bot_process: ServeProcess
 ) -> None:

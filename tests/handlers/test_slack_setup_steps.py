@@ -13,6 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import findimage
 from tests.support.pictures import make_library
 from tests.support.serve_process import ServeProcess, pump_stderr
@@ -21,6 +23,8 @@ from tests.support.slack_api import BOT_TOKEN, FakeSlack
 from tests.support.slack_requests import SIGNING_SECRET
 
 
+# Two real processes, each importing PyTorch and loading the models: about 22 s alone.
+@pytest.mark.slow
 def test_index_then_serve_with_no_library_setting_answers_with_previews(
     tmp_path: Path, fake_slack: FakeSlack, trained_clip: Path, model_cache: Path
 ) -> None:
