@@ -17,10 +17,13 @@ from tests.support.slack_bot import Bot, BotFactory, IndexedLibrary, bot_servers
 
 @pytest.fixture(scope="session")
 def slack_library(
-    trained_clip: Path, tmp_path_factory: pytest.TempPathFactory
+    trained_clip: Path, model_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IndexedLibrary]:
-    """A picture library indexed by the real Indexer into a real EmbeddedStore, once."""
-    with indexed_library(trained_clip, tmp_path_factory.mktemp("slack-library")) as library:
+    """A picture library indexed by the real Indexer into a real EmbeddedStore, once. Its
+    settings use the run's shared model cache: with the per-worker default, every worker
+    exported the trained CLIP again (about 15 s of each worker's first Slack test)."""
+    base = tmp_path_factory.mktemp("slack-library")
+    with indexed_library(trained_clip, model_cache, base) as library:
         yield library
 
 

@@ -55,6 +55,7 @@ def bot_process(
             "FINDIMAGE_DATA_DIR": str(slack_library.data_dir),
             "FINDIMAGE_IMAGE_MODEL": str(trained_clip),
             "FINDIMAGE_TEXT_MODEL": str(trained_clip),
+            "FINDIMAGE_MODEL_CACHE": str(slack_library.settings.model_cache),
             "FINDIMAGE_DEVICE": "cpu",
             "FINDIMAGE_PORT": "0",
             "FINDIMAGE_SLACK_API_URL": slack_server.fake.api_url,

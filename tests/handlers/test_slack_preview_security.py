@@ -45,7 +45,13 @@ def endpoint(
     save(draw_shape("red", "circle"), root / "red.png")
     save(draw_shape("blue", "square"), root / "blue.png")
     save(draw_shape("green", "circle"), root / "green.png")
-    settings = bot_settings(trained_clip, root, data_dir, public_base_url="http://127.0.0.1")
+    settings = bot_settings(
+        trained_clip,
+        root,
+        data_dir,
+        public_base_url="http://127.0.0.1",
+        model_cache=slack_library.settings.model_cache,
+    )
     store = EmbeddedStore(data_dir)
     assert build_indexer(settings, store).run(root, progress=False).indexed == 3
     service = SearchService(

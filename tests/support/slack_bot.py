@@ -82,10 +82,10 @@ class IndexedLibrary:
 
 
 @contextmanager
-def indexed_library(trained_clip: Path, base: Path) -> Iterator[IndexedLibrary]:
+def indexed_library(trained_clip: Path, model_cache: Path, base: Path) -> Iterator[IndexedLibrary]:
     root, data_dir = base / "library", base / "data"
     make_library(root, LIBRARY_SIZE)
-    settings = bot_settings(trained_clip, root, data_dir)
+    settings = bot_settings(trained_clip, root, data_dir, model_cache=model_cache)
     store = EmbeddedStore(data_dir)
     report = build_indexer(settings, store).run(root, progress=False)
     assert report.indexed == LIBRARY_SIZE
@@ -133,6 +133,7 @@ def bot_servers(
         if key in cache and "MUTANT_UNDER_TEST" not in os.environ:
             return cache[key]
         routes: dict[str, Callable] = {"app": _not_ready}
+        overrides.setdefault("model_cache", library.settings.model_cache)
         settings = bot_settings(trained_clip, library.root, library.data_dir, **overrides)
         server = make_http_server(
             lambda environ, start_response: routes["app"](environ, start_response),
