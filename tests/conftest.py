@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 
 # No test reaches the real Hugging Face Hub. The hub client reads this once, when it is first
 # imported (huggingface_hub.constants), so it is set before the imports below bring it in;
@@ -26,6 +27,16 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     core both cores sat idle a third of the time (the fast subset on 2 cores: 6 min 47 s with
     2 workers, 4 min 49 s with 4). Eight bounds the memory, each worker holding its models."""
     return min(8, 2 * len(os.sched_getaffinity(0)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests press Ctrl-C (send SIGINT) to the command lines they start, as at a terminal. A
+    run started as a background job (`pytest &` in a script) inherits SIGINT ignored, passes
+    that on to every process it starts, and a watcher then ignored the Ctrl-C and its test
+    hung until its ceiling. With Python's handler back, the processes this one starts begin
+    with the default, as a terminal's foreground commands do (tests/test_interrupts.py)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(trylast=True)
