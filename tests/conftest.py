@@ -95,6 +95,16 @@ def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another random-weight tiny CLIP (another seed): the other models an index is rebuilt
+    with. One for the run, so that its export in the shared cache is made once, not once
+    per test (about 5 s each)."""
+    from tests.support.tiny_clip import save_tiny_clip  # as in tiny_clip above
+
+    return made_once(tmp_path_factory, "other-clip", lambda folder: save_tiny_clip(folder, seed=7))
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Exported models shared by the whole run: each export takes seconds. The export itself
     locks each model's folder (findimage/inference/export.py), so workers may share it."""

@@ -19,7 +19,6 @@ from findimage.stores.elasticsearch.writer_lease import leases_index
 from tests.support.cli import json_in_process, run_in_process
 from tests.support.es_emulator import ElasticsearchEmulator
 from tests.support.pictures import make_library
-from tests.support.tiny_clip import save_tiny_clip
 from tests.support.waiting import CEILING_SECONDS
 
 LIBRARY_SIZE = 12
@@ -164,6 +163,7 @@ def test_a_running_service_refuses_once_another_process_rebuilt_with_other_model
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    other_clip: Path,
 ) -> None:
     json_in_process(capsys, "index", str(library))
     picture = sorted(library.rglob("*.png"))[0]
@@ -174,9 +174,8 @@ def test_a_running_service_refuses_once_another_process_rebuilt_with_other_model
     )
     try:
         _wait_for(lambda: _runs(progress) >= 2, "the service's first searches")
-        other = save_tiny_clip(tmp_path / "other-clip", seed=7)
-        monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", str(other))
-        monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(other))
+        monkeypatch.setenv("FINDIMAGE_IMAGE_MODEL", str(other_clip))
+        monkeypatch.setenv("FINDIMAGE_TEXT_MODEL", str(other_clip))
         report = json_in_process(capsys, "index", "--rebuild", str(library))
         assert report["indexed"] == LIBRARY_SIZE
         swapped.touch()

@@ -19,6 +19,7 @@ def test_a_watcher_writes_nothing_into_an_index_made_again_with_other_models(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    other_clip: Path,
 ) -> None:
     def rebuild(library: Path) -> None:
         # What the command line tells people to do to rebuild the embedded index.
@@ -26,7 +27,7 @@ def test_a_watcher_writes_nothing_into_an_index_made_again_with_other_models(
         assert json_in_process(capsys, "index", str(library))["indexed"] == 3
 
     paths, warning, search_sentence = watcher_meets_a_rebuild_with_other_models(
-        tmp_path, capsys, caplog, monkeypatch, rebuild
+        tmp_path, other_clip, capsys, caplog, monkeypatch, rebuild
     )
 
     assert "added.png" not in paths

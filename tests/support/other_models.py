@@ -14,7 +14,6 @@ from findimage.factory import build_store
 from findimage.settings import load_settings
 from tests.support.cli import run_in_process
 from tests.support.pictures import make_library, save
-from tests.support.tiny_clip import save_tiny_clip
 from tests.support.watching import new_picture, watching_library
 
 MODEL_SETTINGS = ("FINDIMAGE_IMAGE_MODEL", "FINDIMAGE_TEXT_MODEL")
@@ -22,13 +21,14 @@ MODEL_SETTINGS = ("FINDIMAGE_IMAGE_MODEL", "FINDIMAGE_TEXT_MODEL")
 
 def watcher_meets_a_rebuild_with_other_models(
     tmp_path: Path,
+    other: Path,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
     rebuild: Callable[[Path], None],
 ) -> tuple[list[str], str, str]:
     """Watch a library with the configured models; let `rebuild` rebuild its index with
-    other ones (the environment names them meanwhile); add a picture.
+    `other` ones (the environment names them meanwhile); add a picture.
 
     Returns the paths the rebuilt index holds once the watcher's burst for that picture
     has run, what the watcher logged for that burst, and the sentence a fresh
@@ -40,7 +40,6 @@ def watcher_meets_a_rebuild_with_other_models(
     caplog.set_level(logging.WARNING, logger="indexer.watch")
     with watching_library(watched, library) as watching:
         assert len(watching.paths()) == 3
-        other = save_tiny_clip(tmp_path / "other-clip", seed=7)
         for name in MODEL_SETTINGS:
             monkeypatch.setenv(name, str(other))
         rebuild(library)
