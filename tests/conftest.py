@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import subprocess
+import sys
 
 # No test reaches the real Hugging Face Hub. The hub client reads this once, when it is first
 # imported (huggingface_hub.constants), so it is set before the imports below bring it in;
@@ -37,6 +39,39 @@ def pytest_configure(config: pytest.Config) -> None:
     with the default, as a terminal's foreground commands do (tests/test_interrupts.py)."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_PREPARING = pytest.StashKey[subprocess.Popen]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The xdist controller prepares the run's shared models and exports in a process of its
+    own while the workers start (tests/support/prepare_models.py): the workers spend their
+    first 20 s importing and collecting, and then no longer wait, three of them idle, for
+    the one making what they all need. Only for a run of the whole suite (no paths given,
+    the testpaths), where all of them are needed; a run of a few files would pay for them."""
+    config = session.config
+    is_worker = getattr(config, "workerinput", None) is not None
+    whole_suite = config.args_source is pytest.Config.ArgsSource.TESTPATHS
+    if is_worker or not whole_suite or not config.getoption("numprocesses", default=0):
+        return
+    # The run's folder, whose popen-gwK subfolders are the workers' (as pytest-xdist's own
+    # workermanage.py derives them).
+    run_folder = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    with open(run_folder / "prepare-models.log", "w") as log:
+        config.stash[_PREPARING] = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.prepare_models", str(run_folder)],
+            cwd=config.rootpath,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    preparing = session.config.stash.get(_PREPARING, None)
+    if preparing is not None and preparing.poll() is None:
+        preparing.kill()
+        preparing.wait()
 
 
 @pytest.hookimpl(trylast=True)

@@ -28,7 +28,14 @@ def made_once(
         make(folder)
         return folder
     # Each worker's base folder is `pytest-N/popen-gwK`: `pytest-N` is this run's alone.
-    folder = tmp_path_factory.getbasetemp().parent / name
+    return made_once_in(tmp_path_factory.getbasetemp().parent, name, make)
+
+
+def made_once_in(run_folder: Path, name: str, make: Callable[[Path], object]) -> Path:
+    """`run_folder / name`, filled by `make(folder)` by whichever process of the run comes
+    first (a worker, or the controller's preparation in tests/support/prepare_models.py);
+    the others wait for it."""
+    folder = run_folder / name
     with FileLock(f"{folder}.lock"):
         if not (folder / DONE).exists():
             folder.mkdir(exist_ok=True)

@@ -1,0 +1,57 @@
+"""The run's shared models and their exports, made while the xdist workers start.
+
+`python -m tests.support.prepare_models RUN_FOLDER`, started by the controller
+(tests/conftest.py). Each thing is made under the same lock a worker takes for it
+(tests/support/shared.py, and the exporter's own lock for the exports), so a worker that
+needs one before it is ready waits for it, and one this process failed to make is made by
+the first worker that needs it. Before this, the workers made them on first use: the first
+Slack test of each worker waited for the trained CLIP (about 9 s of training) and its two
+exports, one worker busy and three idle.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from findimage.encoders import OnnxEncoder
+from tests.support.shared import made_once_in
+from tests.support.tiny_clip import save_tiny_clip
+from tests.support.trained_clip import train_tiny_clip
+
+# The exports the suite uses most, roughly in the order its tests first need them: the Slack
+# tests' trained CLIP, then the tiny CLIP at the default precision and at fp32, then the
+# other models an index is rebuilt with.
+EXPORTS = (
+    ("trained-clip", "image", "int8"),
+    ("trained-clip", "text", "int8"),
+    ("tiny-clip", "image", "int8"),
+    ("tiny-clip", "text", "int8"),
+    ("tiny-clip", "image", "fp32"),
+    ("tiny-clip", "text", "fp32"),
+    ("other-clip", "image", "int8"),
+)
+
+
+def prepare(run_folder: Path) -> None:
+    # One core's worth: the workers are importing and collecting on the others.
+    torch.set_num_threads(1)
+    models = {
+        "tiny-clip": made_once_in(run_folder, "tiny-clip", save_tiny_clip),
+        "other-clip": made_once_in(
+            run_folder, "other-clip", lambda folder: save_tiny_clip(folder, seed=7)
+        ),
+        "trained-clip": made_once_in(run_folder, "trained-clip", train_tiny_clip),
+    }
+    cache = made_once_in(run_folder, "model-cache", lambda folder: None)
+    for model, tower, precision in EXPORTS:
+        encoder = OnnxEncoder(
+            str(models[model]), "FINDIMAGE_IMAGE_MODEL", tower, precision, cache, threads=1
+        )
+        encoder.load()
+
+
+if __name__ == "__main__":
+    prepare(Path(sys.argv[1]))
