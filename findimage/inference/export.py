@@ -166,7 +166,7 @@ def _export_once(
             f"Could not make the folder {folder.parent} for the exported model ({exc.strerror}): "
             "check FINDIMAGE_MODEL_CACHE."
         ) from exc
-    with _exclusive(folder.parent / ".lock"):
+    with _exclusive(folder.parent / f".{folder.name}.lock"):
         # Another process may have finished the same export while this one waited.
         found = _read_meta(folder, tower, precision)
         if found is not None:
@@ -329,7 +329,10 @@ def _quiet(logger_name: str) -> Iterator[None]:
 
 @contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    """One exporting process at a time per model: the bot and the indexer may start together."""
+    """One exporting process at a time per export (a model's tower at a precision): the bot
+    and the indexer may start together. Other towers and precisions of the same model are
+    exported meanwhile: an indexer exporting the image tower does not hold up a bot that
+    needs the text one."""
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

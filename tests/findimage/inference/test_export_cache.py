@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -105,6 +106,38 @@ def test_an_untouched_export_is_used_without_exporting_again(
 
     found = export.ensure_exported(tmp_path, str(tiny_clip), "image", "fp32", _load_for_export, "X")
     assert found.folder == folder
+
+
+def test_two_towers_of_one_model_are_exported_at_the_same_time(
+    tiny_clip: Path, tmp_path: Path
+) -> None:
+    """Each export's `load` waits, inside the export's lock, for the other's: with one lock
+    for the whole model the second would wait for the first to finish, and the first would
+    wait for it in vain."""
+    inside: dict[export.Tower, threading.Event] = {
+        "image": threading.Event(),
+        "text": threading.Event(),
+    }
+    met: dict[export.Tower, bool] = {}
+
+    def export_meeting(tower: export.Tower, other: export.Tower) -> None:
+        def load() -> NoReturn:
+            inside[tower].set()
+            met[tower] = inside[other].wait(timeout=60)
+            raise ExportedAgain  # both were inside at once: no need to export for real
+
+        with pytest.raises(ExportedAgain):
+            export.ensure_exported(tmp_path, str(tiny_clip), tower, "fp32", load, "X")
+
+    threads = [
+        threading.Thread(target=export_meeting, args=("image", "text")),
+        threading.Thread(target=export_meeting, args=("text", "image")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert met == {"image": True, "text": True}
 
 
 def _disk_fills_up(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
