@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from findimage.settings import Settings, load_settings
-from tests.support.shared import made_once
+from tests.support.shared import MODEL_CACHE, OTHER_CLIP, TINY_CLIP, TRAINED_CLIP, made_once
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -118,7 +118,7 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # them.
     from tests.support.tiny_clip import save_tiny_clip
 
-    return made_once(tmp_path_factory, "tiny-clip", save_tiny_clip)
+    return made_once(tmp_path_factory, TINY_CLIP, save_tiny_clip)
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +126,7 @@ def trained_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CLIP trained to rank "a red circle" onto red circles; about 10 s, once a run."""
     from tests.support.trained_clip import train_tiny_clip  # as in tiny_clip above
 
-    return made_once(tmp_path_factory, "trained-clip", train_tiny_clip)
+    return made_once(tmp_path_factory, TRAINED_CLIP, train_tiny_clip)
 
 
 @pytest.fixture(scope="session")
@@ -134,16 +134,16 @@ def other_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another random-weight tiny CLIP (another seed): the other models an index is rebuilt
     with. One for the run, so that its export in the shared cache is made once, not once
     per test (about 5 s each)."""
-    from tests.support.tiny_clip import save_tiny_clip  # as in tiny_clip above
+    from tests.support.tiny_clip import save_other_clip  # as in tiny_clip above
 
-    return made_once(tmp_path_factory, "other-clip", lambda folder: save_tiny_clip(folder, seed=7))
+    return made_once(tmp_path_factory, OTHER_CLIP, save_other_clip)
 
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Exported models shared by the whole run: each export takes seconds. The export itself
     locks each model's folder (findimage/inference/export.py), so workers may share it."""
-    return made_once(tmp_path_factory, "model-cache", lambda folder: None)
+    return made_once(tmp_path_factory, MODEL_CACHE, lambda folder: None)
 
 
 @pytest.fixture

@@ -17,21 +17,27 @@ from pathlib import Path
 import torch
 
 from findimage.encoders import OnnxEncoder
-from tests.support.shared import made_once_in
-from tests.support.tiny_clip import save_tiny_clip
+from tests.support.shared import (
+    MODEL_CACHE,
+    OTHER_CLIP,
+    TINY_CLIP,
+    TRAINED_CLIP,
+    made_once_in,
+)
+from tests.support.tiny_clip import save_other_clip, save_tiny_clip
 from tests.support.trained_clip import train_tiny_clip
 
 # The exports the suite uses most, roughly in the order its tests first need them: the Slack
 # tests' trained CLIP, then the tiny CLIP at the default precision and at fp32, then the
 # other models an index is rebuilt with.
 EXPORTS = (
-    ("trained-clip", "image", "int8"),
-    ("trained-clip", "text", "int8"),
-    ("tiny-clip", "image", "int8"),
-    ("tiny-clip", "text", "int8"),
-    ("tiny-clip", "image", "fp32"),
-    ("tiny-clip", "text", "fp32"),
-    ("other-clip", "image", "int8"),
+    (TRAINED_CLIP, "image", "int8"),
+    (TRAINED_CLIP, "text", "int8"),
+    (TINY_CLIP, "image", "int8"),
+    (TINY_CLIP, "text", "int8"),
+    (TINY_CLIP, "image", "fp32"),
+    (TINY_CLIP, "text", "fp32"),
+    (OTHER_CLIP, "image", "int8"),
 )
 
 
@@ -39,13 +45,11 @@ def prepare(run_folder: Path) -> None:
     # One core's worth: the workers are importing and collecting on the others.
     torch.set_num_threads(1)
     models = {
-        "tiny-clip": made_once_in(run_folder, "tiny-clip", save_tiny_clip),
-        "other-clip": made_once_in(
-            run_folder, "other-clip", lambda folder: save_tiny_clip(folder, seed=7)
-        ),
-        "trained-clip": made_once_in(run_folder, "trained-clip", train_tiny_clip),
+        TINY_CLIP: made_once_in(run_folder, TINY_CLIP, save_tiny_clip),
+        OTHER_CLIP: made_once_in(run_folder, OTHER_CLIP, save_other_clip),
+        TRAINED_CLIP: made_once_in(run_folder, TRAINED_CLIP, train_tiny_clip),
     }
-    cache = made_once_in(run_folder, "model-cache", lambda folder: None)
+    cache = made_once_in(run_folder, MODEL_CACHE, lambda folder: None)
     for model, tower, precision in EXPORTS:
         encoder = OnnxEncoder(
             str(models[model]), "FINDIMAGE_IMAGE_MODEL", tower, precision, cache, threads=1

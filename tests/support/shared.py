@@ -17,6 +17,14 @@ import pytest
 from filelock import FileLock
 
 DONE = ".complete"
+# The run's shared models and export cache, as named in the run's folder (tests/conftest.py
+# and tests/support/prepare_models.py).
+TINY_CLIP, TRAINED_CLIP, OTHER_CLIP, MODEL_CACHE = (
+    "tiny-clip",
+    "trained-clip",
+    "other-clip",
+    "model-cache",
+)
 
 
 def made_once(

@@ -115,3 +115,9 @@ def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     build_processor(tokenizer).save_pretrained(folder)
     return folder
+
+
+def save_other_clip(folder: Path) -> Path:
+    """Another random-weight tiny CLIP (another seed): the other models an index is rebuilt
+    with."""
+    return save_tiny_clip(folder, seed=7)
