@@ -141,8 +141,9 @@ def other_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Exported models shared by the whole run: each export takes seconds. The export itself
-    locks each model's folder (findimage/inference/export.py), so workers may share it."""
+    """Exported models shared by the whole run: each export takes seconds. The exporter locks
+    each export (a model's tower at a precision; findimage/inference/export.py), so workers
+    may share it."""
     return made_once(tmp_path_factory, MODEL_CACHE, lambda folder: None)
 
 
